@@ -1,0 +1,70 @@
+/**
+ * infra's public entry: bring the local services up, take them down, report on them.
+ * Services: PostgreSQL, Redis, the broker-auth HTTP service and the RabbitMQ cluster, each on
+ * loopback and the ports in `Config`, with all state under `config.dataDir`.
+ */
+import type { Config } from '../shared/config';
+import { brokerAuthStatus, ensureBrokerAuth, stopBrokerAuth, type BrokerAuthOptions } from './broker-auth-service';
+import type { Logger } from './logger';
+import { ensureOsPackages, SERVICE_PACKAGES } from './os-packages';
+import { reserveServicePorts } from './port-reservations';
+import { ensurePostgres, postgresStatus, stopPostgres } from './postgres';
+import type { ServiceStatus } from './probes';
+import { ensureRabbitCluster, rabbitStatus, stopRabbitCluster } from './rabbitmq-cluster';
+import { ensureRedis, redisStatus, stopRedis } from './redis';
+
+export type { Logger } from './logger';
+export { silentLogger } from './logger';
+export type { ServiceStatus } from './probes';
+export type { BrokerAuthOptions } from './broker-auth-service';
+export { ensureOsPackages, MissingOsPackagesError } from './os-packages';
+export {
+  clusterRunningNodes,
+  killNode,
+  nodeStatus,
+  startApp,
+  startNode,
+  stopApp,
+  stopNode,
+  type RabbitNodeStatus,
+} from './rabbitmq-cluster';
+
+const seconds = (since: number): string => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+
+/** Brings every service up, reusing whatever already runs; one progress line per step. */
+export async function ensureServices(config: Config, log: Logger, options: BrokerAuthOptions = {}): Promise<void> {
+  const start = Date.now();
+  const step = async (name: string, run: () => Promise<void>): Promise<void> => {
+    const t = Date.now();
+    await run();
+    log.info(`${name} ready (${seconds(t)})`);
+  };
+  await step('os packages', () => ensureOsPackages(SERVICE_PACKAGES, log));
+  await step('port reservations', async () => reserveServicePorts(config, log));
+  await step('postgres + redis', async () => {
+    await Promise.all([ensurePostgres(config, log), ensureRedis(config, log)]);
+  });
+  await step('broker-auth', () => ensureBrokerAuth(config, log, options));
+  await step(`rabbitmq (${config.rabbitmq.nodes.length} nodes)`, () => ensureRabbitCluster(config, log));
+  log.info(`all services up in ${seconds(start)}`);
+}
+
+/** Stops what ensureServices started, found through pid files only. */
+export async function stopServices(config: Config, log: Logger): Promise<void> {
+  const start = Date.now();
+  // RabbitMQ first: its nodes call broker-auth until they are gone.
+  await stopRabbitCluster(config, log);
+  await Promise.all([stopBrokerAuth(config, log), stopRedis(config, log), stopPostgres(config, log)]);
+  log.info(`all services stopped in ${seconds(start)}`);
+}
+
+/** Each service (and each RabbitMQ node) with whether it answers on its port. */
+export async function servicesStatus(config: Config): Promise<ServiceStatus[]> {
+  const [pg, redis, auth, rabbit] = await Promise.all([
+    postgresStatus(config),
+    redisStatus(config),
+    brokerAuthStatus(config),
+    rabbitStatus(config),
+  ]);
+  return [pg, redis, auth, ...rabbit];
+}

@@ -1,0 +1,100 @@
+/**
+ * The composition root: builds every store and service from the configuration, wires the
+ * Express routes, and owns start-up and shutdown. Tests call `startAppServer` with port 0.
+ */
+import type { AddressInfo } from 'node:net';
+import http from 'node:http';
+import express from 'express';
+import type { Config } from '../../shared/config';
+import type { BrokerConnection } from './broker/broker-connection';
+import { migrate } from './db/migrate';
+import { errorHandler, notFound } from './http/error-handler';
+import { requestLog } from './http/request-log';
+import { createLogger, type Logger } from './logger';
+import { OutboxRelay } from './outbox/outbox-relay';
+import { authRoutes } from './routes/auth-routes';
+import { healthRoutes } from './routes/health-routes';
+import { messageRoutes } from './routes/message-routes';
+import { roomRoutes } from './routes/room-routes';
+import { buildServices, type Services } from './services';
+
+/** Request bodies above this are refused before parsing (the message body limit is 16 KiB). */
+const MAX_REQUEST_BYTES = '64kb';
+
+export interface AppServer {
+  url: string;
+  port: number;
+  logger: Logger;
+  relay: OutboxRelay;
+  broker: BrokerConnection;
+  services: Services;
+  close(): Promise<void>;
+}
+
+export interface AppServerOptions {
+  /** Port to listen on; 0 picks a free one. Defaults to config.app.port. */
+  port?: number;
+  /** Run the outbox relay in this process (default true). */
+  relay?: boolean;
+}
+
+export async function startAppServer(config: Config, options: AppServerOptions = {}): Promise<AppServer> {
+  const logger = createLogger(config, 'app');
+  const services = buildServices(config, logger);
+  const { pool, redis, broker, metrics, users, sessions, rooms, roomService, messages, sendMessage, publisher } = services;
+
+  await migrate(pool);
+  logger.info({ memberships: await services.mirror.rebuild(pool) }, 'membership mirror rebuilt');
+
+  const relay = new OutboxRelay({
+    pool,
+    broker,
+    publisher,
+    metrics,
+    logger,
+    afterMs: config.outboxRelayAfterMs,
+    intervalMs: config.outboxRelayIntervalMs,
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.use(requestLog(logger, metrics));
+  app.use(express.json({ limit: MAX_REQUEST_BYTES, strict: true }));
+  app.use(healthRoutes({ pool, redis, broker, metrics }));
+  app.use('/api', authRoutes({ users, sessions, rooms }));
+  app.use('/api', roomRoutes({ sessions, rooms, roomService }));
+  app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics }));
+  app.use(notFound);
+  app.use(errorHandler(logger));
+
+  // Wait briefly for the broker; the server still starts without it (the outbox covers sends).
+  if (!(await broker.ready(5000))) logger.warn('starting without a broker connection; sends go through the outbox');
+  if (options.relay !== false) relay.start();
+
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? config.app.port, config.app.host, resolve);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.app.host}:${port}`;
+  logger.info({ url }, 'app server listening');
+
+  return {
+    url,
+    port,
+    logger,
+    relay,
+    broker,
+    services,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await relay.stop();
+      await services.close();
+    },
+  };
+}

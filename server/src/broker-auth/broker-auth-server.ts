@@ -1,0 +1,98 @@
+/**
+ * The HTTP service RabbitMQ's `rabbitmq_auth_backend_http` calls (POST, form-encoded), on a
+ * loopback port the public proxy never forwards to. It reads Redis only: tokens and the
+ * membership mirror, so a decision costs one or two Redis round trips.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Config } from '../../../shared/config';
+import { createLogger, type Logger } from '../logger';
+import { createRedis } from '../redis';
+import { MembershipMirror } from '../rooms/membership-mirror';
+import { SessionStore } from '../sessions/session-store';
+import { decideResource, decideTopic, decideUser, decideVhost, type AuthLookups, type Decision } from './decide';
+
+type Query = Record<string, string | undefined>;
+
+export interface BrokerAuthServer {
+  url: string;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+export async function startBrokerAuthServer(config: Config, port = config.brokerAuth.port): Promise<BrokerAuthServer> {
+  const logger = createLogger(config, 'broker-auth');
+  const redis = createRedis(config, (err) => logger.warn({ err: err.message }, 'redis error'));
+  const sessions = new SessionStore(redis, {
+    sessionSeconds: config.sessionTtlSeconds,
+    brokerTokenSeconds: config.brokerTokenTtlSeconds,
+  });
+  const mirror = new MembershipMirror(redis);
+  const lookups: AuthLookups = {
+    checkBrokerToken: (u, p) => sessions.checkBrokerToken(u, p),
+    roleOf: (r, u) => mirror.role(r, u),
+  };
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const decisions = new Counter({
+    name: 'roomcast_broker_auth_decisions_total',
+    help: 'Answers given to RabbitMQ, by question and decision.',
+    labelNames: ['question', 'decision'],
+    registers: [registry],
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.urlencoded({ extended: false, limit: '8kb' }));
+
+  const answer = (question: string, decide: (q: Query) => Promise<Decision> | Decision) =>
+    async (req: express.Request, res: express.Response): Promise<void> => {
+      const q = (req.body ?? {}) as Query;
+      let decision: Decision;
+      try {
+        decision = await decide(q);
+      } catch (err) {
+        // Fail closed: an unanswerable question (Redis down) is a refusal, never an allow.
+        logger.warn({ question, err: (err as Error).message }, 'auth lookup failed; denying');
+        decision = { allow: false, reason: 'lookup failed' };
+      }
+      decisions.inc({ question, decision: decision.allow ? 'allow' : 'deny' });
+      if (!decision.allow) {
+        logger.info({ question, user: q.username, name: q.name, key: q.routing_key, permission: q.permission, reason: decision.reason }, 'denied');
+      }
+      res.type('text/plain').send(decision.allow ? 'allow' : 'deny');
+    };
+
+  app.post('/auth/user', answer('user', (q) => decideUser(q, lookups)));
+  app.post('/auth/vhost', answer('vhost', (q) => decideVhost(q)));
+  app.post('/auth/resource', answer('resource', (q) => decideResource(q, lookups)));
+  app.post('/auth/topic', answer('topic', (q) => decideTopic(q, lookups)));
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(registry.contentType).send(await registry.metrics());
+  });
+  app.use((_req: express.Request, res: express.Response) => {
+    res.status(404).type('text/plain').send('deny');
+  });
+
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, config.brokerAuth.host, resolve);
+  });
+  const url = `http://${config.brokerAuth.host}:${(server.address() as AddressInfo).port}`;
+  logger.info({ url }, 'broker-auth listening');
+  return {
+    url,
+    logger,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await redis.quit().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * One AMQP connection to the RabbitMQ cluster that survives node loss: it connects to any
+ * live node (rotating through the list), and when its node dies it reconnects to the next one
+ * with backoff. Callers never wait for a reconnect: while there is no connection they get a
+ * BrokerUnavailable error at once, and the outbox relay publishes later.
+ */
+import { connect as amqpConnect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { UnavailableError } from '../errors';
+import type { Logger } from '../logger';
+
+export type BrokerState = 'connecting' | 'connected' | 'closed';
+
+export interface BrokerConnectionOptions {
+  urls: string[];
+  logger: Logger;
+  /** Called each time a connection (re)opens, e.g. to count reconnects. */
+  onConnected?: (url: string) => void;
+}
+
+const MAX_BACKOFF_MS = 2000;
+
+export class BrokerConnection {
+  private model: ChannelModel | null = null;
+  private confirm: ConfirmChannel | null = null;
+  private state: BrokerState = 'connecting';
+  private next = 0;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private firstConnect: Promise<void>;
+  private resolveFirst!: () => void;
+
+  constructor(private readonly opts: BrokerConnectionOptions) {
+    if (opts.urls.length === 0) throw new Error('BrokerConnection needs at least one URL');
+    this.next = Math.floor(Math.random() * opts.urls.length);
+    this.firstConnect = new Promise((resolve) => (this.resolveFirst = resolve));
+    this.connect();
+  }
+
+  get status(): BrokerState {
+    return this.state;
+  }
+
+  /** Resolves once connected, or after `timeoutMs` (whichever is first); never rejects. */
+  async ready(timeoutMs: number): Promise<boolean> {
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([this.firstConnect, new Promise((r) => (t = setTimeout(r, timeoutMs)))]);
+    clearTimeout(t);
+    return this.state === 'connected';
+  }
+
+  /** The shared confirm channel used for publishing. */
+  publishChannel(): ConfirmChannel {
+    if (this.state !== 'connected' || !this.confirm) {
+      throw new UnavailableError('broker_unavailable', 'the message broker is unreachable');
+    }
+    return this.confirm;
+  }
+
+  /**
+   * Runs `fn` on a channel of its own, closed afterwards, so a channel-level error
+   * (say, a queue declared with other arguments) cannot break the publishing channel.
+   */
+  async withChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
+    if (this.state !== 'connected' || !this.model) {
+      throw new UnavailableError('broker_unavailable', 'the message broker is unreachable');
+    }
+    let ch: Channel;
+    try {
+      ch = await this.model.createChannel();
+    } catch (err) {
+      throw new UnavailableError('broker_unavailable', 'the message broker is unreachable', err);
+    }
+    ch.on('error', () => undefined); // the rejection of the failing call reports it
+    try {
+      return await fn(ch);
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closed';
+    if (this.timer) clearTimeout(this.timer);
+    const model = this.model;
+    this.model = null;
+    this.confirm = null;
+    await model?.close().catch(() => undefined);
+  }
+
+  private connect(): void {
+    if (this.state === 'closed') return;
+    const url = this.opts.urls[this.next % this.opts.urls.length] as string;
+    this.next++;
+    void this.open(url).catch((err: unknown) => {
+      this.opts.logger.warn({ url: redact(url), err: (err as Error).message }, 'broker connect failed');
+      this.scheduleReconnect();
+    });
+  }
+
+  private async open(url: string): Promise<void> {
+    const model = await amqpConnect(url, { timeout: 3000 });
+    if (this.state === 'closed') {
+      await model.close();
+      return;
+    }
+    model.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'broker connection error'));
+    model.on('close', () => {
+      if (this.model !== model) return;
+      this.model = null;
+      this.confirm = null;
+      if (this.state === 'closed') return;
+      this.state = 'connecting';
+      this.opts.logger.warn({ url: redact(url) }, 'broker connection lost; reconnecting');
+      this.scheduleReconnect();
+    });
+    const confirm = await model.createConfirmChannel();
+    confirm.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'publish channel error'));
+    this.model = model;
+    this.confirm = confirm;
+    this.watchConfirmChannel(model, confirm);
+    this.state = 'connected';
+    this.attempt = 0;
+    this.opts.logger.info({ url: redact(url) }, 'broker connected');
+    this.opts.onConnected?.(url);
+    this.resolveFirst();
+  }
+
+  /** A closed publish channel on a live connection is reopened, so one bad publish cannot stall the rest. */
+  private watchConfirmChannel(model: ChannelModel, channel: ConfirmChannel): void {
+    channel.on('close', () => {
+      if (this.model !== model || this.confirm !== channel || this.state !== 'connected') return;
+      this.confirm = null;
+      model
+        .createConfirmChannel()
+        .then((fresh) => {
+          fresh.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'publish channel error'));
+          if (this.model !== model) return fresh.close();
+          this.confirm = fresh;
+          this.watchConfirmChannel(model, fresh);
+          return undefined;
+        })
+        .catch(() => model.close().catch(() => undefined));
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.state === 'closed' || this.timer) return;
+    this.attempt++;
+    const delay = Math.min(100 * 2 ** Math.min(this.attempt, 5), MAX_BACKOFF_MS) * (0.8 + Math.random() * 0.4);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.connect();
+    }, delay);
+  }
+}
+
+const redact = (url: string): string => url.replace(/\/\/[^@]*@/, '//***@');

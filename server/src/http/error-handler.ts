@@ -1,0 +1,32 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { ErrorBody } from '../../../shared/protocol/errors';
+import { AppError, NotFoundError, toAppError } from '../errors';
+import type { Logger } from '../logger';
+
+/** Errors raised by express.json() before any route runs. */
+function bodyParserError(err: unknown): AppError | null {
+  const type = (err as { type?: unknown })?.type;
+  if (type === 'entity.too.large') return new AppError(413, 'payload_too_large', 'request body is larger than the server accepts');
+  if (type === 'entity.parse.failed') return new AppError(400, 'invalid_json', 'request body is not valid JSON');
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    return new AppError(415 as number, 'invalid_request', 'unsupported request encoding');
+  }
+  return null;
+}
+
+export function notFound(req: Request): never {
+  throw new NotFoundError('not_found', `no route for ${req.method} ${req.path}`);
+}
+
+export function errorHandler(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    const appErr = bodyParserError(err) ?? toAppError(err);
+    if (appErr.status >= 500) {
+      logger.error({ err, cause: appErr.cause, reqId: res.locals.reqId, path: req.path }, appErr.message);
+    }
+    const body: ErrorBody = { error: { code: appErr.code, message: appErr.message } };
+    if (appErr.details !== undefined) body.error.details = appErr.details;
+    if (appErr.status === 503) res.set('Retry-After', '1');
+    res.status(appErr.status).json(body);
+  };
+}

@@ -1,0 +1,140 @@
+/**
+ * The record of every message. One transaction per send: lock the room row, return the earlier
+ * copy if this client message id was already stored, else take the next seq and insert the
+ * message with its outbox row. The room lock serializes sends per room, which is what makes
+ * seqs gapless and makes concurrent retries of one client id store it once.
+ */
+import { createHash } from 'node:crypto';
+import type { Role, RoomMessage, SendMessageRequest } from '../../../shared/protocol/messages';
+import { roomAllKey, roomInstructorKey, roomUserKey } from '../../../shared/protocol/routing';
+import { inTransaction, type Pool } from '../db/pool';
+import { ConflictError, ForbiddenError, NotFoundError } from '../errors';
+
+export interface MessageRow {
+  id: string;
+  room_id: string;
+  seq: number;
+  sender_id: string;
+  audience: RoomMessage['audience'];
+  recipient_id: string | null;
+  kind: RoomMessage['kind'];
+  body: Record<string, unknown>;
+  client_msg_id: string;
+  created_at: Date;
+}
+
+export const MESSAGE_COLUMNS =
+  'm.id, m.room_id, m.seq, m.sender_id, m.audience, m.recipient_id, m.kind, m.body, m.client_msg_id, m.created_at';
+
+export const toMessage = (r: MessageRow): RoomMessage => ({
+  id: r.id,
+  roomId: r.room_id,
+  seq: r.seq,
+  senderId: r.sender_id,
+  audience: r.audience,
+  recipientId: r.recipient_id,
+  kind: r.kind,
+  body: r.body,
+  clientMsgId: r.client_msg_id,
+  createdAt: r.created_at.toISOString(),
+});
+
+/** The routing key a message is published with, from its audience. */
+export function routingKeyOf(m: Pick<RoomMessage, 'roomId' | 'audience' | 'recipientId'>): string {
+  switch (m.audience) {
+    case 'everyone':
+      return roomAllKey(m.roomId);
+    case 'instructors':
+      return roomInstructorKey(m.roomId);
+    case 'member':
+      return roomUserKey(m.roomId, m.recipientId as string);
+  }
+}
+
+const requestHash = (req: SendMessageRequest): string =>
+  createHash('sha256')
+    .update(JSON.stringify([req.audience, req.recipientId ?? null, req.kind, req.body]))
+    .digest('hex');
+
+export interface StoreResult {
+  message: RoomMessage;
+  routingKey: string;
+  /** True when this client message id was stored by an earlier request. */
+  replayed: boolean;
+}
+
+export class MessageStore {
+  constructor(private readonly pool: Pool) {}
+
+  async insert(roomId: string, senderId: string, req: SendMessageRequest): Promise<StoreResult> {
+    const hash = requestHash(req);
+    return inTransaction(this.pool, async (db) => {
+      const lock = await db.query<{ role: Role | null }>(
+        `SELECT m.role FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $2
+         WHERE r.id = $1 FOR UPDATE OF r`,
+        [roomId, senderId],
+      );
+      const row = lock.rows[0];
+      if (!row) throw new NotFoundError('room_not_found', 'no such room');
+      if (!row.role) throw new ForbiddenError('not_a_member', 'you are not a member of this room');
+
+      const earlier = await db.query<MessageRow & { request_hash: string }>(
+        `SELECT ${MESSAGE_COLUMNS}, m.request_hash FROM messages m
+         WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_msg_id = $3`,
+        [roomId, senderId, req.clientMsgId],
+      );
+      const prev = earlier.rows[0];
+      if (prev) {
+        if (prev.request_hash !== hash) {
+          throw new ConflictError('idempotency_conflict', `clientMsgId ${req.clientMsgId} was already used for a different message`);
+        }
+        const message = toMessage(prev);
+        return { message, routingKey: routingKeyOf(message), replayed: true };
+      }
+
+      if (req.audience === 'member') {
+        const r = await db.query('SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2', [roomId, req.recipientId]);
+        if (r.rowCount === 0) throw new NotFoundError('recipient_not_found', 'the recipient is not a member of this room');
+      }
+
+      const seq = await db.query<{ last_seq: number }>(
+        'UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq',
+        [roomId],
+      );
+      const inserted = await db.query<MessageRow>(
+        `INSERT INTO messages AS m (room_id, seq, sender_id, audience, recipient_id, kind, body, client_msg_id, request_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${MESSAGE_COLUMNS}`,
+        [roomId, seq.rows[0]?.last_seq, senderId, req.audience, req.recipientId ?? null, req.kind, JSON.stringify(req.body), req.clientMsgId, hash],
+      );
+      const message = toMessage(inserted.rows[0] as MessageRow);
+      const routingKey = routingKeyOf(message);
+      await db.query('INSERT INTO outbox (message_id, routing_key) VALUES ($1, $2)', [message.id, routingKey]);
+      return { message, routingKey, replayed: false };
+    });
+  }
+
+  async markPublished(messageIds: string[]): Promise<void> {
+    await this.pool.query('UPDATE outbox SET published_at = now() WHERE message_id = ANY($1::uuid[]) AND published_at IS NULL', [
+      messageIds,
+    ]);
+  }
+
+  /**
+   * Messages after `afterSeq` that `userId` may see, in seq order: everything for an instructor;
+   * for a learner, messages to everyone plus those they sent or that were addressed to them.
+   */
+  async listAfter(q: { roomId: string; userId: string; role: Role; afterSeq: number; limit: number }): Promise<{
+    messages: RoomMessage[];
+    hasMore: boolean;
+  }> {
+    const { rows } = await this.pool.query<MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages m
+       WHERE m.room_id = $1 AND m.seq > $2
+         AND ($3 OR m.audience = 'everyone' OR m.sender_id = $4 OR m.recipient_id = $4)
+       ORDER BY m.seq LIMIT $5`,
+      [q.roomId, q.afterSeq, q.role === 'instructor', q.userId, q.limit + 1],
+    );
+    const hasMore = rows.length > q.limit;
+    return { messages: rows.slice(0, q.limit).map(toMessage), hasMore };
+  }
+}

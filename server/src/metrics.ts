@@ -1,0 +1,60 @@
+/** Prometheus metrics an operator watches; one registry per server instance. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  messagesPersisted: Counter<'kind'>;
+  messagesPublished: Counter<'path'>;
+  publishFailures: Counter<'path'>;
+  outboxBacklog: Gauge;
+  resyncCalls: Counter;
+  httpRequests: Counter<'method' | 'route' | 'status'>;
+  sendLatency: Histogram;
+}
+
+export function createMetrics(outboxBacklog: () => Promise<number>): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    messagesPersisted: new Counter({
+      name: 'roomcast_messages_persisted_total',
+      help: 'Messages committed to Postgres.',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    messagesPublished: new Counter({
+      name: 'roomcast_messages_published_total',
+      help: 'Messages confirmed by the broker, by path: the send request itself or the outbox relay.',
+      labelNames: ['path'],
+      registers: [registry],
+    }),
+    publishFailures: new Counter({
+      name: 'roomcast_publish_failures_total',
+      help: 'Publishes that were not confirmed; the outbox relay retries them.',
+      labelNames: ['path'],
+      registers: [registry],
+    }),
+    outboxBacklog: new Gauge({
+      name: 'roomcast_outbox_backlog',
+      help: 'Committed messages not yet confirmed by the broker.',
+      registers: [registry],
+      async collect() {
+        this.set(await outboxBacklog());
+      },
+    }),
+    resyncCalls: new Counter({ name: 'roomcast_resync_calls_total', help: 'Resync (message history) requests.', registers: [registry] }),
+    httpRequests: new Counter({
+      name: 'roomcast_http_requests_total',
+      help: 'HTTP requests by route and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    sendLatency: new Histogram({
+      name: 'roomcast_send_seconds',
+      help: 'Time from a send request to its response.',
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+  };
+}

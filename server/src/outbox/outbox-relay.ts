@@ -1,0 +1,115 @@
+/**
+ * Publishes committed messages whose publish was never confirmed: the broker was down, the
+ * publish timed out, or the server died between commit and publish.
+ *
+ * Rows are claimed with FOR UPDATE SKIP LOCKED and a lease (`claimed_until`), so several app
+ * servers share the backlog without publishing the same row at the same time. Delivery stays
+ * at-least-once: a row published but not yet marked can go out twice, always with the same
+ * message id, and clients drop the copy.
+ */
+import type { RoomMessage } from '../../../shared/protocol/messages';
+import type { BrokerConnection } from '../broker/broker-connection';
+import type { Publisher } from '../broker/publisher';
+import type { Pool } from '../db/pool';
+import type { Logger } from '../logger';
+import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../messages/message-store';
+import type { Metrics } from '../metrics';
+
+const BATCH = 200;
+const LEASE_SECONDS = 15;
+/** Published rows are kept this long for inspection, then deleted. */
+const KEEP_PUBLISHED = '1 hour';
+const PRUNE_EVERY_MS = 60_000;
+
+export interface OutboxRelayOptions {
+  pool: Pool;
+  broker: BrokerConnection;
+  publisher: Publisher;
+  metrics: Metrics;
+  logger: Logger;
+  /** A row is the relay's once it is this old and still unpublished. */
+  afterMs: number;
+  intervalMs: number;
+}
+
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private lastPrune = 0;
+
+  constructor(private readonly o: OutboxRelayOptions) {}
+
+  start(): void {
+    const tick = (): void => {
+      this.running = this.runOnce()
+        .then(() => undefined)
+        .catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, 'outbox relay pass failed'))
+        .finally(() => {
+          this.running = null;
+          if (this.timer) this.timer = setTimeout(tick, this.o.intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, this.o.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** One pass: claim a batch, publish it, mark what was confirmed. Returns how many it published. */
+  async runOnce(): Promise<number> {
+    // Claiming rows while the broker is down would only hide them from the other relays.
+    if (this.o.broker.status !== 'connected') return 0;
+    const { rows } = await this.o.pool.query<MessageRow & { outbox_id: string; routing_key: string }>(
+      `WITH claimed AS (
+         UPDATE outbox SET claimed_until = now() + make_interval(secs => $2), attempts = attempts + 1
+         WHERE id IN (
+           SELECT id FROM outbox
+           WHERE published_at IS NULL
+             AND created_at < now() - make_interval(secs => $1)
+             AND (claimed_until IS NULL OR claimed_until < now())
+           ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING id, message_id, routing_key)
+       SELECT c.id AS outbox_id, c.routing_key, ${MESSAGE_COLUMNS}
+       FROM claimed c JOIN messages m ON m.id = c.message_id
+       ORDER BY m.room_id, m.seq`,
+      [this.o.afterMs / 1000, LEASE_SECONDS, BATCH],
+    );
+    let published = 0;
+    if (rows.length > 0) published = await this.publishClaimed(rows);
+    await this.pruneNow();
+    return published;
+  }
+
+  private async publishClaimed(rows: (MessageRow & { outbox_id: string; routing_key: string })[]): Promise<number> {
+    const results = await Promise.allSettled(rows.map((r) => this.o.publisher.publish(r.routing_key, toMessage(r) as RoomMessage)));
+    const done: string[] = [];
+    const failed: string[] = [];
+    results.forEach((res, i) => ((res.status === 'fulfilled' ? done : failed) as string[]).push((rows[i] as { outbox_id: string }).outbox_id));
+    if (done.length > 0) {
+      await this.o.pool.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])', [done]);
+      this.o.metrics.messagesPublished.inc({ path: 'relay' }, done.length);
+    }
+    if (failed.length > 0) {
+      // Release the lease so the next pass (here or on another server) retries at once.
+      await this.o.pool.query('UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigint[])', [failed]);
+      this.o.metrics.publishFailures.inc({ path: 'relay' }, failed.length);
+    }
+    this.o.logger.info({ published: done.length, failed: failed.length }, 'outbox relay pass');
+    return done.length;
+  }
+
+  private async pruneNow(): Promise<void> {
+    if (Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = Date.now();
+    await this.o.pool.query(`DELETE FROM outbox WHERE published_at < now() - interval '${KEEP_PUBLISHED}'`);
+  }
+}
+
+/** Messages committed but not yet confirmed by the broker. */
+export async function outboxBacklog(pool: Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL');
+  return rows[0]?.n ?? 0;
+}

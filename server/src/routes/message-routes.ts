@@ -1,0 +1,53 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { sendMessageRequest, type ResyncPage } from '../../../shared/protocol/messages';
+import { authOf, authenticate } from '../http/authenticate';
+import { parse } from '../http/validate';
+import type { MessageStore } from '../messages/message-store';
+import type { SendMessage } from '../messages/send-message';
+import type { Metrics } from '../metrics';
+import type { RoomService } from '../rooms/room-service';
+import type { SessionStore } from '../sessions/session-store';
+import { roomIdOf } from './room-routes';
+
+const resyncQuery = z
+  .object({
+    after: z.coerce.number().int().min(0).default(0),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  })
+  .strict();
+
+export function messageRoutes(deps: {
+  sessions: SessionStore;
+  roomService: RoomService;
+  messages: MessageStore;
+  sendMessage: SendMessage;
+  metrics: Metrics;
+}): Router {
+  const router = Router();
+  router.use('/rooms/:roomId/messages', authenticate(deps.sessions));
+
+  router.post('/rooms/:roomId/messages', async (req, res) => {
+    const stop = deps.metrics.sendLatency.startTimer();
+    const roomId = roomIdOf(req);
+    const body = parse(sendMessageRequest, req.body);
+    const { message, replayed } = await deps.sendMessage.send(roomId, authOf(res).session.userId, body);
+    if (replayed) res.set('Idempotent-Replayed', 'true');
+    res.status(201).json({ id: message.id, seq: message.seq, message });
+    stop();
+  });
+
+  /** Resync: what the caller may see after `after`, in seq order, `limit` at a time. */
+  router.get('/rooms/:roomId/messages', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const q = parse(resyncQuery, req.query, 'query');
+    const userId = authOf(res).session.userId;
+    const { role } = await deps.roomService.requireMember(roomId, userId);
+    deps.metrics.resyncCalls.inc();
+    const { messages, hasMore } = await deps.messages.listAfter({ roomId, userId, role, afterSeq: q.after, limit: q.limit });
+    const page: ResyncPage = { messages, hasMore, nextAfter: messages.at(-1)?.seq ?? q.after };
+    res.json(page);
+  });
+
+  return router;
+}

@@ -1,0 +1,54 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { isUuid } from '../../../shared/protocol/routing';
+import { NotFoundError } from '../errors';
+import { authOf, authenticate } from '../http/authenticate';
+import { parse } from '../http/validate';
+import type { RoomService } from '../rooms/room-service';
+import type { RoomStore } from '../rooms/room-store';
+import type { SessionStore } from '../sessions/session-store';
+
+const createBody = z.object({ name: z.string().trim().min(1).max(120) }).strict();
+const joinBody = z.object({ inviteCode: z.string().trim().min(4).max(32) }).strict();
+
+/** The `:roomId` path parameter; a malformed id is an unknown room. */
+export function roomIdOf(req: Request): string {
+  const id = String(req.params.roomId ?? '');
+  if (!isUuid(id)) throw new NotFoundError('room_not_found', 'no such room');
+  return id;
+}
+
+export function roomRoutes(deps: { sessions: SessionStore; rooms: RoomStore; roomService: RoomService }): Router {
+  const router = Router();
+  router.use('/rooms', authenticate(deps.sessions));
+
+  router.post('/rooms', async (req, res) => {
+    const body = parse(createBody, req.body);
+    const room = await deps.roomService.create(authOf(res).session, body.name);
+    res.status(201).json({ room });
+  });
+
+  router.get('/rooms', async (_req, res) => {
+    res.json({ rooms: await deps.rooms.forUser(authOf(res).session.userId) });
+  });
+
+  router.post('/rooms/join', async (req, res) => {
+    const body = parse(joinBody, req.body);
+    const room = await deps.roomService.join(authOf(res).session, body.inviteCode);
+    res.json({ room });
+  });
+
+  router.get('/rooms/:roomId', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const { room, role } = await deps.roomService.requireMember(roomId, authOf(res).session.userId);
+    const members = await deps.rooms.members(roomId);
+    // Learners see who is in the room; only instructors get the invite code to share.
+    res.json({ room: role === 'instructor' ? room : { ...room, inviteCode: undefined }, role, members });
+  });
+
+  router.get('/rooms/:roomId/subscriptions', async (req, res) => {
+    res.json(await deps.roomService.subscriptions(roomIdOf(req), authOf(res).session.userId));
+  });
+
+  return router;
+}

@@ -1,0 +1,77 @@
+/**
+ * Builds every store and service from the configuration: used by the app server, the demo
+ * seed and the tests, so all of them run the same code against the same real services.
+ */
+import type { Config } from '../../shared/config';
+import { BrokerConnection } from './broker/broker-connection';
+import { Publisher } from './broker/publisher';
+import { createPool, type Pool } from './db/pool';
+import type { Logger } from './logger';
+import { MessageStore } from './messages/message-store';
+import { SendMessage } from './messages/send-message';
+import { createMetrics, type Metrics } from './metrics';
+import { outboxBacklog } from './outbox/outbox-relay';
+import { createRedis, type Redis } from './redis';
+import { MembershipMirror } from './rooms/membership-mirror';
+import { RoomService } from './rooms/room-service';
+import { RoomStore } from './rooms/room-store';
+import { SessionStore } from './sessions/session-store';
+import { UserStore } from './users/user-store';
+
+export interface Services {
+  pool: Pool;
+  redis: Redis;
+  broker: BrokerConnection;
+  metrics: Metrics;
+  users: UserStore;
+  sessions: SessionStore;
+  rooms: RoomStore;
+  mirror: MembershipMirror;
+  roomService: RoomService;
+  messages: MessageStore;
+  publisher: Publisher;
+  sendMessage: SendMessage;
+  close(): Promise<void>;
+}
+
+/** AMQP URLs of every cluster node, for the server's own broker user. */
+export function brokerUrls(config: Config): string[] {
+  const { user, password, nodes } = config.rabbitmq;
+  return nodes.map((n) => `amqp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${n.amqpPort}`);
+}
+
+export function buildServices(config: Config, logger: Logger): Services {
+  const pool = createPool(config, (err) => logger.warn({ err: err.message }, 'postgres client error'));
+  const redis = createRedis(config, (err) => logger.warn({ err: err.message }, 'redis error'));
+  const broker = new BrokerConnection({ urls: brokerUrls(config), logger });
+  const metrics = createMetrics(() => outboxBacklog(pool));
+  const users = new UserStore(pool);
+  const sessions = new SessionStore(redis, {
+    sessionSeconds: config.sessionTtlSeconds,
+    brokerTokenSeconds: config.brokerTokenTtlSeconds,
+  });
+  const rooms = new RoomStore(pool);
+  const mirror = new MembershipMirror(redis);
+  const roomService = new RoomService(rooms, mirror, broker, config.instructorQueueExpiresMs);
+  const messages = new MessageStore(pool);
+  const publisher = new Publisher(broker, config.publishTimeoutMs);
+  const sendMessage = new SendMessage(messages, publisher, metrics, logger);
+  return {
+    pool,
+    redis,
+    broker,
+    metrics,
+    users,
+    sessions,
+    rooms,
+    mirror,
+    roomService,
+    messages,
+    publisher,
+    sendMessage,
+    async close() {
+      await broker.close();
+      await Promise.allSettled([pool.end(), redis.quit()]);
+    },
+  };
+}

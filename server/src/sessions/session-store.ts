@@ -1,0 +1,67 @@
+/**
+ * Login sessions and broker tokens, both in Redis with an expiry.
+ *
+ * Only SHA-256 digests of tokens are stored, so a Redis dump cannot be replayed as logins.
+ * A broker token names the session it was issued under; the broker-auth service refuses it
+ * once that session is gone, so logout revokes every broker token of the session at once.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Role } from '../../../shared/protocol/messages';
+import type { Redis } from '../redis';
+
+export interface Session {
+  userId: string;
+  username: string;
+  displayName: string;
+  role: Role;
+}
+
+interface BrokerTokenRecord {
+  userId: string;
+  session: string;
+}
+
+const digest = (token: string): string => createHash('sha256').update(token).digest('hex');
+const sessionKey = (hash: string): string => `rc:sess:${hash}`;
+const brokerTokenKey = (hash: string): string => `rc:btok:${hash}`;
+const newToken = (): string => randomBytes(32).toString('base64url');
+
+export class SessionStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly ttl: { sessionSeconds: number; brokerTokenSeconds: number },
+  ) {}
+
+  async create(session: Session): Promise<{ token: string; expiresAt: Date }> {
+    const token = newToken();
+    await this.redis.set(sessionKey(digest(token)), JSON.stringify(session), 'EX', this.ttl.sessionSeconds);
+    return { token, expiresAt: new Date(Date.now() + this.ttl.sessionSeconds * 1000) };
+  }
+
+  async get(token: string): Promise<Session | null> {
+    const raw = await this.redis.get(sessionKey(digest(token)));
+    return raw ? (JSON.parse(raw) as Session) : null;
+  }
+
+  /** Ends the session; its broker tokens stop working with it. */
+  async revoke(token: string): Promise<void> {
+    await this.redis.del(sessionKey(digest(token)));
+  }
+
+  /** A short-lived STOMP passcode bound to this session. */
+  async issueBrokerToken(sessionToken: string, userId: string, ttlSeconds = this.ttl.brokerTokenSeconds): Promise<{ passcode: string; expiresAt: Date }> {
+    const passcode = newToken();
+    const record: BrokerTokenRecord = { userId, session: digest(sessionToken) };
+    await this.redis.set(brokerTokenKey(digest(passcode)), JSON.stringify(record), 'EX', ttlSeconds);
+    return { passcode, expiresAt: new Date(Date.now() + ttlSeconds * 1000) };
+  }
+
+  /** True when the passcode is a live broker token of `userId` whose session still exists. */
+  async checkBrokerToken(userId: string, passcode: string): Promise<boolean> {
+    const raw = await this.redis.get(brokerTokenKey(digest(passcode)));
+    if (!raw) return false;
+    const record = JSON.parse(raw) as BrokerTokenRecord;
+    if (record.userId !== userId) return false;
+    return (await this.redis.exists(sessionKey(record.session))) === 1;
+  }
+}

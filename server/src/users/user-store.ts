@@ -1,0 +1,58 @@
+import type { Role } from '../../../shared/protocol/messages';
+import type { Pool } from '../db/pool';
+import { hashPassword, verifyPassword } from './passwords';
+
+export interface User {
+  id: string;
+  username: string;
+  displayName: string;
+  role: Role;
+}
+
+interface UserRow {
+  id: string;
+  username: string;
+  display_name: string;
+  role: Role;
+  password_hash: string;
+}
+
+const toUser = (r: UserRow): User => ({ id: r.id, username: r.username, displayName: r.display_name, role: r.role });
+
+export class UserStore {
+  constructor(private readonly pool: Pool) {}
+
+  /** Creates a user, or returns the existing one with that username (used by seeding and tests). */
+  async create(input: { username: string; displayName: string; role: Role; password: string }): Promise<User> {
+    const hash = await hashPassword(input.password);
+    const { rows } = await this.pool.query<UserRow>(
+      `INSERT INTO users (username, display_name, role, password_hash) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (username) DO UPDATE SET username = EXCLUDED.username
+       RETURNING id, username, display_name, role, password_hash`,
+      [input.username, input.displayName, input.role, hash],
+    );
+    return toUser(rows[0] as UserRow);
+  }
+
+  /** The user whose password matches, or null; the same work is done for unknown names. */
+  async authenticate(username: string, password: string): Promise<User | null> {
+    const { rows } = await this.pool.query<UserRow>(
+      'SELECT id, username, display_name, role, password_hash FROM users WHERE username = $1',
+      [username.toLowerCase()],
+    );
+    const row = rows[0];
+    // Hash even for unknown users so response time does not reveal which usernames exist.
+    const ok = await verifyPassword(password, row?.password_hash ?? DUMMY_HASH);
+    return row && ok ? toUser(row) : null;
+  }
+
+  async byIds(ids: string[]): Promise<User[]> {
+    const { rows } = await this.pool.query<UserRow>(
+      'SELECT id, username, display_name, role, password_hash FROM users WHERE id = ANY($1::uuid[])',
+      [ids],
+    );
+    return rows.map(toUser);
+  }
+}
+
+const DUMMY_HASH = await hashPassword('not-a-real-password');

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../shared/config';
+
+describe('configuration', () => {
+  it('has defaults that work on one machine', () => {
+    const c = loadConfig({});
+    expect(c.app.port).toBe(3000);
+    expect(c.rabbitmq.nodes.map((n) => n.name)).toEqual(['roomcast-1@localhost', 'roomcast-2@localhost', 'roomcast-3@localhost']);
+    expect(new Set(c.rabbitmq.nodes.flatMap((n) => [n.amqpPort, n.webStompPort, n.stompPort, n.distPort])).size).toBe(12);
+  });
+
+  it('names a bad value', () => {
+    expect(() => loadConfig({ ROOMCAST_PG_PORT: 'five' })).toThrow(ConfigError);
+    expect(() => loadConfig({ ROOMCAST_PG_PORT: '70000' })).toThrow(/ROOMCAST_PG_PORT/);
+    expect(() => loadConfig({ ROOMCAST_LOG_LEVEL: 'loud' })).toThrow(/ROOMCAST_LOG_LEVEL/);
+  });
+
+  it('refuses an unknown ROOMCAST_ setting, so a typo never falls back to a default', () => {
+    expect(() => loadConfig({ ROOMCAST_APP_PROT: '8080' })).toThrow(/unknown setting ROOMCAST_APP_PROT/);
+  });
+
+  it('reads a valid override', () => {
+    expect(loadConfig({ ROOMCAST_APP_PORT: '8081' }).app.port).toBe(8081);
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * The one place that reads roomcast's environment variables.
+ *
+ * Every setting is a `ROOMCAST_*` variable with a default that works on one machine.
+ * `loadConfig` validates them once, at start-up, and fails with a message that names the
+ * bad variable. An unknown `ROOMCAST_*` variable is an error too, so a misspelled setting
+ * never silently falls back to its default.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The repository root, so data and templates are found wherever the process starts. */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+const schema = z.object({
+  ROOMCAST_DATA_DIR: z.string().min(1).default(path.join(repoRoot, '.data')),
+  ROOMCAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  ROOMCAST_PG_PORT: port.default(55432),
+  ROOMCAST_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').default('roomcast'),
+  ROOMCAST_PG_USER: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').default('roomcast'),
+  ROOMCAST_PG_POOL_SIZE: positiveInt.default(10),
+
+  ROOMCAST_REDIS_PORT: port.default(56379),
+
+  ROOMCAST_RABBITMQ_NODES: z.coerce.number().int().min(1).max(5).default(3),
+  ROOMCAST_RABBITMQ_AMQP_PORT_BASE: port.default(35672),
+  ROOMCAST_RABBITMQ_WEB_STOMP_PORT_BASE: port.default(35680),
+  ROOMCAST_RABBITMQ_STOMP_PORT_BASE: port.default(35690),
+  ROOMCAST_RABBITMQ_PROMETHEUS_PORT_BASE: port.default(35700),
+  ROOMCAST_RABBITMQ_MANAGEMENT_PORT_BASE: port.default(35710),
+  ROOMCAST_RABBITMQ_DIST_PORT_BASE: port.default(35720),
+  ROOMCAST_RABBITMQ_EPMD_PORT: port.default(35369),
+  ROOMCAST_BROKER_USER: z.string().min(1).default('roomcast-server'),
+  ROOMCAST_BROKER_PASSWORD: z.string().min(8).default('roomcast-dev-broker-secret'),
+
+  ROOMCAST_BROKER_AUTH_PORT: port.default(35800),
+  ROOMCAST_APP_PORT: port.default(3000),
+
+  ROOMCAST_SESSION_TTL_SECONDS: positiveInt.default(12 * 3600),
+  ROOMCAST_BROKER_TOKEN_TTL_SECONDS: positiveInt.default(300),
+  ROOMCAST_INSTRUCTOR_QUEUE_EXPIRES_MS: positiveInt.default(24 * 3600 * 1000),
+  ROOMCAST_PUBLISH_TIMEOUT_MS: positiveInt.default(2000),
+  ROOMCAST_OUTBOX_RELAY_AFTER_MS: positiveInt.default(3000),
+  ROOMCAST_OUTBOX_RELAY_INTERVAL_MS: positiveInt.default(1000),
+});
+
+type Env = z.infer<typeof schema>;
+
+/** Typed, validated settings for every part of roomcast. */
+export interface Config {
+  dataDir: string;
+  logLevel: Env['ROOMCAST_LOG_LEVEL'];
+  postgres: { host: string; port: number; database: string; user: string; poolSize: number; url: string };
+  redis: { host: string; port: number; url: string };
+  rabbitmq: {
+    nodes: RabbitNode[];
+    epmdPort: number;
+    /** The app server's own broker user; the only one allowed to publish. */
+    user: string;
+    password: string;
+  };
+  brokerAuth: { host: string; port: number };
+  app: { host: string; port: number };
+  sessionTtlSeconds: number;
+  brokerTokenTtlSeconds: number;
+  instructorQueueExpiresMs: number;
+  publishTimeoutMs: number;
+  outboxRelayAfterMs: number;
+  outboxRelayIntervalMs: number;
+}
+
+/** One RabbitMQ node of the local cluster and its listeners. */
+export interface RabbitNode {
+  index: number;
+  name: string;
+  amqpPort: number;
+  webStompPort: number;
+  stompPort: number;
+  prometheusPort: number;
+  managementPort: number;
+  distPort: number;
+}
+
+/** Raised when the environment holds a bad or unknown setting. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly code = 'config_invalid';
+}
+
+const LOOPBACK = '127.0.0.1';
+
+/** Reads and validates the environment once; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const known = new Set(Object.keys(schema.shape));
+  const unknown = Object.keys(env).filter((k) => k.startsWith('ROOMCAST_') && !known.has(k));
+  if (unknown.length > 0) {
+    throw new ConfigError(`unknown setting ${unknown.join(', ')}; known settings are listed in README.md`);
+  }
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  const nodes: RabbitNode[] = [];
+  for (let i = 0; i < e.ROOMCAST_RABBITMQ_NODES; i++) {
+    nodes.push({
+      index: i + 1,
+      name: `roomcast-${i + 1}@localhost`,
+      amqpPort: e.ROOMCAST_RABBITMQ_AMQP_PORT_BASE + i,
+      webStompPort: e.ROOMCAST_RABBITMQ_WEB_STOMP_PORT_BASE + i,
+      stompPort: e.ROOMCAST_RABBITMQ_STOMP_PORT_BASE + i,
+      prometheusPort: e.ROOMCAST_RABBITMQ_PROMETHEUS_PORT_BASE + i,
+      managementPort: e.ROOMCAST_RABBITMQ_MANAGEMENT_PORT_BASE + i,
+      distPort: e.ROOMCAST_RABBITMQ_DIST_PORT_BASE + i,
+    });
+  }
+  return {
+    dataDir: path.resolve(e.ROOMCAST_DATA_DIR),
+    logLevel: e.ROOMCAST_LOG_LEVEL,
+    postgres: {
+      host: LOOPBACK,
+      port: e.ROOMCAST_PG_PORT,
+      database: e.ROOMCAST_PG_DATABASE,
+      user: e.ROOMCAST_PG_USER,
+      poolSize: e.ROOMCAST_PG_POOL_SIZE,
+      url: `postgres://${e.ROOMCAST_PG_USER}@${LOOPBACK}:${e.ROOMCAST_PG_PORT}/${e.ROOMCAST_PG_DATABASE}`,
+    },
+    redis: { host: LOOPBACK, port: e.ROOMCAST_REDIS_PORT, url: `redis://${LOOPBACK}:${e.ROOMCAST_REDIS_PORT}` },
+    rabbitmq: {
+      nodes,
+      epmdPort: e.ROOMCAST_RABBITMQ_EPMD_PORT,
+      user: e.ROOMCAST_BROKER_USER,
+      password: e.ROOMCAST_BROKER_PASSWORD,
+    },
+    brokerAuth: { host: LOOPBACK, port: e.ROOMCAST_BROKER_AUTH_PORT },
+    app: { host: LOOPBACK, port: e.ROOMCAST_APP_PORT },
+    sessionTtlSeconds: e.ROOMCAST_SESSION_TTL_SECONDS,
+    brokerTokenTtlSeconds: e.ROOMCAST_BROKER_TOKEN_TTL_SECONDS,
+    instructorQueueExpiresMs: e.ROOMCAST_INSTRUCTOR_QUEUE_EXPIRES_MS,
+    publishTimeoutMs: e.ROOMCAST_PUBLISH_TIMEOUT_MS,
+    outboxRelayAfterMs: e.ROOMCAST_OUTBOX_RELAY_AFTER_MS,
+    outboxRelayIntervalMs: e.ROOMCAST_OUTBOX_RELAY_INTERVAL_MS,
+  };
+}

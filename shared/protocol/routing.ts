@@ -1,0 +1,55 @@
+/**
+ * Routing keys, queue names and STOMP destinations: the one definition used by the app server
+ * (publishing, declaring, authorizing) and the browser client (subscribing).
+ *
+ * Keys are dot-separated words on `amq.topic`:
+ *   room.<roomId>.all            every member of the room
+ *   room.<roomId>.instructor     the room's instructors
+ *   room.<roomId>.user.<userId>  one member
+ */
+
+/** The exchange every room message is published to. */
+export const ROOM_EXCHANGE = 'amq.topic';
+
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const UUID_RE = new RegExp(`^${UUID}$`);
+
+export const isUuid = (s: string): boolean => UUID_RE.test(s);
+
+export const roomAllKey = (roomId: string): string => `room.${roomId}.all`;
+export const roomInstructorKey = (roomId: string): string => `room.${roomId}.instructor`;
+export const roomUserKey = (roomId: string, userId: string): string => `room.${roomId}.user.${userId}`;
+/** Binding of an instructor queue: every key of the room. */
+export const roomWildcardKey = (roomId: string): string => `room.${roomId}.#`;
+
+/** The durable quorum queue that keeps a room's messages for one instructor. */
+export const instructorQueueName = (roomId: string, userId: string): string => `rc.iq.${roomId}.${userId}`;
+
+/** STOMP destination of a routing key on the room exchange (a temporary queue per subscription). */
+export const exchangeDestination = (routingKey: string): string => `/exchange/${ROOM_EXCHANGE}/${routingKey}`;
+/** STOMP destination of an existing queue: consumes it without declaring it. */
+export const queueDestination = (queueName: string): string => `/amq/queue/${queueName}`;
+
+/** A routing key a subscriber may bind, parsed; anything else (wildcards included) is null. */
+export type ParsedRoomKey =
+  | { kind: 'all'; roomId: string }
+  | { kind: 'instructor'; roomId: string }
+  | { kind: 'user'; roomId: string; userId: string };
+
+const ROOM_KEY_RE = new RegExp(`^room\\.(${UUID})\\.(?:(all)|(instructor)|user\\.(${UUID}))$`);
+const INSTRUCTOR_QUEUE_RE = new RegExp(`^rc\\.iq\\.(${UUID})\\.(${UUID})$`);
+
+export function parseRoomKey(key: string): ParsedRoomKey | null {
+  const m = ROOM_KEY_RE.exec(key);
+  if (!m?.[1]) return null;
+  const roomId = m[1];
+  if (m[2]) return { kind: 'all', roomId };
+  if (m[3]) return { kind: 'instructor', roomId };
+  if (m[4]) return { kind: 'user', roomId, userId: m[4] };
+  return null;
+}
+
+export function parseInstructorQueue(name: string): { roomId: string; userId: string } | null {
+  const m = INSTRUCTOR_QUEUE_RE.exec(name);
+  return m?.[1] && m[2] ? { roomId: m[1], userId: m[2] } : null;
+}
