@@ -3,11 +3,15 @@
  * of the table below; any failure prints one line saying what to do and exits 1.
  */
 import { loadConfig, type Config } from '../shared/config';
+import { seedDemo } from '../server/src/cli/seed-demo';
+import { appServerRunning, ensureAppServer, stopAppServer } from './app-servers';
 import { ensureServices, servicesStatus, stopServices, type Logger } from './index';
 
+const print = (stream: NodeJS.WriteStream, line: string): boolean => stream.write(`[infra] ${line}\n`);
+
 const log: Logger = {
-  info: (msg) => console.log(`[infra] ${msg}`),
-  warn: (msg) => console.log(`[infra] warning: ${msg}`),
+  info: (msg) => print(process.stdout, msg),
+  warn: (msg) => print(process.stdout, `warning: ${msg}`),
 };
 
 /** Raised for a command line we cannot run; its message lists the valid commands. */
@@ -25,8 +29,8 @@ const commands: Record<string, Command> = {
   up: { summary: 'start (or reuse) postgres, redis, broker-auth and the RabbitMQ cluster', run: (c) => ensureServices(c, log) },
   down: { summary: 'stop every service started by `up`', run: (c) => stopServices(c, log) },
   status: { summary: 'show each service as up or down, with its address', run: printStatus },
-  start: { summary: 'start the app server (not available yet)', run: notYet('start') },
-  stop: { summary: 'stop the app server (not available yet)', run: notYet('stop') },
+  start: { summary: 'up, then migrate, seed the demo and run the app server; Ctrl-C stops all', run: startAll },
+  stop: { summary: 'stop the app server and every service', run: stopAll },
 };
 
 async function printStatus(config: Config): Promise<void> {
@@ -36,8 +40,44 @@ async function printStatus(config: Config): Promise<void> {
   }
 }
 
-function notYet(name: string): Command['run'] {
-  return () => Promise.reject(new UsageError(`\`${name}\` is not implemented yet: it arrives with the app server`));
+async function startAll(config: Config): Promise<void> {
+  await ensureServices(config, log);
+  const demo = await seedDemo(config);
+  const app = await ensureAppServer(config, log);
+  console.log(
+    [
+      '',
+      `roomcast is up: ${app.url}`,
+      `  demo room "${demo.room.name}", invite code ${demo.room.inviteCode}`,
+      `  instructor login: ${demo.instructor} / ${demo.password}`,
+      `  learner logins:   ${demo.learners.join(', ')} / ${demo.password}`,
+      `  try: curl -s -X POST ${app.url}/api/auth/login -H 'content-type: application/json' -d '{"username":"${demo.instructor}","password":"${demo.password}"}'`,
+      '',
+    ].join('\n'),
+  );
+  if (!app.started) {
+    log.info('everything was already running; `npm stop` stops it');
+    return;
+  }
+  log.info('running; Ctrl-C (or `npm stop` elsewhere) stops everything');
+  const stoppedElsewhere = await new Promise<boolean>((resolve) => {
+    process.once('SIGINT', () => resolve(false));
+    process.once('SIGTERM', () => resolve(false));
+    const watch = setInterval(() => {
+      if (!appServerRunning(config)) {
+        clearInterval(watch);
+        resolve(true);
+      }
+    }, 1000);
+  });
+  if (stoppedElsewhere) log.info('the app server is gone (npm stop?); stopping what is left');
+  await stopAll(config);
+  process.exit(0);
+}
+
+async function stopAll(config: Config): Promise<void> {
+  await stopAppServer(config, log);
+  await stopServices(config, log);
 }
 
 function usage(problem: string): string {
@@ -57,7 +97,7 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((err: unknown) => {
   // The first line says what failed and what to do; any further lines are a log excerpt.
   const [first, ...excerpt] = (err instanceof Error ? err.message : String(err)).split('\n');
-  console.error(`[infra] error: ${first}`);
-  for (const line of excerpt) console.error(`[infra]   | ${line}`);
-  process.exit(1);
+  print(process.stderr, `error: ${first}`);
+  for (const line of excerpt) print(process.stderr, `  | ${line}`);
+  process.exitCode = 1;
 });

@@ -4,10 +4,9 @@
  * loopback and the ports in `Config`, with all state under `config.dataDir`.
  */
 import type { Config } from '../shared/config';
-import { brokerAuthStatus, ensureBrokerAuth, stopBrokerAuth, type BrokerAuthOptions } from './broker-auth-service';
+import { brokerAuthStatus, ensureBrokerAuth, stopBrokerAuth } from './broker-auth-service';
 import type { Logger } from './logger';
 import { ensureOsPackages, SERVICE_PACKAGES } from './os-packages';
-import { reserveServicePorts } from './port-reservations';
 import { ensurePostgres, postgresStatus, stopPostgres } from './postgres';
 import type { ServiceStatus } from './probes';
 import { ensureRabbitCluster, rabbitStatus, stopRabbitCluster } from './rabbitmq-cluster';
@@ -16,7 +15,6 @@ import { ensureRedis, redisStatus, stopRedis } from './redis';
 export type { Logger } from './logger';
 export { silentLogger } from './logger';
 export type { ServiceStatus } from './probes';
-export type { BrokerAuthOptions } from './broker-auth-service';
 export { ensureOsPackages, MissingOsPackagesError } from './os-packages';
 export {
   clusterRunningNodes,
@@ -32,7 +30,7 @@ export {
 const seconds = (since: number): string => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
 /** Brings every service up, reusing whatever already runs; one progress line per step. */
-export async function ensureServices(config: Config, log: Logger, options: BrokerAuthOptions = {}): Promise<void> {
+export async function ensureServices(config: Config, log: Logger): Promise<void> {
   const start = Date.now();
   const step = async (name: string, run: () => Promise<void>): Promise<void> => {
     const t = Date.now();
@@ -40,11 +38,10 @@ export async function ensureServices(config: Config, log: Logger, options: Broke
     log.info(`${name} ready (${seconds(t)})`);
   };
   await step('os packages', () => ensureOsPackages(SERVICE_PACKAGES, log));
-  await step('port reservations', async () => reserveServicePorts(config, log));
   await step('postgres + redis', async () => {
     await Promise.all([ensurePostgres(config, log), ensureRedis(config, log)]);
   });
-  await step('broker-auth', () => ensureBrokerAuth(config, log, options));
+  await step('broker-auth', () => ensureBrokerAuth(config, log));
   await step(`rabbitmq (${config.rabbitmq.nodes.length} nodes)`, () => ensureRabbitCluster(config, log));
   log.info(`all services up in ${seconds(start)}`);
 }

@@ -9,8 +9,8 @@ import pg from 'pg';
 import type { Config } from '../shared/config';
 import type { Logger } from './logger';
 import { dataPaths, ensureDir } from './paths';
-import { isProcessAlive, isRoot, logTail, readPidFile, runChecked, terminate } from './processes';
-import { isPortOpen, type ServiceStatus } from './probes';
+import { isProcessAlive, isRoot, logTail, readPidFile, runChecked, terminate, waitUntil } from './processes';
+import { assertPortFree, isPortOpen, type ServiceStatus } from './probes';
 
 /** PostgreSQL could not be set up, started or reached. */
 export class PostgresError extends Error {
@@ -145,11 +145,23 @@ function runningPid(config: Config): number | null {
 export async function ensurePostgres(config: Config, log: Logger): Promise<void> {
   const { dataDir, logFile } = pgPaths(config);
   const { port } = config.postgres;
-  if (runningPid(config) !== null && (await withSuperuser(config, async () => true).catch(() => false))) {
+  const pid = runningPid(config);
+  if (pid !== null) {
+    // Ours, possibly still starting (another `up` or test run launched it): give it time.
+    await waitUntil(() => withSuperuser(config, async () => true).catch(() => false), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      onTimeout: () =>
+        new PostgresError(
+          `our postgres (pid ${pid}) does not accept connections on port ${port}; see ${logFile} ` +
+            '(after changing ROOMCAST_PG_PORT, run `npm run services -- down` first)',
+        ),
+    });
     log.info(`postgres: reusing the running server on port ${port}`);
     await ensureRoleAndDatabase(config, log);
     return;
   }
+  await assertPortFree(config.postgres.host, port, 'postgres', 'ROOMCAST_PG_PORT');
   ensureDir(path.dirname(logFile));
   if (isRoot()) letPgUserReach(dataDir, log);
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initCluster(config, log);

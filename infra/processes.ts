@@ -111,6 +111,15 @@ export async function waitForExit(pid: number, programHint: string, timeoutMs: n
   return true;
 }
 
+/** process.kill, except that a process which exited meanwhile (ESRCH) is not an error. */
+export function signalIfAlive(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
 export interface TerminateOptions {
   signal?: NodeJS.Signals;
   graceMs?: number;
@@ -128,9 +137,9 @@ export async function terminate(
   { signal = 'SIGTERM', graceMs = 30_000, fallbackSignal = 'SIGKILL' }: TerminateOptions = {},
 ): Promise<'not-running' | 'stopped' | 'forced'> {
   if (!isProcessAlive(pid, programHint)) return 'not-running';
-  process.kill(pid, signal);
+  signalIfAlive(pid, signal);
   if (await waitForExit(pid, programHint, graceMs)) return 'stopped';
-  process.kill(pid, fallbackSignal);
+  signalIfAlive(pid, fallbackSignal);
   if (await waitForExit(pid, programHint, graceMs)) return 'forced';
   throw new CommandError(`process ${pid} (${programHint}) survived ${signal} and ${fallbackSignal}`);
 }

@@ -1,102 +1,18 @@
 /**
  * The local RabbitMQ cluster: `config.rabbitmq.nodes` nodes on one machine, clustered with
- * node 1. The first boot forms the cluster (start node 1, start the others, join them one by
- * one); later boots start every node at once, since each waits for its peers' tables.
- * The node controls below are also what the failure tests use.
+ * node 1. The first boot forms the cluster (start node 1, then the others in parallel, then
+ * join them to node 1 one at a time); later boots start every node at once, since each waits
+ * for its peers' tables. The node controls below are also what the failure tests use.
  */
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Config, RabbitNode } from '../shared/config';
 import { silentLogger, type Logger } from './logger';
 import { dataPaths } from './paths';
-import { isProcessAlive, logTail, readPidFile, runCommand, terminate, waitForExit, waitUntil } from './processes';
+import { runCommand, signalIfAlive, waitForExit, waitUntil } from './processes';
 import { isPortOpen, type ServiceStatus } from './probes';
-import { RabbitError, rabbitmqctl, serverProgramHint, spawnNode } from './rabbitmq-ctl';
-import { ensureCookie, hasNodeData, nodePaths, sharedPaths, writeDefinitions, writeNodeConfig } from './rabbitmq-files';
-
-const HOST = '127.0.0.1';
-const BOOT_TIMEOUT_MS = 180_000;
-
-/** The node with 1-based `index`, as in its name `roomcast-<index>@localhost`. */
-function nodeAt(config: Config, index: number): RabbitNode {
-  const node = config.rabbitmq.nodes.find((n) => n.index === index);
-  if (!node) throw new RabbitError(`no RabbitMQ node ${index}; nodes are 1..${config.rabbitmq.nodes.length}`);
-  return node;
-}
-
-/** The pid of the node's Erlang VM when it is alive. */
-function nodePid(config: Config, node: RabbitNode): number | null {
-  const pid = readPidFile(nodePaths(config, node).pidFile);
-  return pid !== null && isProcessAlive(pid, serverProgramHint(config)) ? pid : null;
-}
-
-/** The node's client-facing listeners; all of them close on stop_app. */
-const listenerPorts = (n: RabbitNode): number[] => [n.amqpPort, n.stompPort, n.webStompPort, n.prometheusPort, n.managementPort];
-
-async function closedPorts(node: RabbitNode): Promise<number[]> {
-  const open = await Promise.all(listenerPorts(node).map((p) => isPortOpen(HOST, p)));
-  return listenerPorts(node).filter((_, i) => !open[i]);
-}
-
-/**
- * A listener that fails to bind (EADDRINUSE) does not fail the boot: the node runs and
- * cluster_status lists it, without that port. Restarting the app retries the binds once.
- */
-async function ensureListening(config: Config, node: RabbitNode, log: Logger): Promise<void> {
-  const closed = await closedPorts(node);
-  if (closed.length === 0) return;
-  log.warn(`rabbitmq: ${node.name} is not listening on ${closed.join(', ')}; restarting its app`);
-  await rabbitmqctl(config, node, ['stop_app']);
-  await rabbitmqctl(config, node, ['start_app'], BOOT_TIMEOUT_MS);
-  const still = await closedPorts(node);
-  if (still.length > 0) {
-    throw new RabbitError(`${node.name} cannot listen on ${still.join(', ')}; find the holder with: ss -ltnp | grep -E ':(${still.join('|')})'`);
-  }
-}
-
-function bootFailure(config: Config, node: RabbitNode, what: string): RabbitError {
-  const p = nodePaths(config, node);
-  return new RabbitError(`${node.name} ${what}; see ${p.logFile} and ${p.stdoutLog}:\n${logTail(p.stdoutLog)}`);
-}
-
-/**
- * Waits for the AMQP listener (a cheap probe that also notices the start script dying), then
- * for `await_startup`, which returns once the plugins are up too.
- */
-async function awaitBooted(config: Config, node: RabbitNode, child: ChildProcess): Promise<void> {
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  await waitUntil(
-    () => {
-      if (exited) throw bootFailure(config, node, 'exited while booting');
-      return isPortOpen(HOST, node.amqpPort);
-    },
-    { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 250, onTimeout: () => bootFailure(config, node, 'did not open its AMQP port') },
-  );
-  await rabbitmqctl(config, node, ['await_startup'], BOOT_TIMEOUT_MS);
-}
-
-/**
- * Starts the node's VM, or just its app when the VM runs with the app stopped. A VM whose
- * app cannot start again (e.g. it crashed and left mnesia running) is restarted whole.
- */
-async function bringUp(config: Config, node: RabbitNode, log: Logger): Promise<void> {
-  if (nodePid(config, node) !== null) {
-    // Listeners close with the app, so a live VM without its AMQP port had `stop_app`.
-    if (await isPortOpen(HOST, node.amqpPort)) return;
-    log.info(`rabbitmq: ${node.name} runs with its app stopped; start_app`);
-    try {
-      await rabbitmqctl(config, node, ['start_app'], BOOT_TIMEOUT_MS);
-      return;
-    } catch (err) {
-      log.warn(`rabbitmq: start_app on ${node.name} failed (${(err as Error).message.split('\n')[0]}); restarting the node`);
-      await stopNode(config, node.index, log);
-    }
-  }
-  writeNodeConfig(config, node);
-  log.info(`rabbitmq: starting ${node.name} (amqp ${node.amqpPort})`);
-  await awaitBooted(config, node, spawnNode(config, node));
-}
+import { RabbitError, rabbitmqctl, serverProgramHint } from './rabbitmq-ctl';
+import { ensureCookie, hasNodeData, nodePaths, sharedPaths, writeDefinitions } from './rabbitmq-files';
+import { BOOT_TIMEOUT_MS, HOST, bringUp, closedPorts, ensureListening, nodeAt, nodePid, stopNodeProcess } from './rabbitmq-node';
 
 /**
  * Joins fresh nodes to `seed`. Only the membership changes (join_cluster) run one at a time;
@@ -186,13 +102,7 @@ export async function startNode(config: Config, index: number, log: Logger = sil
 
 /** Graceful stop: SIGTERM to the VM (RabbitMQ shuts down cleanly), SIGKILL after a minute. */
 export async function stopNode(config: Config, index: number, log: Logger = silentLogger): Promise<void> {
-  const node = nodeAt(config, index);
-  const pid = nodePid(config, node);
-  if (pid === null) return;
-  log.info(`rabbitmq: stopping ${node.name} (pid ${pid})`);
-  if ((await terminate(pid, serverProgramHint(config), { graceMs: 60_000 })) === 'forced') {
-    log.warn(`rabbitmq: ${node.name} ignored SIGTERM for 60 s and was killed`);
-  }
+  await stopNodeProcess(config, nodeAt(config, index), log);
 }
 
 /** Simulates a crash: SIGKILL, no shutdown at all. */
@@ -200,11 +110,15 @@ export async function killNode(config: Config, index: number): Promise<void> {
   const node = nodeAt(config, index);
   const pid = nodePid(config, node);
   if (pid === null) throw new RabbitError(`${node.name} is not running`);
-  process.kill(pid, 'SIGKILL');
+  signalIfAlive(pid, 'SIGKILL');
   await waitForExit(pid, serverProgramHint(config), 10_000);
 }
 
-/** Stops the RabbitMQ app but keeps the VM: the broker is "down" and comes back in seconds. */
+/**
+ * Stops the RabbitMQ app but keeps the VM: clients see the broker down, and startApp brings it
+ * back in about a second. stop_app itself takes ~5 s in 3.10 (the management agent's shutdown
+ * waits for a stats timer); killNode is the instant way down.
+ */
 export async function stopApp(config: Config, index: number): Promise<void> {
   await rabbitmqctl(config, nodeAt(config, index), ['stop_app']);
 }

@@ -48,7 +48,7 @@ export function nodeEnv(config: Config, node: RabbitNode): NodeJS.ProcessEnv {
   return {
     ...baseEnv(config),
     RABBITMQ_NODENAME: node.name,
-    // 3.10 takes the full file name (with `.conf`); it also still accepts it without.
+    // With its `.conf` extension: 3.10 logs "config file(s): <this path>" (pre-3.8 wanted none).
     RABBITMQ_CONFIG_FILE: p.configFile,
     // Absent on purpose, like RABBITMQ_CONF_ENV_FILE: nothing from /etc/rabbitmq applies.
     RABBITMQ_ADVANCED_CONFIG_FILE: path.join(p.dir, 'advanced.config'),
@@ -62,10 +62,9 @@ export function nodeEnv(config: Config, node: RabbitNode): NodeJS.ProcessEnv {
 }
 
 /**
- * The CLI tools' own Erlang distribution port defaults to 35672-35682, the very range of
- * our AMQP and Web-STOMP listeners: a rabbitmqctl running while a node boots could take its
- * AMQP port. Port 0 lets the kernel pick a free ephemeral one, never one of the ports that
- * port-reservations.ts reserved.
+ * The CLI tools' own Erlang distribution port defaults to 35672-35682, a range a user may
+ * well configure for listeners. Port 0 lets the kernel pick a free ephemeral one, which our
+ * default ports (all below the ephemeral range) never are.
  */
 function ctlEnv(config: Config): NodeJS.ProcessEnv {
   return {

@@ -9,7 +9,7 @@ import type { Config } from '../shared/config';
 import type { Logger } from './logger';
 import { dataPaths, ensureDir } from './paths';
 import { isProcessAlive, logTail, readPidFile, runChecked, terminate, waitUntil } from './processes';
-import { isPortOpen, type ServiceStatus } from './probes';
+import { assertPortFree, isPortOpen, type ServiceStatus } from './probes';
 
 /** Redis could not be started or reached. */
 export class RedisError extends Error {
@@ -79,11 +79,23 @@ function runningPid(config: Config): number | null {
 /** Starts redis unless our instance already answers. */
 export async function ensureRedis(config: Config, log: Logger): Promise<void> {
   const { host, port } = config.redis;
-  if (runningPid(config) !== null && (await pings(config))) {
+  const p = redisPaths(config);
+  const pid = runningPid(config);
+  if (pid !== null) {
+    // Ours, possibly still loading its append-only file: give it time.
+    await waitUntil(() => pings(config), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      onTimeout: () =>
+        new RedisError(
+          `our redis (pid ${pid}) does not answer PING on port ${port}; see ${p.logFile} ` +
+            '(after changing ROOMCAST_REDIS_PORT, run `npm run services -- down` first)',
+        ),
+    });
     log.info(`redis: reusing the running server on port ${port}`);
     return;
   }
-  const p = redisPaths(config);
+  await assertPortFree(host, port, 'redis', 'ROOMCAST_REDIS_PORT');
   ensureDir(p.dir);
   ensureDir(path.dirname(p.pidFile));
   ensureDir(path.dirname(p.logFile));

@@ -13,6 +13,8 @@ import { z } from 'zod';
 /** The repository root, so data and templates are found wherever the process starts. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+// Defaults sit below Linux's ephemeral range (32768-60999): a port in it can be handed to some
+// outgoing connection and then be taken when a service (re)starts its listener.
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 
@@ -20,26 +22,38 @@ const schema = z.object({
   ROOMCAST_DATA_DIR: z.string().min(1).default(path.join(repoRoot, '.data')),
   ROOMCAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
-  ROOMCAST_PG_PORT: port.default(55432),
+  ROOMCAST_PG_PORT: port.default(25432),
   ROOMCAST_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').default('roomcast'),
   ROOMCAST_PG_USER: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').default('roomcast'),
   ROOMCAST_PG_POOL_SIZE: positiveInt.default(10),
 
-  ROOMCAST_REDIS_PORT: port.default(56379),
+  ROOMCAST_REDIS_PORT: port.default(26379),
 
   ROOMCAST_RABBITMQ_NODES: z.coerce.number().int().min(1).max(5).default(3),
-  ROOMCAST_RABBITMQ_AMQP_PORT_BASE: port.default(35672),
-  ROOMCAST_RABBITMQ_WEB_STOMP_PORT_BASE: port.default(35680),
-  ROOMCAST_RABBITMQ_STOMP_PORT_BASE: port.default(35690),
-  ROOMCAST_RABBITMQ_PROMETHEUS_PORT_BASE: port.default(35700),
-  ROOMCAST_RABBITMQ_MANAGEMENT_PORT_BASE: port.default(35710),
-  ROOMCAST_RABBITMQ_DIST_PORT_BASE: port.default(35720),
-  ROOMCAST_RABBITMQ_EPMD_PORT: port.default(35369),
+  ROOMCAST_RABBITMQ_AMQP_PORT_BASE: port.default(25672),
+  ROOMCAST_RABBITMQ_WEB_STOMP_PORT_BASE: port.default(25680),
+  ROOMCAST_RABBITMQ_STOMP_PORT_BASE: port.default(25690),
+  ROOMCAST_RABBITMQ_PROMETHEUS_PORT_BASE: port.default(25700),
+  ROOMCAST_RABBITMQ_MANAGEMENT_PORT_BASE: port.default(25710),
+  ROOMCAST_RABBITMQ_DIST_PORT_BASE: port.default(25720),
+  ROOMCAST_RABBITMQ_EPMD_PORT: port.default(25369),
   ROOMCAST_BROKER_USER: z.string().min(1).default('roomcast-server'),
   ROOMCAST_BROKER_PASSWORD: z.string().min(8).default('roomcast-dev-broker-secret'),
 
-  ROOMCAST_BROKER_AUTH_PORT: port.default(35800),
+  ROOMCAST_BROKER_AUTH_PORT: port.default(25800),
   ROOMCAST_APP_PORT: port.default(3000),
+  ROOMCAST_APP_SERVERS: z.coerce.number().int().min(1).max(8).default(2),
+
+  ROOMCAST_PROXY_HOST: z.string().min(1).default('127.0.0.1'),
+  ROOMCAST_PROXY_HTTPS_PORT: port.default(8443),
+  ROOMCAST_PROXY_HTTP_PORT: port.default(8080),
+  ROOMCAST_PROXY_ADMIN_PORT: port.default(9180),
+  ROOMCAST_PROXY_TLS_CERT: z.string().min(1).optional(),
+  ROOMCAST_PROXY_TLS_KEY: z.string().min(1).optional(),
+  ROOMCAST_PROXY_MAX_CONNECTIONS_PER_IP: positiveInt.default(20_000),
+  ROOMCAST_PROXY_MAX_HEADER_BYTES: positiveInt.default(16 * 1024),
+  ROOMCAST_PROXY_IDLE_TIMEOUT_MS: positiveInt.default(60_000),
+  ROOMCAST_PROXY_HEALTH_INTERVAL_MS: positiveInt.default(1500),
 
   ROOMCAST_SESSION_TTL_SECONDS: positiveInt.default(12 * 3600),
   ROOMCAST_BROKER_TOKEN_TTL_SECONDS: positiveInt.default(300),
@@ -65,7 +79,21 @@ export interface Config {
     password: string;
   };
   brokerAuth: { host: string; port: number };
-  app: { host: string; port: number };
+  /** App server processes: `servers` of them on consecutive ports from `port`. */
+  app: { host: string; port: number; servers: number };
+  proxy: {
+    host: string;
+    httpsPort: number;
+    httpPort: number;
+    adminPort: number;
+    /** Production certificate and key; in development a self-signed pair is generated under dataDir. */
+    tls: { cert: string; key: string } | null;
+    maxConnectionsPerIp: number;
+    maxHeaderBytes: number;
+    /** Closes a connection silent for this long; above the STOMP heart-beat (10 s) on purpose. */
+    idleTimeoutMs: number;
+    healthIntervalMs: number;
+  };
   sessionTtlSeconds: number;
   brokerTokenTtlSeconds: number;
   instructorQueueExpiresMs: number;
@@ -100,6 +128,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const unknown = Object.keys(env).filter((k) => k.startsWith('ROOMCAST_') && !known.has(k));
   if (unknown.length > 0) {
     throw new ConfigError(`unknown setting ${unknown.join(', ')}; known settings are listed in README.md`);
+  }
+  if (Boolean(env.ROOMCAST_PROXY_TLS_CERT) !== Boolean(env.ROOMCAST_PROXY_TLS_KEY)) {
+    throw new ConfigError('ROOMCAST_PROXY_TLS_CERT and ROOMCAST_PROXY_TLS_KEY must be set together');
   }
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
@@ -139,7 +170,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       password: e.ROOMCAST_BROKER_PASSWORD,
     },
     brokerAuth: { host: LOOPBACK, port: e.ROOMCAST_BROKER_AUTH_PORT },
-    app: { host: LOOPBACK, port: e.ROOMCAST_APP_PORT },
+    app: { host: LOOPBACK, port: e.ROOMCAST_APP_PORT, servers: e.ROOMCAST_APP_SERVERS },
+    proxy: {
+      host: e.ROOMCAST_PROXY_HOST,
+      httpsPort: e.ROOMCAST_PROXY_HTTPS_PORT,
+      httpPort: e.ROOMCAST_PROXY_HTTP_PORT,
+      adminPort: e.ROOMCAST_PROXY_ADMIN_PORT,
+      tls: e.ROOMCAST_PROXY_TLS_CERT && e.ROOMCAST_PROXY_TLS_KEY ? { cert: e.ROOMCAST_PROXY_TLS_CERT, key: e.ROOMCAST_PROXY_TLS_KEY } : null,
+      maxConnectionsPerIp: e.ROOMCAST_PROXY_MAX_CONNECTIONS_PER_IP,
+      maxHeaderBytes: e.ROOMCAST_PROXY_MAX_HEADER_BYTES,
+      idleTimeoutMs: e.ROOMCAST_PROXY_IDLE_TIMEOUT_MS,
+      healthIntervalMs: e.ROOMCAST_PROXY_HEALTH_INTERVAL_MS,
+    },
     sessionTtlSeconds: e.ROOMCAST_SESSION_TTL_SECONDS,
     brokerTokenTtlSeconds: e.ROOMCAST_BROKER_TOKEN_TTL_SECONDS,
     instructorQueueExpiresMs: e.ROOMCAST_INSTRUCTOR_QUEUE_EXPIRES_MS,

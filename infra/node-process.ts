@@ -1,0 +1,90 @@
+/**
+ * Our own Node services (broker-auth, app servers) as detached processes running a TypeScript
+ * entry under tsx: pid file, log file, health check. The pid file holds the pid and, on its
+ * second line, the entry path: the process's command line must contain it, which tells our
+ * service from any process that reused the pid.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../shared/config';
+import type { Logger } from './logger';
+import { ensureDir } from './paths';
+import { isProcessAlive, logTail, readPidFile, terminate, waitUntil } from './processes';
+import { httpStatus } from './probes';
+
+/** A Node service could not be started or did not become healthy. */
+export class NodeServiceError extends Error {
+  override name = 'NodeServiceError';
+  readonly code = 'node_service_failed';
+}
+
+export interface NodeService {
+  /** Shown in progress lines and errors. */
+  name: string;
+  entry: string;
+  pidFile: string;
+  logFile: string;
+  healthUrl: string;
+  /** Extra environment on top of this process's own. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export const isHealthy = async (s: NodeService): Promise<boolean> => (await httpStatus(s.healthUrl)) === 200;
+
+/** The service's pid when it runs (its command line names the entry), else null. */
+export function runningPid(s: NodeService): number | null {
+  const pid = readPidFile(s.pidFile);
+  const entry = existsSync(s.pidFile) ? readFileSync(s.pidFile, 'utf8').split('\n')[1] : undefined;
+  return pid !== null && entry === s.entry && isProcessAlive(pid, entry) ? pid : null;
+}
+
+/** Spawns the service and waits for its health check; cleans up if it never gets healthy. */
+export async function startNodeService(s: NodeService, log: Logger): Promise<number> {
+  ensureDir(path.dirname(s.pidFile));
+  ensureDir(path.dirname(s.logFile));
+  const out = openSync(s.logFile, 'a');
+  let pid: number | undefined;
+  let exited = false;
+  try {
+    writeSync(out, `--- ${new Date().toISOString()} starting ${path.relative(repoRoot, s.entry)}\n`);
+    // cwd = repo root so `--import tsx` resolves from the project's node_modules.
+    const child = spawn(process.execPath, ['--import', 'tsx', s.entry], {
+      cwd: repoRoot,
+      env: { ...process.env, ...s.env },
+      detached: true,
+      stdio: ['ignore', out, out],
+    });
+    child.unref();
+    child.once('exit', () => (exited = true));
+    pid = child.pid;
+    if (pid === undefined) throw new NodeServiceError(`could not spawn ${process.execPath} for ${s.entry}`);
+    writeFileSync(s.pidFile, `${pid}\n${s.entry}\n`);
+  } finally {
+    closeSync(out);
+  }
+  const failure = (what: string): NodeServiceError => new NodeServiceError(`${s.name} ${what}; see ${s.logFile}:\n${logTail(s.logFile)}`);
+  try {
+    await waitUntil(
+      () => {
+        if (exited) throw failure('exited while starting');
+        return isHealthy(s);
+      },
+      { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => failure(`did not answer 200 on ${s.healthUrl} within 60 s`) },
+    );
+  } catch (err) {
+    await stopNodeService(s, log, 'failed to start');
+    throw err;
+  }
+  return pid;
+}
+
+/** Stops the service by its pid file (SIGTERM, then SIGKILL after 10 s) and removes the file. */
+export async function stopNodeService(s: NodeService, log: Logger, why: string): Promise<void> {
+  const pid = runningPid(s);
+  if (pid !== null) {
+    log.info(`${s.name}: stopping pid ${pid} (${why})`);
+    await terminate(pid, s.entry, { graceMs: 10_000 });
+  }
+  rmSync(s.pidFile, { force: true });
+}
