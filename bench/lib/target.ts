@@ -1,0 +1,18 @@
+/** A system the benchmarks drive: roomcast (through the proxy or not) or one of the baselines. */
+import type { PosterTarget } from '../workers/poster';
+import type { ClientSpec } from '../workers/subscribers';
+
+export interface PreparedRooms {
+  /** One spec per subscriber, in room order. */
+  clients: ClientSpec[];
+  /** Where and how the poster sends. */
+  post: { baseUrl: string; ca?: string; format: 'roomcast' | 'plain'; targets: PosterTarget[] };
+}
+
+export interface Target {
+  name: string;
+  /** Processes of the system under test, for CPU and memory. */
+  pids(): number[];
+  prepare(rooms: number, subscribersPerRoom: number): Promise<PreparedRooms>;
+  stop(): Promise<void>;
+}

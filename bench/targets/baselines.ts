@@ -1,0 +1,35 @@
+/** The baselines as benchmark targets: the same rooms and posts, their own servers. */
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../../shared/config';
+import type { PreparedRooms, Target } from '../lib/target';
+import { startWorker, type WorkerHandle } from '../lib/workers';
+import type { SocketIoParams } from '../baselines/socketio-server';
+
+function plainRooms(kind: 'socketio' | 'ws', url: string, baseUrl: string, rooms: number, perRoom: number): PreparedRooms {
+  const names = Array.from({ length: rooms }, () => `r${randomBytes(4).toString('hex')}`);
+  return {
+    clients: names.flatMap((room) => Array.from({ length: perRoom }, () => ({ kind, url, room }))),
+    post: { baseUrl, format: 'plain', targets: names.map((room) => ({ room, path: `/rooms/${room}/messages`, headers: {} })) },
+  };
+}
+
+async function serverTarget(name: string, module: string, params: unknown, kind: 'socketio' | 'ws'): Promise<Target> {
+  const server: WorkerHandle<unknown> = startWorker(module, params);
+  const port = (await server.ready) as number;
+  return {
+    name,
+    pids: () => [server.pid],
+    prepare: async (rooms, perRoom) =>
+      plainRooms(kind, kind === 'ws' ? `ws://127.0.0.1:${port}` : `http://127.0.0.1:${port}`, `http://127.0.0.1:${port}`, rooms, perRoom),
+    stop: async () => {
+      await server.stop();
+    },
+  };
+}
+
+/** (b) Socket.IO 4 + Redis adapter, persisting to the same Postgres before emitting. */
+export const socketIoTarget = (config: Config): Promise<Target> =>
+  serverTarget('socket.io+redis+pg', 'baselines/socketio-server', { pgUrl: config.postgres.url, redisPort: config.redis.port } satisfies SocketIoParams, 'socketio');
+
+/** (c) bare ws broadcast: no persistence, no broker. */
+export const wsTarget = (): Promise<Target> => serverTarget('bare ws', 'baselines/ws-server', {}, 'ws');

@@ -1,0 +1,163 @@
+/**
+ * Child process: connects a share of the benchmark's subscribers (STOMP, Socket.IO or bare
+ * WebSocket), records POST→receive latency of every message (the poster puts its send time in
+ * the body) and the distinct messages each client got, for the loss check.
+ */
+import { Client } from '@stomp/stompjs';
+import { io, type Socket } from 'socket.io-client';
+import WebSocket from 'ws';
+import { workerMain } from '../lib/workers';
+
+export type ClientSpec =
+  | { kind: 'stomp'; url: string; login: string; passcode: string; destinations: string[]; room: string }
+  | { kind: 'socketio'; url: string; room: string }
+  | { kind: 'ws'; url: string; room: string };
+
+export interface SubscribersParams {
+  clients: ClientSpec[];
+  /** CA certificate (PEM) to trust for wss:// URLs. */
+  ca?: string;
+  /** How many clients connect at once. */
+  concurrency: number;
+  heartbeatMs: number;
+}
+
+export interface SubscribersResult {
+  latencies: number[];
+  clients: { room: string; distinct: number; duplicates: number }[];
+  connected: number;
+  /** Connections that ended before the benchmark stopped them. */
+  dropped: number;
+  failed: number;
+  connectWallMs: number;
+  firstError?: string;
+}
+
+interface Tracker {
+  room: string;
+  seen: Set<string>;
+  duplicates: number;
+  /** The connection ended before the benchmark asked it to. */
+  dropped: boolean;
+  close: () => void;
+}
+
+/** Milliseconds since the epoch with sub-millisecond resolution, comparable across processes. */
+const now = (): number => performance.timeOrigin + performance.now();
+let stopping = false;
+
+function track(t: Tracker, latencies: number[], id: unknown, sentAt: unknown): void {
+  if (typeof id !== 'string') return;
+  if (t.seen.has(id)) {
+    t.duplicates++;
+    return;
+  }
+  t.seen.add(id);
+  if (typeof sentAt === 'number') latencies.push(now() - sentAt);
+}
+
+function connectOne(spec: ClientSpec, p: SubscribersParams, latencies: number[]): Promise<Tracker> {
+  const t: Tracker = { room: spec.room, seen: new Set(), duplicates: 0, dropped: false, close: () => undefined };
+  let connected = false;
+  const wsOptions = { ca: p.ca, rejectUnauthorized: Boolean(p.ca) };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`connect timeout ${spec.url}`)), 30_000);
+    const ok = (): void => {
+      connected = true;
+      clearTimeout(timer);
+      resolve(t);
+    };
+    const fail = (e: Error): void => {
+      if (connected) {
+        if (!stopping) t.dropped = true;
+        return;
+      }
+      clearTimeout(timer);
+      reject(e);
+    };
+    if (spec.kind === 'stomp') {
+      const client = new Client({
+        webSocketFactory: () => new WebSocket(spec.url, ['v12.stomp'], wsOptions),
+        connectHeaders: { login: spec.login, passcode: spec.passcode, host: '/' },
+        reconnectDelay: 0,
+        heartbeatIncoming: p.heartbeatMs,
+        heartbeatOutgoing: p.heartbeatMs,
+        debug: () => undefined,
+        onConnect: () => {
+          let pending = spec.destinations.length;
+          for (const d of spec.destinations) {
+            const receipt = `r-${Math.random().toString(36).slice(2)}`;
+            client.watchForReceipt(receipt, () => {
+              if (--pending === 0) ok();
+            });
+            client.subscribe(
+              d,
+              (m) => {
+                const msg = JSON.parse(m.body) as { id?: unknown; body?: { sentAt?: unknown } };
+                track(t, latencies, msg.id, msg.body?.sentAt);
+              },
+              { receipt },
+            );
+          }
+        },
+        onStompError: (f) => fail(new Error(`STOMP ERROR ${f.headers.message ?? ''}`)),
+        onWebSocketClose: () => fail(new Error('socket closed')),
+      });
+      t.close = () => void client.deactivate();
+      client.activate();
+    } else if (spec.kind === 'socketio') {
+      const socket: Socket = io(spec.url, { transports: ['websocket'], reconnection: false, ca: p.ca, rejectUnauthorized: Boolean(p.ca) });
+      socket.on('message', (msg: { id?: unknown; sentAt?: unknown }) => track(t, latencies, msg.id, msg.sentAt));
+      socket.on('connect', () => socket.emit('join', spec.room, () => ok()));
+      socket.on('connect_error', (e: Error) => fail(e));
+      socket.on('disconnect', () => fail(new Error('disconnected')));
+      t.close = () => socket.close();
+    } else {
+      const ws = new WebSocket(`${spec.url}?room=${encodeURIComponent(spec.room)}`, wsOptions);
+      ws.on('message', (data: Buffer) => {
+        const msg = JSON.parse(data.toString('utf8')) as { id?: unknown; sentAt?: unknown };
+        track(t, latencies, msg.id, msg.sentAt);
+      });
+      ws.on('open', () => ok());
+      ws.on('error', (e: Error) => fail(e));
+      ws.on('close', () => fail(new Error('closed')));
+      t.close = () => ws.close();
+    }
+  });
+}
+
+workerMain<SubscribersParams, SubscribersResult>(async (p, stopped, ready) => {
+  const latencies: number[] = [];
+  const trackers: Tracker[] = [];
+  let failed = 0;
+  let firstError: string | undefined;
+  const started = Date.now();
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < p.clients.length) {
+      const spec = p.clients[next++] as ClientSpec;
+      try {
+        trackers.push(await connectOne(spec, p, latencies));
+      } catch (err) {
+        failed++;
+        firstError ??= (err as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, p.concurrency) }, lane));
+  const connectWallMs = Date.now() - started;
+  ready();
+  await stopped;
+  stopping = true;
+  const dropped = trackers.filter((t) => t.dropped).length;
+  for (const t of trackers) t.close();
+  return {
+    dropped,
+    latencies,
+    clients: trackers.map((t) => ({ room: t.room, distinct: t.seen.size, duplicates: t.duplicates })),
+    connected: trackers.length,
+    failed,
+    connectWallMs,
+    firstError,
+  };
+});
