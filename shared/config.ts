@@ -25,7 +25,7 @@ const schema = z.object({
   ROOMCAST_PG_PORT: port.default(25432),
   ROOMCAST_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').default('roomcast'),
   ROOMCAST_PG_USER: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').default('roomcast'),
-  ROOMCAST_PG_POOL_SIZE: positiveInt.default(10),
+  ROOMCAST_PG_POOL_SIZE: positiveInt.default(20),
 
   ROOMCAST_REDIS_PORT: port.default(26379),
 

@@ -4,8 +4,9 @@
  */
 import type { AddressInfo } from 'node:net';
 import http from 'node:http';
+import path from 'node:path';
 import express from 'express';
-import type { Config } from '../../shared/config';
+import { repoRoot, type Config } from '../../shared/config';
 import type { BrokerConnection } from './broker/broker-connection';
 import { migrate } from './db/migrate';
 import { errorHandler, notFound } from './http/error-handler';
@@ -15,6 +16,7 @@ import { OutboxRelay } from './outbox/outbox-relay';
 import { authRoutes } from './routes/auth-routes';
 import { healthRoutes } from './routes/health-routes';
 import { messageRoutes } from './routes/message-routes';
+import { presenceRoutes } from './routes/presence-routes';
 import { roomRoutes } from './routes/room-routes';
 import { buildServices, type Services } from './services';
 
@@ -41,7 +43,7 @@ export interface AppServerOptions {
 export async function startAppServer(config: Config, options: AppServerOptions = {}): Promise<AppServer> {
   const logger = createLogger(config, 'app');
   const services = buildServices(config, logger);
-  const { pool, redis, broker, metrics, users, sessions, rooms, roomService, messages, sendMessage, publisher } = services;
+  const { pool, redis, broker, metrics, users, sessions, rooms, roomService, messages, sendMessage, publisher, presence } = services;
 
   await migrate(pool);
   logger.info({ memberships: await services.mirror.rebuild(pool) }, 'membership mirror rebuilt');
@@ -65,6 +67,9 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use('/api', authRoutes({ users, sessions, rooms }));
   app.use('/api', roomRoutes({ sessions, rooms, roomService }));
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics }));
+  app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
+  // The browser pages (npm run build:web). Never under /api: an unknown API path stays a JSON 404.
+  app.use(/^(?!\/api(?:\/|$))/, express.static(path.join(repoRoot, 'web', 'dist'), { index: 'index.html' }));
   app.use(notFound);
   app.use(errorHandler(logger));
 

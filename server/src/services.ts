@@ -11,6 +11,8 @@ import { MessageStore } from './messages/message-store';
 import { SendMessage } from './messages/send-message';
 import { createMetrics, type Metrics } from './metrics';
 import { outboxBacklog } from './outbox/outbox-relay';
+import { PublishedMarks } from './outbox/published-marks';
+import { PresenceStore } from './presence/presence-store';
 import { createRedis, type Redis } from './redis';
 import { MembershipMirror } from './rooms/membership-mirror';
 import { RoomService } from './rooms/room-service';
@@ -31,6 +33,7 @@ export interface Services {
   messages: MessageStore;
   publisher: Publisher;
   sendMessage: SendMessage;
+  presence: PresenceStore;
   close(): Promise<void>;
 }
 
@@ -55,7 +58,9 @@ export function buildServices(config: Config, logger: Logger): Services {
   const roomService = new RoomService(rooms, mirror, broker, config.instructorQueueExpiresMs);
   const messages = new MessageStore(pool);
   const publisher = new Publisher(broker, config.publishTimeoutMs);
-  const sendMessage = new SendMessage(messages, publisher, metrics, logger);
+  const marks = new PublishedMarks(messages, logger);
+  const sendMessage = new SendMessage(messages, publisher, marks, metrics, logger);
+  const presence = new PresenceStore(redis);
   return {
     pool,
     redis,
@@ -69,7 +74,9 @@ export function buildServices(config: Config, logger: Logger): Services {
     messages,
     publisher,
     sendMessage,
+    presence,
     async close() {
+      await marks.flush();
       await broker.close();
       await Promise.allSettled([pool.end(), redis.quit()]);
     },

@@ -16,6 +16,9 @@ export const ERROR_CODES = [
   'broker_unavailable',
   'service_unavailable',
   'internal',
+  // Answered by the TLS proxy itself, before any app server sees the request.
+  'too_many_connections',
+  'bad_gateway',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,13 +1,14 @@
 /**
- * The record of every message. One transaction per send: lock the room row, return the earlier
- * copy if this client message id was already stored, else take the next seq and insert the
- * message with its outbox row. The room lock serializes sends per room, which is what makes
- * seqs gapless and makes concurrent retries of one client id store it once.
+ * The record of every message. One transaction per send, run by the `roomcast_send` function
+ * (migration 002) in a single round trip: lock the room row, return the earlier copy if this
+ * client message id was already stored, else take the next seq and insert the message with its
+ * outbox row. The room lock serializes sends per room, which is what makes seqs gapless and
+ * makes concurrent retries of one client id store it once.
  */
 import { createHash } from 'node:crypto';
 import type { Role, RoomMessage, SendMessageRequest } from '../../../shared/protocol/messages';
 import { roomAllKey, roomInstructorKey, roomUserKey } from '../../../shared/protocol/routing';
-import { inTransaction, type Pool } from '../db/pool';
+import type { Pool } from '../db/pool';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors';
 
 export interface MessageRow {
@@ -56,6 +57,9 @@ const requestHash = (req: SendMessageRequest): string =>
     .update(JSON.stringify([req.audience, req.recipientId ?? null, req.kind, req.body]))
     .digest('hex');
 
+/** Which branch `roomcast_send` (migration 002) took. */
+type SendOutcome = 'created' | 'replayed' | 'room_not_found' | 'not_a_member' | 'recipient_not_found' | 'idempotency_conflict';
+
 export interface StoreResult {
   message: RoomMessage;
   routingKey: string;
@@ -67,50 +71,25 @@ export class MessageStore {
   constructor(private readonly pool: Pool) {}
 
   async insert(roomId: string, senderId: string, req: SendMessageRequest): Promise<StoreResult> {
-    const hash = requestHash(req);
-    return inTransaction(this.pool, async (db) => {
-      const lock = await db.query<{ role: Role | null }>(
-        `SELECT m.role FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $2
-         WHERE r.id = $1 FOR UPDATE OF r`,
-        [roomId, senderId],
-      );
-      const row = lock.rows[0];
-      if (!row) throw new NotFoundError('room_not_found', 'no such room');
-      if (!row.role) throw new ForbiddenError('not_a_member', 'you are not a member of this room');
-
-      const earlier = await db.query<MessageRow & { request_hash: string }>(
-        `SELECT ${MESSAGE_COLUMNS}, m.request_hash FROM messages m
-         WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_msg_id = $3`,
-        [roomId, senderId, req.clientMsgId],
-      );
-      const prev = earlier.rows[0];
-      if (prev) {
-        if (prev.request_hash !== hash) {
-          throw new ConflictError('idempotency_conflict', `clientMsgId ${req.clientMsgId} was already used for a different message`);
-        }
-        const message = toMessage(prev);
-        return { message, routingKey: routingKeyOf(message), replayed: true };
-      }
-
-      if (req.audience === 'member') {
-        const r = await db.query('SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2', [roomId, req.recipientId]);
-        if (r.rowCount === 0) throw new NotFoundError('recipient_not_found', 'the recipient is not a member of this room');
-      }
-
-      const seq = await db.query<{ last_seq: number }>(
-        'UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq',
-        [roomId],
-      );
-      const inserted = await db.query<MessageRow>(
-        `INSERT INTO messages AS m (room_id, seq, sender_id, audience, recipient_id, kind, body, client_msg_id, request_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${MESSAGE_COLUMNS}`,
-        [roomId, seq.rows[0]?.last_seq, senderId, req.audience, req.recipientId ?? null, req.kind, JSON.stringify(req.body), req.clientMsgId, hash],
-      );
-      const message = toMessage(inserted.rows[0] as MessageRow);
-      const routingKey = routingKeyOf(message);
-      await db.query('INSERT INTO outbox (message_id, routing_key) VALUES ($1, $2)', [message.id, routingKey]);
-      return { message, routingKey, replayed: false };
-    });
+    const routingKey = routingKeyOf({ roomId, audience: req.audience, recipientId: req.recipientId ?? null });
+    const { rows } = await this.pool.query<MessageRow & { outcome: SendOutcome }>(
+      'SELECT * FROM roomcast_send($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+      [roomId, senderId, req.clientMsgId, requestHash(req), req.audience, req.recipientId ?? null, req.kind, JSON.stringify(req.body), routingKey],
+    );
+    const row = rows[0] as MessageRow & { outcome: SendOutcome };
+    switch (row.outcome) {
+      case 'created':
+      case 'replayed':
+        return { message: toMessage(row), routingKey, replayed: row.outcome === 'replayed' };
+      case 'room_not_found':
+        throw new NotFoundError('room_not_found', 'no such room');
+      case 'not_a_member':
+        throw new ForbiddenError('not_a_member', 'you are not a member of this room');
+      case 'recipient_not_found':
+        throw new NotFoundError('recipient_not_found', 'the recipient is not a member of this room');
+      case 'idempotency_conflict':
+        throw new ConflictError('idempotency_conflict', `clientMsgId ${req.clientMsgId} was already used for a different message`);
+    }
   }
 
   async markPublished(messageIds: string[]): Promise<void> {

@@ -5,6 +5,7 @@
 import { Buffer } from 'node:buffer';
 import { MAX_BODY_BYTES, type RoomMessage, type SendMessageRequest } from '../../../shared/protocol/messages';
 import type { Publisher } from '../broker/publisher';
+import type { PublishedMarks } from '../outbox/published-marks';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
@@ -14,6 +15,7 @@ export class SendMessage {
   constructor(
     private readonly store: MessageStore,
     private readonly publisher: Publisher,
+    private readonly marks: PublishedMarks,
     private readonly metrics: Metrics,
     private readonly logger: Logger,
   ) {}
@@ -29,9 +31,9 @@ export class SendMessage {
     try {
       await this.publisher.publish(routingKey, message);
       this.metrics.messagesPublished.inc({ path: 'request' });
-      await this.store.markPublished([message.id]);
+      this.marks.add(message.id);
     } catch (err) {
-      // Committed but not confirmed (or not marked): the outbox relay publishes it again.
+      // Committed but not confirmed: the outbox relay publishes it.
       this.metrics.publishFailures.inc({ path: 'request' });
       this.logger.warn({ messageId: message.id, err: (err as Error).message }, 'publish deferred to the outbox relay');
     }

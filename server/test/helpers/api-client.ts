@@ -5,14 +5,18 @@ export interface ApiResponse<T = any> {
   body: T;
 }
 
+/** The global fetch, or a stand-in (e.g. one that trusts a test CA over HTTPS). */
+export type Fetch = (url: string, init: RequestInit) => Promise<Response>;
+
 export class ApiClient {
   constructor(
     readonly baseUrl: string,
     public token?: string,
+    private readonly fetchImpl: Fetch = fetch,
   ) {}
 
   withToken(token: string): ApiClient {
-    return new ApiClient(this.baseUrl, token);
+    return new ApiClient(this.baseUrl, token, this.fetchImpl);
   }
 
   get<T = any>(path: string): Promise<ApiResponse<T>> {
@@ -25,7 +29,7 @@ export class ApiClient {
 
   /** Sends `raw` as the body unchanged (for malformed-JSON tests). */
   async request<T = any>(method: string, path: string, raw?: string, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
-    const res = await fetch(`${this.baseUrl}${path}`, {
+    const res = await this.fetchImpl(`${this.baseUrl}${path}`, {
       method,
       headers: {
         ...(raw === undefined ? {} : { 'content-type': 'application/json' }),

@@ -3,7 +3,7 @@
  * with helpers to collect frames and to observe the broker refusing something.
  */
 import { Client, type IFrame, type IMessage, type StompHeaders } from '@stomp/stompjs';
-import WebSocket from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
 import type { Config } from '../../../shared/config';
 import type { RoomMessage } from '../../../shared/protocol/messages';
 
@@ -22,15 +22,20 @@ export function webStompUrl(config: Config, node = 0): string {
   return `ws://127.0.0.1:${n.webStompPort}/ws`;
 }
 
+export interface StompConnectOptions {
+  /** Options of the `ws` socket, e.g. `{ ca }` to trust a test certificate on a `wss://` URL. */
+  webSocket?: ClientOptions;
+}
+
 /** Connects; rejects with the broker's ERROR message (or the close) if CONNECT is refused. */
-export function connectStomp(url: string, login: string, passcode: string): Promise<StompSession> {
+export function connectStomp(url: string, login: string, passcode: string, options: StompConnectOptions = {}): Promise<StompSession> {
   return new Promise((resolve, reject) => {
     const errors: IFrame[] = [];
     let connected = false;
     let onClosed!: (e: { code: number; reason: string }) => void;
     const closed = new Promise<{ code: number; reason: string }>((r) => (onClosed = r));
     const client = new Client({
-      webSocketFactory: () => new WebSocket(url, ['v12.stomp']),
+      webSocketFactory: () => new WebSocket(url, ['v12.stomp'], options.webSocket),
       connectHeaders: { login, passcode, host: '/' },
       reconnectDelay: 0,
       heartbeatIncoming: 0,

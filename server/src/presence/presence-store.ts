@@ -1,0 +1,61 @@
+/**
+ * Who is online in a room, kept in Redis: one sorted set per room, member -> time of its last
+ * heartbeat (ms). Presence ends by expiry, not only by an explicit leave, because a closed
+ * laptop or a dead socket never says goodbye: a member counts while its last heartbeat is
+ * younger than the window.
+ *
+ * The time is Redis's own (TIME inside the script), so several app servers with drifting
+ * clocks agree on who is stale.
+ */
+import type { Redis } from '../redis';
+
+const presenceKey = (roomId: string): string => `rc:presence:${roomId}`;
+
+/** Milliseconds of a member's silence after which it no longer counts as online. */
+export const DEFAULT_PRESENCE_WINDOW_MS = 30_000;
+
+// Records the heartbeat, drops entries that went stale, and lets the whole set expire when
+// nobody beats for a window (an abandoned room leaves nothing behind).
+const BEAT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - window))
+redis.call('PEXPIRE', KEYS[1], window)
+return now
+`;
+
+// Members whose last heartbeat is inside the window, most recent first.
+const ONLINE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGE', KEYS[1], '+inf', now - tonumber(ARGV[1]), 'BYSCORE', 'REV')
+`;
+
+export class PresenceStore {
+  private readonly windowMs: number;
+
+  /** `windowMs`: how long a heartbeat keeps a member online (tests pass a short one). */
+  constructor(
+    private readonly redis: Redis,
+    options: { windowMs?: number } = {},
+  ) {
+    this.windowMs = options.windowMs ?? DEFAULT_PRESENCE_WINDOW_MS;
+  }
+
+  /** The member is here now. */
+  async beat(roomId: string, userId: string): Promise<void> {
+    await this.redis.eval(BEAT, 1, presenceKey(roomId), userId, this.windowMs);
+  }
+
+  /** The member left on purpose (page closed): gone at once instead of after the window. */
+  async leave(roomId: string, userId: string): Promise<void> {
+    await this.redis.zrem(presenceKey(roomId), userId);
+  }
+
+  /** User ids of the members online in the room, most recently seen first. */
+  async online(roomId: string): Promise<string[]> {
+    return (await this.redis.eval(ONLINE, 1, presenceKey(roomId), this.windowMs)) as string[];
+  }
+}

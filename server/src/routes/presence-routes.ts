@@ -1,0 +1,56 @@
+import { Router } from 'express';
+import type { RoomPresence } from '../../../shared/protocol/presence';
+import { authOf, authenticate } from '../http/authenticate';
+import type { PresenceStore } from '../presence/presence-store';
+import type { RoomService } from '../rooms/room-service';
+import type { RoomStore } from '../rooms/room-store';
+import type { SessionStore } from '../sessions/session-store';
+import { roomIdOf } from './room-routes';
+
+/**
+ * Presence: members heartbeat while a page is open, and anyone in the room may ask how many
+ * are online; only instructors learn who.
+ */
+export function presenceRoutes(deps: {
+  sessions: SessionStore;
+  rooms: RoomStore;
+  roomService: RoomService;
+  presence: PresenceStore;
+}): Router {
+  const router = Router();
+  router.use('/rooms/:roomId/presence', authenticate(deps.sessions));
+
+  router.post('/rooms/:roomId/presence', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const userId = authOf(res).session.userId;
+    await deps.roomService.requireMember(roomId, userId);
+    await deps.presence.beat(roomId, userId);
+    res.status(204).end();
+  });
+
+  /** Explicit leave (page unload, sent with fetch keepalive); expiry covers pages that never say it. */
+  router.delete('/rooms/:roomId/presence', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const userId = authOf(res).session.userId;
+    await deps.roomService.requireMember(roomId, userId);
+    await deps.presence.leave(roomId, userId);
+    res.status(204).end();
+  });
+
+  router.get('/rooms/:roomId/presence', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const { role } = await deps.roomService.requireMember(roomId, authOf(res).session.userId);
+    const online = await deps.presence.online(roomId);
+    const body: RoomPresence = { online: online.length };
+    if (role === 'instructor') {
+      const byId = new Map((await deps.rooms.members(roomId)).map((m) => [m.userId, m]));
+      body.members = online.flatMap((id) => {
+        const m = byId.get(id);
+        return m ? [{ userId: m.userId, displayName: m.displayName, role: m.role }] : [];
+      });
+    }
+    res.json(body);
+  });
+
+  return router;
+}

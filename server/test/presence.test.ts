@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PresenceStore } from '../src/presence/presence-store';
+import { makeRoom, makeUser, startHarness, type Harness, type TestUser } from './helpers/harness';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h.close();
+});
+
+const presencePath = (roomId: string): string => `/api/rooms/${roomId}/presence`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('presence routes', () => {
+  it('counts members who sent a heartbeat; only instructors get the list', async () => {
+    const room = await makeRoom(h, 2);
+    const [a, b] = room.learners as [TestUser, TestUser];
+    expect((await a.api.get(presencePath(room.id))).body).toEqual({ online: 0 });
+
+    for (const u of [a, b, room.instructor]) expect((await u.api.post(presencePath(room.id))).status).toBe(204);
+
+    expect((await b.api.get(presencePath(room.id))).body).toEqual({ online: 3 });
+    const seen = await room.instructor.api.get(presencePath(room.id));
+    expect(seen.body.online).toBe(3);
+    expect(seen.body.members.map((m: { userId: string }) => m.userId).sort()).toEqual([a.id, b.id, room.instructor.id].sort());
+    expect(seen.body.members.find((m: { userId: string }) => m.userId === a.id)).toEqual({ userId: a.id, displayName: a.username, role: 'learner' });
+  });
+
+  it('drops a member at once on an explicit leave', async () => {
+    const room = await makeRoom(h, 1);
+    const learner = room.learners[0]!;
+    await learner.api.post(presencePath(room.id));
+    await room.instructor.api.post(presencePath(room.id));
+    expect((await learner.api.request('DELETE', presencePath(room.id))).status).toBe(204);
+    const seen = await room.instructor.api.get(presencePath(room.id));
+    expect(seen.body).toEqual({ online: 1, members: [{ userId: room.instructor.id, displayName: room.instructor.username, role: 'instructor' }] });
+  });
+
+  it('refuses non-members and anonymous callers', async () => {
+    const room = await makeRoom(h, 0);
+    const outsider = await makeUser(h, 'learner');
+    for (const method of ['GET', 'POST', 'DELETE']) {
+      const res = await outsider.api.request(method, presencePath(room.id));
+      expect(res.status).toBe(403);
+      expect(res.body.error.code).toBe('not_a_member');
+      expect((await h.api.request(method, presencePath(room.id))).status).toBe(401);
+    }
+  });
+});
+
+describe('presence store', () => {
+  it('forgets a member whose heartbeats stop, without any leave', async () => {
+    const store = new PresenceStore(h.server.services.redis, { windowMs: 400 });
+    const room = await makeRoom(h, 0);
+    await store.beat(room.id, 'quiet');
+    await store.beat(room.id, 'chatty');
+    expect((await store.online(room.id)).sort()).toEqual(['chatty', 'quiet']);
+
+    // "chatty" keeps beating, "quiet" went away (tab closed, socket died): after the window only one counts.
+    for (let i = 0; i < 4; i++) {
+      await sleep(150);
+      await store.beat(room.id, 'chatty');
+    }
+    expect(await store.online(room.id)).toEqual(['chatty']);
+  });
+
+  it('lets the whole set expire when nobody beats', async () => {
+    const store = new PresenceStore(h.server.services.redis, { windowMs: 200 });
+    const room = await makeRoom(h, 0);
+    await store.beat(room.id, 'someone');
+    await sleep(300);
+    expect(await store.online(room.id)).toEqual([]);
+    expect(await h.server.services.redis.exists(`rc:presence:${room.id}`)).toBe(0);
+  });
+});
+
+describe('static pages', () => {
+  it('keeps JSON 404s under /api', async () => {
+    const res = await h.api.get('/api/no-such-route');
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('not_found');
+  });
+});
