@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.data/', 'dist/', 'web/dist/', 'e2e/screenshots/', 'bench/results/'] },
+  { ignores: ['node_modules/', '.data*/', 'dist/', 'web/dist/', 'e2e/screenshots/', 'bench/results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,8 +4,9 @@
  */
 import { loadConfig, type Config } from '../shared/config';
 import { seedDemo } from '../server/src/cli/seed-demo';
-import { appServerRunning, ensureAppServer, stopAppServer } from './app-servers';
+import { appServersStatus, ensureAppServers, stopAppServers } from './app-servers';
 import { ensureServices, servicesStatus, stopServices, type Logger } from './index';
+import { ensureProxy, proxyRunning, proxyStatus, stopProxy } from './proxy-service';
 
 const print = (stream: NodeJS.WriteStream, line: string): boolean => stream.write(`[infra] ${line}\n`);
 
@@ -28,13 +29,14 @@ interface Command {
 const commands: Record<string, Command> = {
   up: { summary: 'start (or reuse) postgres, redis, broker-auth and the RabbitMQ cluster', run: (c) => ensureServices(c, log) },
   down: { summary: 'stop every service started by `up`', run: (c) => stopServices(c, log) },
-  status: { summary: 'show each service as up or down, with its address', run: printStatus },
-  start: { summary: 'up, then migrate, seed the demo and run the app server; Ctrl-C stops all', run: startAll },
-  stop: { summary: 'stop the app server and every service', run: stopAll },
+  status: { summary: 'show each service, app server and the proxy as up or down, with its address', run: printStatus },
+  start: { summary: 'up, then migrate, seed the demo, run the app servers and the TLS proxy; Ctrl-C stops all', run: startAll },
+  stop: { summary: 'stop the proxy, the app servers and every service', run: stopAll },
 };
 
 async function printStatus(config: Config): Promise<void> {
-  for (const s of await servicesStatus(config)) {
+  const [services, apps, proxy] = await Promise.all([servicesStatus(config), appServersStatus(config), proxyStatus(config)]);
+  for (const s of [...services, ...apps, proxy]) {
     const pid = s.pid === null ? '' : `  pid ${s.pid}`;
     log.info(`${s.name.padEnd(30)} ${(s.up ? 'up' : 'down').padEnd(5)} ${s.endpoint}${pid}`);
   }
@@ -43,19 +45,22 @@ async function printStatus(config: Config): Promise<void> {
 async function startAll(config: Config): Promise<void> {
   await ensureServices(config, log);
   const demo = await seedDemo(config);
-  const app = await ensureAppServer(config, log);
+  const apps = await ensureAppServers(config, log);
+  const proxy = await ensureProxy(config, log);
   console.log(
     [
       '',
-      `roomcast is up: ${app.url}`,
+      `roomcast is up: ${proxy.url}`,
+      `  TLS certificate: ${proxy.certFile}${config.proxy.tls ? '' : ' (self-signed for localhost and 127.0.0.1; trust it, or accept the browser warning)'}`,
+      `  app servers behind it: ${apps.urls.join(', ')}`,
       `  demo room "${demo.room.name}", invite code ${demo.room.inviteCode}`,
       `  instructor login: ${demo.instructor} / ${demo.password}`,
       `  learner logins:   ${demo.learners.join(', ')} / ${demo.password}`,
-      `  try: curl -s -X POST ${app.url}/api/auth/login -H 'content-type: application/json' -d '{"username":"${demo.instructor}","password":"${demo.password}"}'`,
+      `  try: curl -s --cacert ${proxy.certFile} -X POST ${proxy.url}/api/auth/login -H 'content-type: application/json' -d '{"username":"${demo.instructor}","password":"${demo.password}"}'`,
       '',
     ].join('\n'),
   );
-  if (!app.started) {
+  if (!apps.started && !proxy.started) {
     log.info('everything was already running; `npm stop` stops it');
     return;
   }
@@ -64,19 +69,21 @@ async function startAll(config: Config): Promise<void> {
     process.once('SIGINT', () => resolve(false));
     process.once('SIGTERM', () => resolve(false));
     const watch = setInterval(() => {
-      if (!appServerRunning(config)) {
+      if (!proxyRunning(config)) {
         clearInterval(watch);
         resolve(true);
       }
     }, 1000);
   });
-  if (stoppedElsewhere) log.info('the app server is gone (npm stop?); stopping what is left');
+  if (stoppedElsewhere) log.info('the proxy is gone (npm stop?); stopping what is left');
   await stopAll(config);
   process.exit(0);
 }
 
 async function stopAll(config: Config): Promise<void> {
-  await stopAppServer(config, log);
+  // Front to back: the proxy first, so no client is sent to an app server that is going away.
+  await stopProxy(config, log);
+  await stopAppServers(config, log);
   await stopServices(config, log);
 }
 

@@ -6,8 +6,14 @@
 import type { Logger } from './logger';
 import { CommandError, isRoot, runChecked, runCommand } from './processes';
 
-/** What `ensureServices` needs: the binaries of every local service. */
-export const SERVICE_PACKAGES: readonly string[] = ['rabbitmq-server', 'postgresql', 'redis-server'];
+/**
+ * What `ensureServices` needs: the binaries of every local service, and openssl, which makes
+ * the proxy's development certificate and the tests' throwaway certificate authority.
+ */
+export const SERVICE_PACKAGES: readonly string[] = ['rabbitmq-server', 'postgresql', 'redis-server', 'openssl'];
+
+/** What the browser tests need on top: Debian's Chromium, driven by Playwright (never a downloaded browser). */
+export const BROWSER_PACKAGES: readonly string[] = ['chromium'];
 
 /** Packages are missing and we are not root, so we cannot install them. */
 export class MissingOsPackagesError extends Error {

@@ -5,7 +5,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Config, RabbitNode } from '../shared/config';
 import type { Logger } from './logger';
-import { isProcessAlive, logTail, readPidFile, terminate, waitUntil } from './processes';
+import { isProcessAlive, logTail, readPidFile, sleep, terminate, waitUntil } from './processes';
 import { assertPortFree, isPortOpen } from './probes';
 import { RabbitError, rabbitmqctl, serverProgramHint, spawnNode } from './rabbitmq-ctl';
 import { nodePaths, writeNodeConfig } from './rabbitmq-files';
@@ -99,7 +99,11 @@ export async function bringUp(config: Config, node: RabbitNode, log: Logger): Pr
       await stopNodeProcess(config, node, log);
     }
   }
-  for (const [port, infix] of [...listeners(node), [node.distPort, 'DIST'] as const]) {
+  const ports = [...listeners(node), [node.distPort, 'DIST'] as const];
+  // A node killed a moment ago may still answer on its ports while the kernel tears it down.
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && (await Promise.all(ports.map(([port]) => isPortOpen(HOST, port)))).some(Boolean)) await sleep(200);
+  for (const [port, infix] of ports) {
     await assertPortFree(HOST, port, node.name, `ROOMCAST_RABBITMQ_${infix}_PORT_BASE`);
   }
   writeNodeConfig(config, node);

@@ -18,13 +18,16 @@ export interface WorkerHandle<R> {
   stop(): Promise<R>;
   /** Resolves with the result when the worker finishes by itself. */
   done: Promise<R>;
+  /** Sends a worker-specific message and resolves with the worker's `{type:'reply'}` answer. */
+  request(message: { type: string } & Record<string, unknown>): Promise<unknown>;
   kill(): void;
 }
 
 /** `name` is the module path under bench/ without extension, e.g. `workers/poster`. */
-export function startWorker<P, R>(name: string, params: P): WorkerHandle<R> {
+export function startWorker<P, R>(name: string, params: P, options: { env?: NodeJS.ProcessEnv } = {}): WorkerHandle<R> {
   const child: ChildProcess = fork(path.join(here, '..', `${name}.ts`), [], {
     execArgv: ['--import', 'tsx'],
+    env: { ...process.env, ...options.env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let onReady!: (info: unknown) => void;
@@ -33,9 +36,11 @@ export function startWorker<P, R>(name: string, params: P): WorkerHandle<R> {
     onReady = res;
     onFail = rej;
   });
+  const replies: ((data: unknown) => void)[] = [];
   const done = new Promise<R>((resolve, reject) => {
-    child.on('message', (m: { type: string; result?: R; error?: string; info?: unknown }) => {
+    child.on('message', (m: { type: string; result?: R; error?: string; info?: unknown; data?: unknown }) => {
       if (m.type === 'ready') onReady(m.info);
+      if (m.type === 'reply') replies.shift()?.(m.data);
       if (m.type === 'result') resolve(m.result as R);
       if (m.type === 'error') {
         const err = new Error(`worker ${name}: ${m.error}`);
@@ -58,9 +63,17 @@ export function startWorker<P, R>(name: string, params: P): WorkerHandle<R> {
       child.send({ type: 'stop' });
       return done;
     },
+    request: (message) =>
+      new Promise((resolve) => {
+        replies.push(resolve);
+        child.send(message);
+      }),
     kill: () => child.kill('SIGKILL'),
   };
 }
+
+/** The child side of `request`: answers the parent. */
+export const reply = (data: unknown): void => void process.send?.({ type: 'reply', data });
 
 /** The child side: `run` gets the params and a promise that resolves when asked to stop. */
 export function workerMain<P, R>(run: (params: P, stopped: Promise<void>, ready: (info?: unknown) => void) => Promise<R>): void {

@@ -57,6 +57,20 @@ export class BrokerConnection {
   }
 
   /**
+   * Replaces the publish channel when a publish on it went unconfirmed. Seen with RabbitMQ 3.10:
+   * after a quorum queue's leader node dies, a channel can keep waiting on the old leader and
+   * never confirm again, while a fresh channel routes to the new leader at once. Messages whose
+   * confirms are lost with the old channel stay in the outbox for the relay.
+   */
+  recyclePublishChannel(stale: ConfirmChannel): void {
+    if (this.confirm !== stale || !this.model) return;
+    this.opts.logger.warn('publish channel stopped confirming; replacing it');
+    // New publishes go to the fresh channel at once; the stale one may take a while to close.
+    this.replaceConfirmChannel(this.model);
+    stale.close().catch(() => undefined);
+  }
+
+  /**
    * Runs `fn` on a channel of its own, closed afterwards, so a channel-level error
    * (say, a queue declared with other arguments) cannot break the publishing channel.
    */
@@ -129,18 +143,22 @@ export class BrokerConnection {
   private watchConfirmChannel(model: ChannelModel, channel: ConfirmChannel): void {
     channel.on('close', () => {
       if (this.model !== model || this.confirm !== channel || this.state !== 'connected') return;
-      this.confirm = null;
-      model
-        .createConfirmChannel()
-        .then((fresh) => {
-          fresh.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'publish channel error'));
-          if (this.model !== model) return fresh.close();
-          this.confirm = fresh;
-          this.watchConfirmChannel(model, fresh);
-          return undefined;
-        })
-        .catch(() => model.close().catch(() => undefined));
+      this.replaceConfirmChannel(model);
     });
+  }
+
+  private replaceConfirmChannel(model: ChannelModel): void {
+    this.confirm = null;
+    model
+      .createConfirmChannel()
+      .then((fresh) => {
+        fresh.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'publish channel error'));
+        if (this.model !== model) return fresh.close();
+        this.confirm = fresh;
+        this.watchConfirmChannel(model, fresh);
+        return undefined;
+      })
+      .catch(() => model.close().catch(() => undefined));
   }
 
   private scheduleReconnect(): void {

@@ -15,10 +15,10 @@ export class Publisher {
     const channel = this.broker.publishChannel();
     const content = Buffer.from(JSON.stringify(message));
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new UnavailableError('broker_unavailable', `no publish confirm within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
-      );
+      const timer = setTimeout(() => {
+        this.broker.recyclePublishChannel(channel);
+        reject(new UnavailableError('broker_unavailable', `no publish confirm within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
       try {
         channel.publish(
           ROOM_EXCHANGE,

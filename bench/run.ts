@@ -1,0 +1,165 @@
+/**
+ * `npm run bench`: every scenario against roomcast (through the proxy, and direct as baseline
+ * (a)) and the baselines (b) Socket.IO + Redis adapter + Postgres and (c) bare ws, in one run on
+ * this machine. Writes bench/results/bench-<time>.json and .md and prints the table.
+ *
+ *   npm run bench -- [--scenario fanout|throughput|ingest|connections|recovery|all] [--quick]
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig, repoRoot } from '../shared/config';
+import { appServersStatus, ensureAppServers, stopAppServers } from '../infra/app-servers';
+import { ensureServices, servicesStatus, type Logger } from '../infra/index';
+import { ensureProxy, proxyStatus, stopProxy } from '../infra/proxy-service';
+import { createLogger } from '../server/src/logger';
+import { buildServices } from '../server/src/services';
+import { machineFacts } from './lib/machine';
+import type { Target } from './lib/target';
+import { runConnections, type ConnectionsResult } from './scenarios/connections';
+import { runFanout, type FanoutResult } from './scenarios/fanout';
+import { runIngest, type IngestResult } from './scenarios/ingest';
+import { runRecovery, type RecoveryResult } from './scenarios/recovery';
+import { socketIoTarget, wsTarget } from './targets/baselines';
+import { roomcastTarget } from './targets/roomcast';
+
+const SCENARIOS = ['fanout', 'throughput', 'ingest', 'connections', 'recovery'] as const;
+const { values: args } = parseArgs({ options: { scenario: { type: 'string', default: 'all' }, quick: { type: 'boolean', default: false } } });
+const chosen = args.scenario === 'all' ? [...SCENARIOS] : [args.scenario as (typeof SCENARIOS)[number]];
+if (chosen.some((s) => !SCENARIOS.includes(s))) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')} or all`);
+const q = args.quick;
+
+const t0 = Date.now();
+const say = (line: string): void => void process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
+const log: Logger = { info: say, warn: (m) => say(`warning: ${m}`) };
+
+interface Results {
+  machine: Record<string, string | number>;
+  startedAt: string;
+  fanout?: FanoutResult[];
+  throughput?: FanoutResult[];
+  ingest?: IngestResult[];
+  connections?: ConnectionsResult;
+  recovery?: RecoveryResult;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig({ ...process.env, ROOMCAST_LOG_LEVEL: process.env.ROOMCAST_LOG_LEVEL ?? 'warn' });
+  await ensureServices(config, log);
+  const apps = await ensureAppServers(config, log);
+  const proxy = await ensureProxy(config, log);
+  const ca = readFileSync(proxy.certFile, 'utf8');
+  const services = buildServices(config, createLogger({ logLevel: 'silent' }, 'bench'));
+  await services.broker.ready(10_000);
+  const pids: Record<string, number> = {};
+  for (const s of [...(await servicesStatus(config)), ...(await appServersStatus(config)), await proxyStatus(config)]) {
+    if (s.pid) pids[s.name.startsWith('rabbitmq') ? `rabbitmq ${s.name.split(' ')[1]}` : s.name] = s.pid;
+  }
+  const sys = { config, proxyUrl: proxy.url, ca, appUrls: apps.urls, pids };
+  const viaProxy = roomcastTarget(services, sys, 'proxy');
+  const direct = roomcastTarget(services, sys, 'direct');
+  const results: Results = { machine: machineFacts(), startedAt: new Date().toISOString() };
+  say(`machine: ${JSON.stringify(results.machine)}`);
+
+  const allTargets = async (fn: (t: Target) => Promise<void>): Promise<void> => {
+    for (const make of [async () => viaProxy, async () => direct, () => socketIoTarget(config), () => wsTarget()]) {
+      const t = await make();
+      try {
+        await fn(t);
+      } finally {
+        await t.stop();
+      }
+    }
+  };
+
+  try {
+    if (chosen.includes('fanout')) {
+      results.fanout = [];
+      await allTargets(async (t) => {
+        results.fanout?.push(
+          await runFanout(t, { rooms: 1, subscribersPerRoom: q ? 100 : 500, ratePerSecond: 10, durationMs: q ? 5000 : 20_000, subscriberProcesses: 2, progress: say }),
+        );
+      });
+    }
+    if (chosen.includes('throughput')) {
+      results.throughput = [];
+      await allTargets(async (t) => {
+        results.throughput?.push(
+          await runFanout(t, { rooms: 10, subscribersPerRoom: q ? 20 : 50, ratePerSecond: q ? 50 : 200, durationMs: q ? 5000 : 15_000, subscriberProcesses: 2, progress: say }),
+        );
+      });
+    }
+    if (chosen.includes('ingest')) {
+      results.ingest = [];
+      await allTargets(async (t) => {
+        results.ingest?.push(await runIngest(t, { rooms: 50, ratePerSecond: q ? 500 : 2500, durationMs: q ? 3000 : 10_000, posterProcesses: 2, progress: say }));
+      });
+    }
+    if (chosen.includes('connections')) {
+      results.connections = await runConnections(viaProxy, { connections: q ? 1000 : 10_000, rooms: 20, holdMs: q ? 5000 : 15_000, clientProcesses: 4, progress: say });
+    }
+    if (chosen.includes('recovery')) {
+      results.recovery = await runRecovery(services, config, { url: proxy.url, ca, certFile: proxy.certFile }, {
+        awayClients: q ? 20 : 100,
+        missedMessages: q ? 200 : 1000,
+        liveClients: q ? 40 : 200,
+        progress: say,
+      });
+    }
+  } finally {
+    await services.close();
+    if (apps.started || proxy.started) {
+      await stopProxy(config, log);
+      await stopAppServers(config, log);
+    }
+  }
+  const dir = path.join(repoRoot, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = results.startedAt.replace(/[:.]/g, '-');
+  const md = markdown(results);
+  writeFileSync(path.join(dir, `bench-${stamp}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(path.join(dir, `bench-${stamp}.md`), md);
+  process.stdout.write(`\n${md}\nresults: bench/results/bench-${stamp}.{json,md}\n`);
+}
+
+const ratio = (a: number, b: number | undefined): string => (b ? `${(a / b).toFixed(2)}×` : '–');
+
+function markdown(r: Results): string {
+  const out: string[] = [`# roomcast benchmark, ${r.startedAt}`, '', `Machine: ${Object.entries(r.machine).map(([k, v]) => `${k} ${v}`).join(', ')}`, ''];
+  const fanTable = (title: string, rows: FanoutResult[]): void => {
+    const base = (name: string): FanoutResult | undefined => rows.find((x) => x.target.startsWith(name));
+    const sio = base('socket.io');
+    const ws = base('bare ws');
+    out.push(`## ${title}`, '', '| target | subscribers | msg/s | deliveries/s | ×socket.io | ×bare ws | p50 ms | p95 ms | p99 ms | max ms | lost | dup | SUT CPU % | load-gen CPU % |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const x of rows) {
+      out.push(
+        `| ${x.target} | ${x.subscribers} | ${x.ratePerSecond} | ${x.deliveriesPerSecond} | ${ratio(x.deliveriesPerSecond, sio?.deliveriesPerSecond)} | ${ratio(x.deliveriesPerSecond, ws?.deliveriesPerSecond)} | ${x.latencyMs.p50} | ${x.latencyMs.p95} | ${x.latencyMs.p99} | ${x.latencyMs.max} | ${x.lost} | ${x.duplicates} | ${x.sutCpuPercent} | ${x.loadGenCpuPercent} |`,
+      );
+    }
+    out.push('');
+  };
+  if (r.fanout) fanTable('Fan-out latency (one room)', r.fanout);
+  if (r.throughput) fanTable('Fan-out throughput (10 rooms)', r.throughput);
+  if (r.ingest) {
+    const sio = r.ingest.find((x) => x.target.startsWith('socket.io'));
+    out.push('## Ingest', '', '| target | offered/s | persisted/s | ×socket.io | POST p50 ms | POST p99 ms | errors | SUT CPU % | load-gen CPU % |', '|---|---|---|---|---|---|---|---|---|');
+    for (const x of r.ingest) {
+      out.push(`| ${x.target} | ${x.offeredPerSecond} | ${x.acceptedPerSecond} | ${ratio(x.acceptedPerSecond, sio?.acceptedPerSecond)} | ${x.postLatencyMs.p50} | ${x.postLatencyMs.p99} | ${x.errors} | ${x.sutCpuPercent} | ${x.loadGenCpuPercent} |`);
+    }
+    out.push('');
+  }
+  if (r.connections) {
+    const c = r.connections;
+    out.push('## Connections', '', `${c.connected}/${c.requested} STOMP clients over WSS through the proxy (heart-beats 10 s), ${c.connectionsPerSecond} connections/s, ${c.droppedWhileHeld} dropped while held, ${c.kibPerConnection} KiB per connection across ${Object.keys(c.perProcessKib).join(', ')} (${Object.entries(c.perProcessKib).map(([k, v]) => `${k} ${v}`).join(', ')})${c.firstError ? `; first error: ${c.firstError}` : ''}`, '');
+  }
+  if (r.recovery) {
+    const x = r.recovery;
+    out.push('## Recovery', '', `Resync: ${x.resync.clients} clients caught up on ${x.resync.messagesEach} messages each in ${x.resync.seconds} s (${x.resync.messagesPerSecond} messages/s). Broker node ${x.nodeLoss.node} killed: all ${x.nodeLoss.clients} clients live again after ${x.nodeLoss.allLiveAgainSeconds ?? 'never (60 s)'} s.`, '');
+  }
+  return `${out.join('\n')}\n`;
+}
+
+main().catch((err: unknown) => {
+  say(`error: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});

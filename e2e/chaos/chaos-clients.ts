@@ -1,0 +1,110 @@
+/**
+ * Chaos worker: a share of the run's headless room clients, built on the same client library
+ * as the web page (web/src/client). It records when each message was first shown, cuts
+ * sockets when told to, and at the end reports every client's final, ordered view.
+ *
+ * Requests from the parent, each answered: {type:'cut', count} drops that many random live
+ * sockets; {type:'states'} is answered with how many clients are in each connection state.
+ */
+import WebSocket from 'ws';
+import type { IStompSocket } from '@stomp/stompjs';
+import { RoomClient, RoomcastApi } from '../../web/src/client/index';
+import { reply, workerMain } from '../../bench/lib/workers';
+
+export interface ChaosClientSpec {
+  userId: string;
+  roomId: string;
+  token: string;
+  role: 'instructor' | 'learner';
+}
+
+export interface ChaosClientsParams {
+  proxyUrl: string;
+  ca: string;
+  clients: ChaosClientSpec[];
+  silenceResyncMs: number;
+}
+
+export interface ChaosClientView {
+  userId: string;
+  roomId: string;
+  role: 'instructor' | 'learner';
+  /** Message ids in the order the client holds them. */
+  ids: string[];
+  /** id → ms since epoch it was first shown. */
+  shownAt: Record<string, number>;
+  reconnects: number;
+  finalState: string;
+}
+
+export interface ChaosClientsResult {
+  views: ChaosClientView[];
+  cuts: number;
+}
+
+workerMain<ChaosClientsParams, ChaosClientsResult>(async (p, stopped, ready) => {
+  const wssUrl = `${p.proxyUrl.replace(/^https/, 'wss')}/ws`;
+  let cuts = 0;
+  const live = new Set<WebSocket>();
+  const factory = (url: string, protocols: string[]): IStompSocket => {
+    const ws = new WebSocket(url, protocols, { ca: p.ca });
+    live.add(ws);
+    ws.on('close', () => live.delete(ws));
+    return ws as unknown as IStompSocket;
+  };
+  const entries = p.clients.map((spec) => {
+    const api = new RoomcastApi({ baseUrl: p.proxyUrl, token: spec.token });
+    const room = new RoomClient({
+      api,
+      roomId: spec.roomId,
+      stompUrls: [wssUrl],
+      webSocketFactory: factory,
+      silenceResyncMs: p.silenceResyncMs,
+      reconnect: { initialMs: 200, maxMs: 3000 },
+    });
+    const view = { spec, room, shownAt: {} as Record<string, number>, reconnects: 0 };
+    room.on('message', (m) => {
+      view.shownAt[m.id] ??= Date.now();
+    });
+    room.on('state', (s) => {
+      if (s === 'connecting') view.reconnects++;
+    });
+    room.on('error', (err, fatal) => {
+      if (fatal) process.stderr.write(`client ${spec.userId.slice(0, 8)}: fatal ${err.code}: ${err.message}\n`);
+    });
+    return view;
+  });
+  for (const e of entries) e.room.start();
+
+  process.on('message', (m: { type: string; count?: number }) => {
+    if (m.type === 'states') {
+      const states: Record<string, number> = {};
+      for (const e of entries) states[e.room.state] = (states[e.room.state] ?? 0) + 1;
+      reply(states);
+      return;
+    }
+    if (m.type !== 'cut') return;
+    const sockets = [...live];
+    for (let i = 0; i < (m.count ?? 1) && sockets.length > 0; i++) {
+      const victim = sockets.splice(Math.floor(Math.random() * sockets.length), 1)[0];
+      victim?.terminate();
+      cuts++;
+    }
+    reply(cuts);
+  });
+  ready();
+  await stopped;
+  const views = entries.map(
+    (e): ChaosClientView => ({
+      userId: e.spec.userId,
+      roomId: e.spec.roomId,
+      role: e.spec.role,
+      ids: e.room.messages.map((m) => m.id),
+      shownAt: e.shownAt,
+      reconnects: e.reconnects,
+      finalState: e.room.state,
+    }),
+  );
+  await Promise.all(entries.map((e) => e.room.stop()));
+  return { views, cuts };
+});

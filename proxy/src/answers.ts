@@ -1,0 +1,45 @@
+/**
+ * What the proxy says itself: JSON errors in the API's shape on HTTP, a raw response on a
+ * socket that asked to upgrade, a WebSocket close frame on a tunnel it ends.
+ */
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ErrorBody, ErrorCode } from '../../shared/protocol/errors';
+
+const errorJson = (code: ErrorCode, message: string): string => JSON.stringify({ error: { code, message } } satisfies ErrorBody);
+
+export function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+  const body = errorJson(code, message);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/**
+ * Answers an upgrade request before any WebSocket exists (the socket is raw bytes by then),
+ * then closes the connection.
+ */
+export function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+  const body = errorJson(code, message);
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    ...Object.entries({ ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), connection: 'close' }).map(
+      ([k, v]) => `${k}: ${v}`,
+    ),
+  ];
+  if (socket.writable) socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  else socket.destroy();
+}
+
+/** RFC 6455 §5.5.1: an unmasked (server-to-client) close frame; the reason fits one frame. */
+export function closeFrame(code: number, reason: string): Buffer {
+  const text = Buffer.from(reason, 'utf8').subarray(0, 123);
+  const frame = Buffer.alloc(4 + text.length);
+  frame[0] = 0x88; // FIN + opcode 8 (close)
+  frame[1] = 2 + text.length;
+  frame.writeUInt16BE(code, 2);
+  text.copy(frame, 4);
+  return frame;
+}
+
+/** WebSocket close code 1001: the endpoint is going away (shutdown, or its broker node died). */
+export const GOING_AWAY = 1001;

@@ -1,0 +1,156 @@
+/**
+ * The app server's REST API, typed, for browsers and Node alike. Every failure becomes an
+ * ApiError (the server's code and message) or a NetworkError (no answer).
+ */
+import { ERROR_CODES, type ErrorBody, type ErrorCode } from '../../../shared/protocol/errors';
+import type { BrokerToken, ResyncPage, Role, RoomMessage, RoomSubscriptions, SendMessageRequest } from '../../../shared/protocol/messages';
+import type { RoomPresence } from '../../../shared/protocol/presence';
+// Response shapes of the room and user routes (type-only: nothing of the server is bundled).
+import type { Member, Room } from '../../../server/src/rooms/room-store';
+import type { User } from '../../../server/src/users/user-store';
+import { ApiError, NetworkError } from './errors';
+
+export type { Member, Room, User };
+export type MyRoom = Room & { role: Role };
+
+export interface LoginResult {
+  token: string;
+  expiresAt: string;
+  user: User;
+}
+
+export interface RoomDetails {
+  /** `inviteCode` is only given to instructors. */
+  room: Omit<Room, 'inviteCode'> & { inviteCode?: string };
+  role: Role;
+  members: Member[];
+}
+
+export interface SendResult {
+  id: string;
+  seq: number;
+  message: RoomMessage;
+}
+
+export interface ApiOptions {
+  /** Origin of the app server, e.g. `https://class.example`; '' (the default) is the page's own. */
+  baseUrl?: string;
+  /** Session token from a login; `login()` sets it. */
+  token?: string | null;
+  /** Defaults to the global fetch (browsers, Node 20). */
+  fetch?: typeof fetch;
+}
+
+const KNOWN_CODES = new Set<string>(ERROR_CODES);
+
+/** The server's error code, or one that fits the status when the body is not ours (a proxy's page). */
+function errorCodeOf(status: number, body: unknown): { code: ErrorCode; message: string } {
+  const e = (body as Partial<ErrorBody> | null)?.error;
+  if (e && typeof e.code === 'string' && KNOWN_CODES.has(e.code)) return { code: e.code, message: String(e.message ?? e.code) };
+  if (status === 401) return { code: 'unauthenticated', message: 'log in again' };
+  if (status === 404) return { code: 'not_found', message: 'not found' };
+  if (status >= 500) return { code: 'service_unavailable', message: `the server answered ${status}; retrying` };
+  return { code: 'invalid_request', message: `the server answered ${status}` };
+}
+
+export class RoomcastApi {
+  readonly baseUrl: string;
+  token: string | null;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(options: ApiOptions = {}) {
+    this.baseUrl = (options.baseUrl ?? '').replace(/\/$/, '');
+    this.token = options.token ?? null;
+    // Bound: a browser's fetch throws "Illegal invocation" when called as a method of another object.
+    this.fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  async login(username: string, password: string): Promise<LoginResult> {
+    const result = await this.request<LoginResult>('POST', '/api/auth/login', { username, password });
+    this.token = result.token;
+    return result;
+  }
+
+  async logout(): Promise<void> {
+    await this.request('POST', '/api/auth/logout');
+    this.token = null;
+  }
+
+  me(): Promise<{ user: User; rooms: MyRoom[] }> {
+    return this.request('GET', '/api/me');
+  }
+
+  brokerToken(): Promise<BrokerToken> {
+    return this.request('POST', '/api/broker-token');
+  }
+
+  joinRoom(inviteCode: string): Promise<{ room: MyRoom }> {
+    return this.request('POST', '/api/rooms/join', { inviteCode });
+  }
+
+  room(roomId: string): Promise<RoomDetails> {
+    return this.request('GET', `/api/rooms/${encodeURIComponent(roomId)}`);
+  }
+
+  subscriptions(roomId: string): Promise<RoomSubscriptions> {
+    return this.request('GET', `/api/rooms/${encodeURIComponent(roomId)}/subscriptions`);
+  }
+
+  messagesAfter(roomId: string, after: number, limit: number): Promise<ResyncPage> {
+    return this.request('GET', `/api/rooms/${encodeURIComponent(roomId)}/messages?after=${after}&limit=${limit}`);
+  }
+
+  send(roomId: string, message: SendMessageRequest): Promise<SendResult> {
+    return this.request('POST', `/api/rooms/${encodeURIComponent(roomId)}/messages`, message);
+  }
+
+  presenceBeat(roomId: string): Promise<void> {
+    return this.request('POST', `/api/rooms/${encodeURIComponent(roomId)}/presence`);
+  }
+
+  presence(roomId: string): Promise<RoomPresence> {
+    return this.request('GET', `/api/rooms/${encodeURIComponent(roomId)}/presence`);
+  }
+
+  /**
+   * Leaves the room's presence. `keepalive` lets the request outlive the page being unloaded
+   * (navigator.sendBeacon cannot carry the Authorization header).
+   */
+  leave(roomId: string, options: { keepalive?: boolean } = {}): Promise<void> {
+    return this.request('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/presence`, undefined, options.keepalive);
+  }
+
+  private async request<T = void>(method: string, path: string, body?: unknown, keepalive = false): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await this.fetchFn(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        keepalive,
+      });
+    } catch (err) {
+      throw new NetworkError(`${method} ${path}: no answer from the server`, err);
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw new NetworkError(`${method} ${path}: the answer was cut off`, err);
+    }
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // Not JSON (an HTML error page from something in between): the status decides.
+    }
+    if (!res.ok) {
+      const { code, message } = errorCodeOf(res.status, parsed);
+      throw new ApiError(res.status, code, message);
+    }
+    return parsed as T;
+  }
+}

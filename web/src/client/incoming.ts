@@ -1,0 +1,37 @@
+/**
+ * Checks what the broker delivers before it reaches the log: a frame that is not a message of
+ * this room (a bug, or something else bound to the queue) is reported and dropped instead of
+ * corrupting the order. Only the fields the log and the pages rely on are checked; a kind or
+ * audience this client does not know yet still shows (pages have a fallback for them).
+ */
+// Types only: the protocol module's runtime part is the zod schema, which the browser does not need.
+import type { RoomMessage } from '../../../shared/protocol/messages';
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+
+/** The room message in a MESSAGE frame's body, or null when it is not one of `roomId`. */
+export function parseRoomMessage(body: string, roomId: string): RoomMessage | null {
+  let m: Partial<Record<keyof RoomMessage, unknown>> | null;
+  try {
+    m = JSON.parse(body) as typeof m;
+  } catch {
+    return null;
+  }
+  const ok =
+    m !== null &&
+    typeof m === 'object' &&
+    isString(m.id) &&
+    m.roomId === roomId &&
+    Number.isInteger(m.seq) &&
+    (m.seq as number) > 0 &&
+    isString(m.senderId) &&
+    isString(m.audience) &&
+    (m.recipientId === null || isString(m.recipientId)) &&
+    isString(m.kind) &&
+    m.body !== null &&
+    typeof m.body === 'object' &&
+    !Array.isArray(m.body) &&
+    isString(m.clientMsgId) &&
+    isString(m.createdAt);
+  return ok ? (m as RoomMessage) : null;
+}
