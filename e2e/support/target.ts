@@ -14,6 +14,8 @@ export interface Target {
   stompUrls: string[] | null;
   /** True behind the proxy's self-signed development certificate. */
   ignoreHTTPSErrors: boolean;
+  /** Open WebSockets per Web-STOMP node port, as the proxy counts them (null without a proxy). */
+  openSocketsByNodePort(): Record<number, number> | null;
   close(): Promise<void>;
 }
 
@@ -23,6 +25,7 @@ export async function direct(harness: Harness): Promise<Target> {
     baseURL: harness.server.url,
     stompUrls: harness.config.rabbitmq.nodes.map((n) => `ws://127.0.0.1:${n.webStompPort}/ws`),
     ignoreHTTPSErrors: false,
+    openSocketsByNodePort: () => null,
     close: async () => undefined,
   };
 }
@@ -34,7 +37,14 @@ export async function viaProxy(harness: Harness): Promise<Target> {
     ports: { https: 0, http: 0, admin: 0 },
     logger: createLogger({ logLevel: 'silent' }, 'proxy'),
   });
-  return { baseURL: proxy.httpsUrl, stompUrls: null, ignoreHTTPSErrors: true, close: () => proxy.close({ graceMs: 1000 }) };
+  return {
+    baseURL: proxy.httpsUrl,
+    stompUrls: null,
+    ignoreHTTPSErrors: true,
+    openSocketsByNodePort: () =>
+      Object.fromEntries(proxy.upstreams().filter((u) => u.kind === 'web-stomp').map((u) => [Number(new URL(u.url).port), u.open])),
+    close: () => proxy.close({ graceMs: 1000 }),
+  };
 }
 
 export const reachRoomcast: (harness: Harness) => Promise<Target> = viaProxy;

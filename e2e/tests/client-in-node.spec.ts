@@ -50,7 +50,9 @@ test('in Node, a resync after a silence recovers messages whose frames were drop
   const api = new RoomcastApi({ baseUrl: harness.server.url });
   await api.login(ann.username, PASSWORD);
   const lossy: WebSocketFactory = (url, protocols) => new LossySocket(url, protocols, (frame) => frame.startsWith('MESSAGE') && frame.includes('lost in transit'));
-  const client = new RoomClient({ api, roomId: room.id, stompUrls: roomcast.target.stompUrls ?? [], webSocketFactory: lossy, silenceResyncMs: 1500 });
+  // The library alone, straight to the Web-STOMP nodes: what is under test is its resync, not the proxy.
+  const stompUrls = harness.config.rabbitmq.nodes.map((n) => `ws://127.0.0.1:${n.webStompPort}/ws`);
+  const client = new RoomClient({ api, roomId: room.id, stompUrls, webSocketFactory: lossy, silenceResyncMs: 1500 });
   const states: ConnectionState[] = [];
   client.on('state', (s) => states.push(s));
   client.start();

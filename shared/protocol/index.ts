@@ -2,3 +2,4 @@ export * from './errors';
 export * from './messages';
 export * from './routing';
 export * from './presence';
+export * from './rooms';

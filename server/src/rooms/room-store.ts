@@ -1,22 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Role } from '../../../shared/protocol/messages';
+import type { Member, Room } from '../../../shared/protocol/rooms';
 import { inTransaction, type Pool } from '../db/pool';
 
-export interface Room {
-  id: string;
-  name: string;
-  inviteCode: string;
-  createdBy: string;
-  lastSeq: number;
-  createdAt: string;
-}
-
-export interface Member {
-  userId: string;
-  username: string;
-  displayName: string;
-  role: Role;
-}
+export type { Member, Room };
 
 interface RoomRow {
   id: string;

@@ -1,13 +1,9 @@
 import type { Role } from '../../../shared/protocol/messages';
+import type { User } from '../../../shared/protocol/rooms';
 import type { Pool } from '../db/pool';
 import { hashPassword, verifyPassword } from './passwords';
 
-export interface User {
-  id: string;
-  username: string;
-  displayName: string;
-  role: Role;
-}
+export type { User };
 
 interface UserRow {
   id: string;

@@ -6,8 +6,7 @@ import { ERROR_CODES, type ErrorBody, type ErrorCode } from '../../../shared/pro
 import type { BrokerToken, ResyncPage, Role, RoomMessage, RoomSubscriptions, SendMessageRequest } from '../../../shared/protocol/messages';
 import type { RoomPresence } from '../../../shared/protocol/presence';
 // Response shapes of the room and user routes (type-only: nothing of the server is bundled).
-import type { Member, Room } from '../../../server/src/rooms/room-store';
-import type { User } from '../../../server/src/users/user-store';
+import type { Member, Room, User } from '../../../shared/protocol/rooms';
 import { ApiError, NetworkError } from './errors';
 
 export type { Member, Room, User };
