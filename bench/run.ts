@@ -3,7 +3,10 @@
  * (a)) and the baselines (b) Socket.IO + Redis adapter + Postgres and (c) bare ws, in one run on
  * this machine. Writes bench/results/bench-<time>.json and .md and prints the table.
  *
- *   npm run bench -- [--scenario fanout|throughput|ingest|connections|recovery|all] [--quick]
+ *   npm run bench -- [--scenario fanout|throughput|ingest|connections|recovery|proxy|all] [--quick]
+ *
+ * `proxy` (npm run bench:proxy) is the proxy's cost alone: the same subscribers and post rate
+ * through the proxy and straight to the app servers and Web-STOMP, with the proxy's CPU.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -23,9 +26,10 @@ import { runRecovery, type RecoveryResult } from './scenarios/recovery';
 import { socketIoTarget, wsTarget } from './targets/baselines';
 import { roomcastTarget } from './targets/roomcast';
 
-const SCENARIOS = ['fanout', 'throughput', 'ingest', 'connections', 'recovery'] as const;
+const SCENARIOS = ['fanout', 'throughput', 'ingest', 'connections', 'recovery', 'proxy'] as const;
 const { values: args } = parseArgs({ options: { scenario: { type: 'string', default: 'all' }, quick: { type: 'boolean', default: false } } });
-const chosen = args.scenario === 'all' ? [...SCENARIOS] : [args.scenario as (typeof SCENARIOS)[number]];
+// `all` is every comparison; `proxy` repeats part of `fanout`, so it runs only when asked for.
+const chosen = args.scenario === 'all' ? SCENARIOS.filter((s) => s !== 'proxy') : [args.scenario as (typeof SCENARIOS)[number]];
 if (chosen.some((s) => !SCENARIOS.includes(s))) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')} or all`);
 const q = args.quick;
 
@@ -40,6 +44,7 @@ interface Results {
   throughput?: FanoutResult[];
   ingest?: IngestResult[];
   connections?: ConnectionsResult;
+  proxy?: FanoutResult[];
   recovery?: RecoveryResult;
 }
 
@@ -95,6 +100,12 @@ async function main(): Promise<void> {
         results.ingest?.push(await runIngest(t, { rooms: 50, ratePerSecond: q ? 500 : 2500, durationMs: q ? 3000 : 10_000, posterProcesses: 2, progress: say }));
       });
     }
+    if (chosen.includes('proxy')) {
+      results.proxy = [];
+      for (const t of [viaProxy, direct]) {
+        results.proxy.push(await runFanout(t, { rooms: 10, subscribersPerRoom: 20, ratePerSecond: q ? 50 : 100, durationMs: q ? 5000 : 20_000, subscriberProcesses: 2, progress: say }));
+      }
+    }
     if (chosen.includes('connections')) {
       results.connections = await runConnections(viaProxy, { connections: q ? 1000 : 10_000, rooms: 20, holdMs: q ? 5000 : 15_000, clientProcesses: 4, progress: say });
     }
@@ -138,6 +149,21 @@ function markdown(r: Results): string {
     }
     out.push('');
   };
+  if (r.proxy) {
+    const [p, d] = r.proxy;
+    if (p && d) {
+      out.push(
+        '## The proxy’s cost (same load through the proxy and direct)',
+        '',
+        '| | deliveries/s | p50 ms | p99 ms | proxy CPU % |',
+        '|---|---|---|---|---|',
+        `| direct | ${d.deliveriesPerSecond} | ${d.latencyMs.p50} | ${d.latencyMs.p99} | – |`,
+        `| via proxy | ${p.deliveriesPerSecond} | ${p.latencyMs.p50} | ${p.latencyMs.p99} | ${p.cpuPercentByProcess.proxy ?? '?'} |`,
+        `| proxy / direct | ${(p.deliveriesPerSecond / d.deliveriesPerSecond).toFixed(3)}× | +${(p.latencyMs.p50 - d.latencyMs.p50).toFixed(2)} | +${(p.latencyMs.p99 - d.latencyMs.p99).toFixed(2)} | target: ≥ 0.9× throughput, ≤ +2 ms p99 |`,
+        '',
+      );
+    }
+  }
   if (r.fanout) fanTable('Fan-out latency (one room)', r.fanout);
   if (r.throughput) fanTable('Fan-out throughput (10 rooms)', r.throughput);
   if (r.ingest) {

@@ -35,6 +35,8 @@ export interface FanoutResult {
   latencyMs: LatencySummary;
   postLatencyMs: LatencySummary;
   sutCpuPercent: number;
+  /** CPU of each named process of the system under test (100 = one core). */
+  cpuPercentByProcess: Record<string, number>;
   sutRssMiB: number;
   loadGenCpuPercent: number;
   connectFailures: number;
@@ -54,6 +56,7 @@ export async function runFanout(target: Target, o: FanoutOptions): Promise<Fanou
   o.progress(`${target.name}: ${prepared.clients.length} subscribers connected; posting ${o.ratePerSecond}/s for ${o.durationMs / 1000} s`);
 
   const sut = new ProcMeter(target.pids());
+  const named = Object.entries(target.namedPids?.() ?? {}).map(([name, pid]) => [name, new ProcMeter([pid])] as const);
   const started = Date.now();
   const poster = startWorker<PosterParams, PosterResult>('workers/poster', {
     ...prepared.post,
@@ -97,6 +100,7 @@ export async function runFanout(target: Target, o: FanoutOptions): Promise<Fanou
     latencyMs: roundSummary(summarize(latencies)),
     postLatencyMs: roundSummary(summarize(posted.latencies)),
     sutCpuPercent: round((sutUse.cpuSeconds / elapsedS) * 100, 1),
+    cpuPercentByProcess: Object.fromEntries(named.map(([name, m]) => [name, round((m.read().cpuSeconds / elapsedS) * 100, 1)])),
     sutRssMiB: round(sutUse.rssBytes / 2 ** 20, 1),
     loadGenCpuPercent: round((genUse.cpuSeconds / elapsedS) * 100, 1),
     connectFailures: failed,

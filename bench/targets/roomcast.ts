@@ -29,6 +29,7 @@ export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'pr
   return {
     name: via === 'proxy' ? 'roomcast (wss via proxy)' : 'roomcast (direct, no proxy)',
     pids: () => Object.values(sys.pids),
+    namedPids: () => sys.pids,
     memoryPids: () =>
       Object.fromEntries(Object.entries(sys.pids).filter(([name]) => name.startsWith('rabbitmq') || (via === 'proxy' && name === 'proxy'))),
     async prepare(rooms, perRoom): Promise<PreparedRooms> {
