@@ -5,6 +5,9 @@ import { UnavailableError } from '../errors';
 import type { BrokerConnection } from './broker-connection';
 
 export class Publisher {
+  /** When each publish channel last confirmed anything: tells a stuck channel from a busy one. */
+  private readonly lastConfirm = new WeakMap<object, number>();
+
   constructor(
     private readonly broker: BrokerConnection,
     private readonly timeoutMs: number,
@@ -15,8 +18,11 @@ export class Publisher {
     const channel = this.broker.publishChannel();
     const content = Buffer.from(JSON.stringify(message));
     return new Promise<void>((resolve, reject) => {
+      const sentAt = Date.now();
       const timer = setTimeout(() => {
-        this.broker.recyclePublishChannel(channel);
+        // Only a channel that confirmed nothing at all since this publish is stuck; a loaded
+        // broker confirms late but keeps confirming, and a new channel would not help it.
+        if ((this.lastConfirm.get(channel) ?? 0) < sentAt) this.broker.recyclePublishChannel(channel);
         reject(new UnavailableError('broker_unavailable', `no publish confirm within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       try {
@@ -33,6 +39,7 @@ export class Publisher {
           },
           (err: unknown) => {
             clearTimeout(timer);
+            this.lastConfirm.set(channel, Date.now());
             if (err) reject(new UnavailableError('broker_unavailable', 'the broker refused the message', err));
             else resolve();
           },
