@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Server } from 'socket.io';
 import { workerMain } from '../lib/workers';
+import { roomPostHandler } from './post-route';
 
 export interface SocketIoParams {
   pgUrl: string;
@@ -25,17 +26,8 @@ workerMain<SocketIoParams, { emitted: number }>(async (p, stopped, ready) => {
   const sub = pub.duplicate();
   let emitted = 0;
 
-  const server = http.createServer((req, res) => {
-    const m = /^\/rooms\/([\w-]+)\/messages$/.exec(req.url ?? '');
-    if (req.method !== 'POST' || !m?.[1]) {
-      res.writeHead(404).end();
-      return;
-    }
-    const room = m[1];
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { text: string; sentAt: number };
+  const server = http.createServer(
+    roomPostHandler((room, body, res) => {
       pool
         .query<{ id: string }>('INSERT INTO bench_socketio_messages (room, body) VALUES ($1, $2) RETURNING id', [room, body])
         .then(({ rows }) => {
@@ -45,8 +37,8 @@ workerMain<SocketIoParams, { emitted: number }>(async (p, stopped, ready) => {
           res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id }));
         })
         .catch((err: Error) => res.writeHead(500).end(err.message));
-    });
-  });
+    }),
+  );
   const io = new Server(server, { adapter: createAdapter(pub, sub), transports: ['websocket'] });
   io.on('connection', (socket) => {
     socket.on('join', (room: string, ack: () => void) => {

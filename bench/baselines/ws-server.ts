@@ -7,28 +7,20 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { workerMain } from '../lib/workers';
+import { roomPostHandler } from './post-route';
 
 workerMain<Record<string, never>, { broadcast: number }>(async (_p, stopped, ready) => {
   const rooms = new Map<string, Set<WebSocket>>();
   let broadcast = 0;
-  const server = http.createServer((req, res) => {
-    const m = /^\/rooms\/([\w-]+)\/messages$/.exec(req.url ?? '');
-    if (req.method !== 'POST' || !m?.[1]) {
-      res.writeHead(404).end();
-      return;
-    }
-    const room = m[1];
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+  const server = http.createServer(
+    roomPostHandler((room, body, res) => {
       const id = randomUUID();
       const frame = JSON.stringify({ id, ...body });
       for (const ws of rooms.get(room) ?? []) ws.send(frame);
       broadcast++;
       res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id }));
-    });
-  });
+    }),
+  );
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws, req) => {
     const room = new URL(req.url ?? '/', 'http://x').searchParams.get('room') ?? '';
