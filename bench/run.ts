@@ -8,13 +8,14 @@
  * `proxy` (npm run bench:proxy) is the proxy's cost alone: the same subscribers and post rate
  * through the proxy and straight to the app servers and Web-STOMP, with the proxy's CPU.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, repoRoot } from '../shared/config';
-import { appServersStatus, ensureAppServers, stopAppServers } from '../infra/app-servers';
-import { ensureServices, servicesStatus, type Logger } from '../infra/index';
-import { ensureProxy, proxyStatus, stopProxy } from '../infra/proxy-service';
+import { appServersStatus } from '../infra/app-servers';
+import { servicesStatus, type Logger } from '../infra/index';
+import { proxyStatus } from '../infra/proxy-service';
+import { ensureSystem, stopFrontEnds } from '../infra/system';
 import { createLogger } from '../server/src/logger';
 import { buildServices } from '../server/src/services';
 import { machineFacts } from './lib/machine';
@@ -50,17 +51,14 @@ interface Results {
 
 async function main(): Promise<void> {
   const config = loadConfig({ ...process.env, ROOMCAST_LOG_LEVEL: process.env.ROOMCAST_LOG_LEVEL ?? 'warn' });
-  await ensureServices(config, log);
-  const apps = await ensureAppServers(config, log);
-  const proxy = await ensureProxy(config, log);
-  const ca = readFileSync(proxy.certFile, 'utf8');
+  const { appUrls, proxy, ca, started } = await ensureSystem(config, log);
   const services = buildServices(config, createLogger({ logLevel: 'silent' }, 'bench'));
   await services.broker.ready(10_000);
   const pids: Record<string, number> = {};
   for (const s of [...(await servicesStatus(config)), ...(await appServersStatus(config)), await proxyStatus(config)]) {
     if (s.pid) pids[s.name.startsWith('rabbitmq') ? `rabbitmq ${s.name.split(' ')[1]}` : s.name] = s.pid;
   }
-  const sys = { config, proxyUrl: proxy.url, ca, appUrls: apps.urls, pids };
+  const sys = { config, proxyUrl: proxy.url, ca, appUrls, pids };
   const viaProxy = roomcastTarget(services, sys, 'proxy');
   const direct = roomcastTarget(services, sys, 'direct');
   const results: Results = { machine: machineFacts(), startedAt: new Date().toISOString() };
@@ -119,10 +117,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await services.close();
-    if (apps.started || proxy.started) {
-      await stopProxy(config, log);
-      await stopAppServers(config, log);
-    }
+    if (started) await stopFrontEnds(config, log);
   }
   const dir = path.join(repoRoot, 'bench', 'results');
   mkdirSync(dir, { recursive: true });

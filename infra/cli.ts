@@ -4,9 +4,10 @@
  */
 import { loadConfig, type Config } from '../shared/config';
 import { seedDemo } from '../server/src/cli/seed-demo';
-import { appServersStatus, ensureAppServers, stopAppServers } from './app-servers';
+import { appServersStatus } from './app-servers';
 import { ensureServices, servicesStatus, stopServices, type Logger } from './index';
-import { ensureProxy, proxyRunning, proxyStatus, stopProxy } from './proxy-service';
+import { ensureSystem, stopFrontEnds } from './system';
+import { proxyRunning, proxyStatus } from './proxy-service';
 
 const print = (stream: NodeJS.WriteStream, line: string): boolean => stream.write(`[infra] ${line}\n`);
 
@@ -43,16 +44,14 @@ async function printStatus(config: Config): Promise<void> {
 }
 
 async function startAll(config: Config): Promise<void> {
-  await ensureServices(config, log);
+  const { appUrls, proxy, started } = await ensureSystem(config, log);
   const demo = await seedDemo(config);
-  const apps = await ensureAppServers(config, log);
-  const proxy = await ensureProxy(config, log);
   console.log(
     [
       '',
       `roomcast is up: ${proxy.url}`,
       `  TLS certificate: ${proxy.certFile}${config.proxy.tls ? '' : ' (self-signed for localhost and 127.0.0.1; trust it, or accept the browser warning)'}`,
-      `  app servers behind it: ${apps.urls.join(', ')}`,
+      `  app servers behind it: ${appUrls.join(', ')}`,
       `  demo room "${demo.room.name}", invite code ${demo.room.inviteCode}`,
       `  instructor login: ${demo.instructor} / ${demo.password}`,
       `  learner logins:   ${demo.learners.join(', ')} / ${demo.password}`,
@@ -60,7 +59,7 @@ async function startAll(config: Config): Promise<void> {
       '',
     ].join('\n'),
   );
-  if (!apps.started && !proxy.started) {
+  if (!started) {
     log.info('everything was already running; `npm stop` stops it');
     return;
   }
@@ -81,9 +80,7 @@ async function startAll(config: Config): Promise<void> {
 }
 
 async function stopAll(config: Config): Promise<void> {
-  // Front to back: the proxy first, so no client is sent to an app server that is going away.
-  await stopProxy(config, log);
-  await stopAppServers(config, log);
+  await stopFrontEnds(config, log);
   await stopServices(config, log);
 }
 

@@ -7,12 +7,10 @@
  *
  *   npm run chaos -- [--duration 120] [--rooms 8] [--viewers 24] [--rate 20]
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../shared/config';
-import { ensureAppServers, stopAppServers } from '../../infra/app-servers';
-import { ensureServices, type Logger } from '../../infra/index';
-import { ensureProxy, stopProxy } from '../../infra/proxy-service';
+import type { Logger } from '../../infra/index';
+import { ensureSystem, stopFrontEnds } from '../../infra/system';
 import { createLogger } from '../../server/src/logger';
 import { buildServices } from '../../server/src/services';
 import { makeBenchRooms } from '../../bench/lib/roomcast-fixtures';
@@ -51,12 +49,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function main(): Promise<number> {
   const config = loadConfig({ ...process.env, ROOMCAST_LOG_LEVEL: process.env.ROOMCAST_LOG_LEVEL ?? 'warn' });
   say(`system: ${config.rabbitmq.nodes.length} broker nodes, ${config.app.servers} app servers, proxy; ${rooms} rooms × (${viewers} learners + 1 instructor), ${rate} msg/s, ${durationMs / 1000} s of faults`);
-  await ensureServices(config, log);
-  const apps = await ensureAppServers(config, log);
-  const proxy = await ensureProxy(config, log);
   // What this run started, it stops at the end; a system already running (npm start) stays up.
-  const stopAfter = apps.started || proxy.started;
-  const ca = readFileSync(proxy.certFile, 'utf8');
+  const { proxy, ca, started: stopAfter } = await ensureSystem(config, log);
   // The run's own broker connection sees every fault; its warnings would only drown the report.
   const services = buildServices(config, createLogger({ logLevel: 'silent' }, 'chaos'));
   await services.broker.ready(10_000);
@@ -143,9 +137,7 @@ async function main(): Promise<number> {
   const posted = await poster.stop();
   clearInterval(ticker);
   // Whatever a fault left broken is repaired before the final check (it reuses what runs).
-  await ensureServices(config, log);
-  await ensureAppServers(config, log);
-  await ensureProxy(config, log);
+  await ensureSystem(config, log);
 
   // Every client reconnects once more, which resyncs it, then the views are final.
   say('final resync: cutting every client socket once');
@@ -184,8 +176,7 @@ async function main(): Promise<number> {
   ];
   for (const l of lines) say(l);
   if (stopAfter) {
-    await stopProxy(config, log);
-    await stopAppServers(config, log);
+    await stopFrontEnds(config, log);
   }
   return verdict.pass && faultFailures === 0 ? 0 : 1;
 }

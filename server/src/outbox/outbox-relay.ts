@@ -7,7 +7,6 @@
  * at-least-once: a row published but not yet marked can go out twice, always with the same
  * message id, and clients drop the copy.
  */
-import type { RoomMessage } from '../../../shared/protocol/messages';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import type { Pool } from '../db/pool';
@@ -84,10 +83,9 @@ export class OutboxRelay {
   }
 
   private async publishClaimed(rows: (MessageRow & { outbox_id: string; routing_key: string })[]): Promise<number> {
-    const results = await Promise.allSettled(rows.map((r) => this.o.publisher.publish(r.routing_key, toMessage(r) as RoomMessage)));
-    const done: string[] = [];
-    const failed: string[] = [];
-    results.forEach((res, i) => ((res.status === 'fulfilled' ? done : failed) as string[]).push((rows[i] as { outbox_id: string }).outbox_id));
+    const results = await Promise.allSettled(rows.map((r) => this.o.publisher.publish(r.routing_key, toMessage(r))));
+    const done = rows.filter((_r, i) => results[i]?.status === 'fulfilled').map((r) => r.outbox_id);
+    const failed = rows.filter((_r, i) => results[i]?.status !== 'fulfilled').map((r) => r.outbox_id);
     if (done.length > 0) {
       await this.o.pool.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])', [done]);
       this.o.metrics.messagesPublished.inc({ path: 'relay' }, done.length);
