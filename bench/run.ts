@@ -3,7 +3,8 @@
  * (a)) and the baselines (b) Socket.IO + Redis adapter + Postgres and (c) bare ws, in one run on
  * this machine. Writes bench/results/bench-<time>.json and .md and prints the table.
  *
- *   npm run bench -- [--scenario fanout|throughput|ingest|connections|recovery|proxy|all] [--quick]
+ *   npm run bench -- [--scenario fanout|throughput|ingest|connections|recovery|proxy|all]
+ *                    [--target all|proxy,direct,socketio,ws] [--quick]
  *
  * `proxy` (npm run bench:proxy) is the proxy's cost alone: the same subscribers and post rate
  * through the proxy and straight to the app servers and Web-STOMP, with the proxy's CPU.
@@ -28,10 +29,15 @@ import { socketIoTarget, wsTarget } from './targets/baselines';
 import { roomcastTarget } from './targets/roomcast';
 
 const SCENARIOS = ['fanout', 'throughput', 'ingest', 'connections', 'recovery', 'proxy'] as const;
-const { values: args } = parseArgs({ options: { scenario: { type: 'string', default: 'all' }, quick: { type: 'boolean', default: false } } });
+const TARGETS = ['proxy', 'direct', 'socketio', 'ws'] as const;
+const { values: args } = parseArgs({
+  options: { scenario: { type: 'string', default: 'all' }, target: { type: 'string', default: 'all' }, quick: { type: 'boolean', default: false } },
+});
 // `all` is every comparison; `proxy` repeats part of `fanout`, so it runs only when asked for.
 const chosen = args.scenario === 'all' ? SCENARIOS.filter((s) => s !== 'proxy') : [args.scenario as (typeof SCENARIOS)[number]];
 if (chosen.some((s) => !SCENARIOS.includes(s))) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')} or all`);
+const onlyTargets = args.target === 'all' ? [...TARGETS] : (args.target ?? '').split(',');
+if (onlyTargets.some((t) => !(TARGETS as readonly string[]).includes(t))) throw new Error(`--target must be all or a comma-separated list of ${TARGETS.join(', ')}`);
 const q = args.quick;
 
 const t0 = Date.now();
@@ -65,8 +71,9 @@ async function main(): Promise<void> {
   say(`machine: ${JSON.stringify(results.machine)}`);
 
   const allTargets = async (fn: (t: Target) => Promise<void>): Promise<void> => {
-    for (const make of [async () => viaProxy, async () => direct, () => socketIoTarget(config), () => wsTarget()]) {
-      const t = await make();
+    const makers = { proxy: async () => viaProxy, direct: async () => direct, socketio: () => socketIoTarget(config), ws: () => wsTarget() };
+    for (const name of onlyTargets) {
+      const t = await makers[name as (typeof TARGETS)[number]]();
       try {
         await fn(t);
       } finally {

@@ -59,7 +59,7 @@ const schema = z.object({
   ROOMCAST_BROKER_TOKEN_TTL_SECONDS: positiveInt.default(300),
   ROOMCAST_INSTRUCTOR_QUEUE_EXPIRES_MS: positiveInt.default(24 * 3600 * 1000),
   ROOMCAST_PUBLISH_TIMEOUT_MS: positiveInt.default(2000),
-  ROOMCAST_OUTBOX_RELAY_AFTER_MS: positiveInt.default(3000),
+  ROOMCAST_OUTBOX_RELAY_AFTER_MS: positiveInt.default(5000),
   ROOMCAST_OUTBOX_RELAY_INTERVAL_MS: positiveInt.default(1000),
 });
 

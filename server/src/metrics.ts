@@ -25,7 +25,7 @@ export function createMetrics(outboxBacklog: () => Promise<number>): Metrics {
     }),
     messagesPublished: new Counter({
       name: 'roomcast_messages_published_total',
-      help: 'Messages confirmed by the broker, by path: the send request itself or the outbox relay.',
+      help: 'Messages confirmed by the broker, by path: the send request, the outbox relay, or a confirm that came after the publish timeout.',
       labelNames: ['path'],
       registers: [registry],
     }),

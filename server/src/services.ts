@@ -57,8 +57,14 @@ export function buildServices(config: Config, logger: Logger): Services {
   const mirror = new MembershipMirror(redis);
   const roomService = new RoomService(rooms, mirror, broker, config.instructorQueueExpiresMs);
   const messages = new MessageStore(pool);
-  const publisher = new Publisher(broker, config.publishTimeoutMs);
   const marks = new PublishedMarks(messages, logger);
+  const publisher = new Publisher(broker, {
+    timeoutMs: config.publishTimeoutMs,
+    onLateConfirm: (id) => {
+      marks.add(id);
+      metrics.messagesPublished.inc({ path: 'late_confirm' });
+    },
+  });
   const sendMessage = new SendMessage(messages, publisher, marks, metrics, logger);
   const presence = new PresenceStore(redis);
   return {
@@ -76,6 +82,7 @@ export function buildServices(config: Config, logger: Logger): Services {
     sendMessage,
     presence,
     async close() {
+      await sendMessage.settled();
       await marks.flush();
       await broker.close();
       await Promise.allSettled([pool.end(), redis.quit()]);

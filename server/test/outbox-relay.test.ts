@@ -1,20 +1,23 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { startApp, stopApp } from '../../infra/rabbitmq-cluster';
+import { rabbitmqctl } from '../../infra/rabbitmq-ctl';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
 import { sendMessageRequest } from '../../shared/protocol/messages';
+import { testConfig } from './helpers/config';
 import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from './helpers/harness';
 import { collect, connectStomp, waitFor, webStompUrl, type StompSession } from './helpers/stomp';
 
 const harnesses: Harness[] = [];
 const sessions: StompSession[] = [];
-afterAll(async () => {
-  await Promise.all(sessions.map((s) => s.disconnect()));
-  await Promise.all(harnesses.map((h) => h.close()));
+// Each test's relays stop with it: a relay left running would take the next test's rows.
+afterEach(async () => {
+  await Promise.all(sessions.splice(0).map((s) => s.disconnect()));
+  await Promise.all(harnesses.splice(0).map((h) => h.close()));
 });
 
-async function harness(relay: boolean): Promise<Harness> {
-  const h = await startHarness({ relay });
+async function harness(relay: boolean, overrides: Record<string, string> = {}): Promise<Harness> {
+  const h = await startHarness({ relay, config: testConfig(overrides) });
   harnesses.push(h);
   return h;
 }
@@ -96,5 +99,42 @@ describe('outbox relay', () => {
     expect(bySeq(got.learner)).toEqual(ids);
     expect(bySeq(got.instructor)).toEqual(ids);
     expect(await backlog(writer, room.id)).toBe(0);
+  });
+
+  it('keeps sends while the broker blocks publishers (memory alarm) and delivers each once after, without republishing', async () => {
+    // The relay runs and would take these rows after 300 ms; publishes time out after 300 ms.
+    const h = await harness(true, { ROOMCAST_PUBLISH_TIMEOUT_MS: '300' });
+    const room = await makeRoom(h, 1);
+    const got = await listeners(h, room);
+    const node = h.config.rabbitmq.nodes[0]!;
+    const published = async (): Promise<number> => {
+      const m = await h.server.services.metrics.registry.getSingleMetric('roomcast_messages_published_total')?.get();
+      return (m?.values ?? []).reduce((n, v) => n + v.value, 0);
+    };
+    const publishedBefore = await published();
+    const N = 10;
+    // A watermark of 0 raises the memory alarm on every node's behalf: all publishers block.
+    await rabbitmqctl(h.config, node, ['set_vm_memory_high_watermark', '0']);
+    try {
+      for (let i = 0; i < N; i++) {
+        const res = await room.learners[0]!.api.post(`/api/rooms/${room.id}/messages`, chat(`blocked-${i}`));
+        expect(res.status).toBe(201);
+      }
+      await waitFor(() => h.server.services.broker.blocked !== null, 'the broker to block the app server');
+      // Several relay passes and publish timeouts go by while blocked.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(got.learner).toHaveLength(0);
+      expect(await backlog(h, room.id)).toBe(N);
+    } finally {
+      await rabbitmqctl(h.config, node, ['set_vm_memory_high_watermark', '0.15']);
+    }
+    await waitFor(() => got.learner.length >= N && got.instructor.length >= N, 'every message after the alarm clears', 30_000);
+    await waitFor(async () => (await backlog(h, room.id)) === 0, 'the late confirms to mark the outbox');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(got.learner.map((m) => m.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    expect(got.instructor.map((m) => m.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    // Each message was confirmed once, late: nothing was published a second time.
+    expect(h.server.services.broker.blocked).toBeNull();
+    expect((await published()) - publishedBefore).toBe(N);
   });
 });

@@ -23,6 +23,7 @@ export class BrokerConnection {
   private model: ChannelModel | null = null;
   private confirm: ConfirmChannel | null = null;
   private state: BrokerState = 'connecting';
+  private blockedReason: string | null = null;
   private next = 0;
   private attempt = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -38,6 +39,14 @@ export class BrokerConnection {
 
   get status(): BrokerState {
     return this.state;
+  }
+
+  /**
+   * Why the broker is refusing our publishes for now (a memory or disk alarm), or null. While
+   * blocked, publishes wait in the socket unconfirmed: nothing is wrong with the channel.
+   */
+  get blocked(): string | null {
+    return this.blockedReason;
   }
 
   /** Resolves once connected, or after `timeoutMs` (whichever is first); never rejects. */
@@ -118,9 +127,18 @@ export class BrokerConnection {
       return;
     }
     model.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'broker connection error'));
+    model.on('blocked', (reason: string) => {
+      this.blockedReason = reason || 'resource alarm';
+      this.opts.logger.warn({ reason }, 'broker blocked our publishes (resource alarm); sends are kept in the outbox');
+    });
+    model.on('unblocked', () => {
+      this.blockedReason = null;
+      this.opts.logger.info('broker unblocked our publishes');
+    });
     model.on('close', () => {
       if (this.model !== model) return;
       this.model = null;
+      this.blockedReason = null;
       this.confirm = null;
       if (this.state === 'closed') return;
       this.state = 'connecting';

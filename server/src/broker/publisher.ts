@@ -1,17 +1,39 @@
-/** Publishes room messages to `amq.topic`: persistent, and resolved only on the broker's confirm. */
+/**
+ * Publishes room messages to `amq.topic` on a confirm channel. Each publish resolves on the
+ * broker's confirm and rejects on a nack, a closed channel or the publish timeout. A confirm
+ * that arrives after the timeout still counts: `onLateConfirm` hears of it, so the outbox row is
+ * marked and nobody publishes the message a second time.
+ */
 import { ROOM_EXCHANGE } from '../../../shared/protocol/routing';
 import type { RoomMessage } from '../../../shared/protocol/messages';
 import { UnavailableError } from '../errors';
 import type { BrokerConnection } from './broker-connection';
 
+export interface PublisherOptions {
+  timeoutMs: number;
+  /** A publish that timed out was confirmed after all. */
+  onLateConfirm?: (messageId: string) => void;
+}
+
 export class Publisher {
   /** When each publish channel last confirmed anything: tells a stuck channel from a busy one. */
   private readonly lastConfirm = new WeakMap<object, number>();
+  /** Message id → when its (latest) publish went out, until the broker answers or the channel closes. */
+  private readonly awaiting = new Map<string, number>();
 
   constructor(
     private readonly broker: BrokerConnection,
-    private readonly timeoutMs: number,
+    private readonly o: PublisherOptions,
   ) {}
+
+  /**
+   * Ids of messages this process published less than `maxAgeMs` ago and is still waiting on.
+   * The outbox relay leaves them alone: publishing them again now would only make a duplicate.
+   */
+  awaitingConfirm(maxAgeMs: number): string[] {
+    const since = Date.now() - maxAgeMs;
+    return [...this.awaiting].filter(([, at]) => at >= since).map(([id]) => id);
+  }
 
   /** Resolves when the broker has confirmed the message; rejects with UnavailableError otherwise. */
   publish(routingKey: string, message: RoomMessage): Promise<void> {
@@ -19,33 +41,49 @@ export class Publisher {
     const content = Buffer.from(JSON.stringify(message));
     return new Promise<void>((resolve, reject) => {
       const sentAt = Date.now();
+      let timedOut = false;
       const timer = setTimeout(() => {
+        timedOut = true;
         // Only a channel that confirmed nothing at all since this publish is stuck; a loaded
-        // broker confirms late but keeps confirming, and a new channel would not help it.
-        if ((this.lastConfirm.get(channel) ?? 0) < sentAt) this.broker.recyclePublishChannel(channel);
-        reject(new UnavailableError('broker_unavailable', `no publish confirm within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
+        // broker confirms late but keeps confirming, and a blocked one (resource alarm) confirms
+        // once the alarm clears. A new channel would help neither.
+        if ((this.lastConfirm.get(channel) ?? 0) < sentAt && !this.broker.blocked) {
+          this.broker.recyclePublishChannel(channel);
+          // Its confirm is as good as lost with the channel: let the relay publish it again now.
+          forget();
+        }
+        reject(new UnavailableError('broker_unavailable', `no publish confirm within ${this.o.timeoutMs} ms`));
+      }, this.o.timeoutMs);
+      this.awaiting.set(message.id, sentAt);
+      const forget = (): void => {
+        if (this.awaiting.get(message.id) === sentAt) this.awaiting.delete(message.id);
+      };
+      const settled = (): void => {
+        clearTimeout(timer);
+        forget();
+      };
       try {
         channel.publish(
           ROOM_EXCHANGE,
           routingKey,
           content,
-          {
-            persistent: true,
-            messageId: message.id,
-            contentType: 'application/json',
-            timestamp: Math.floor(Date.parse(message.createdAt) / 1000),
-            headers: { 'x-room-seq': message.seq },
-          },
+          // Only what a subscriber reads: every header is serialized into each STOMP frame, once
+          // per subscriber. The body carries the id, seq and time; persistence is what the
+          // instructor's quorum queue needs (it stores every message whatever this flag says).
+          { persistent: true, messageId: message.id, contentType: 'application/json' },
           (err: unknown) => {
-            clearTimeout(timer);
+            settled();
+            if (err) {
+              reject(new UnavailableError('broker_unavailable', 'the broker refused the message', err));
+              return;
+            }
             this.lastConfirm.set(channel, Date.now());
-            if (err) reject(new UnavailableError('broker_unavailable', 'the broker refused the message', err));
+            if (timedOut) this.o.onLateConfirm?.(message.id);
             else resolve();
           },
         );
       } catch (err) {
-        clearTimeout(timer);
+        settled();
         reject(new UnavailableError('broker_unavailable', 'the message broker is unreachable', err));
       }
     });

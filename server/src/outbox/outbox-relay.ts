@@ -5,7 +5,9 @@
  * Rows are claimed with FOR UPDATE SKIP LOCKED and a lease (`claimed_until`), so several app
  * servers share the backlog without publishing the same row at the same time. Delivery stays
  * at-least-once: a row published but not yet marked can go out twice, always with the same
- * message id, and clients drop the copy.
+ * message id, and clients drop the copy. Rows whose publish this process is still waiting on (from
+ * the request path or an earlier pass) are left alone for up to a lease: under load confirms
+ * come late, and republishing then would only add duplicates to the load.
  */
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
@@ -59,8 +61,9 @@ export class OutboxRelay {
 
   /** One pass: claim a batch, publish it, mark what was confirmed. Returns how many it published. */
   async runOnce(): Promise<number> {
-    // Claiming rows while the broker is down would only hide them from the other relays.
-    if (this.o.broker.status !== 'connected') return 0;
+    // Claiming rows while the broker is down would only hide them from the other relays; while
+    // it blocks our publishes (a resource alarm), copies would only pile up behind the first ones.
+    if (this.o.broker.status !== 'connected' || this.o.broker.blocked) return 0;
     const { rows } = await this.o.pool.query<MessageRow & { outbox_id: string; routing_key: string }>(
       `WITH claimed AS (
          UPDATE outbox SET claimed_until = now() + make_interval(secs => $2), attempts = attempts + 1
@@ -69,12 +72,13 @@ export class OutboxRelay {
            WHERE published_at IS NULL
              AND created_at < now() - make_interval(secs => $1)
              AND (claimed_until IS NULL OR claimed_until < now())
+             AND message_id <> ALL($4::uuid[])
            ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
          RETURNING id, message_id, routing_key)
        SELECT c.id AS outbox_id, c.routing_key, ${MESSAGE_COLUMNS}
        FROM claimed c JOIN messages m ON m.id = c.message_id
        ORDER BY m.room_id, m.seq`,
-      [this.o.afterMs / 1000, LEASE_SECONDS, BATCH],
+      [this.o.afterMs / 1000, LEASE_SECONDS, BATCH, this.o.publisher.awaitingConfirm(LEASE_SECONDS * 1000)],
     );
     let published = 0;
     if (rows.length > 0) published = await this.publishClaimed(rows);
@@ -91,7 +95,8 @@ export class OutboxRelay {
       this.o.metrics.messagesPublished.inc({ path: 'relay' }, done.length);
     }
     if (failed.length > 0) {
-      // Release the lease so the next pass (here or on another server) retries at once.
+      // Release the lease so the next pass (here or on another server) retries at once; a
+      // publish that only timed out is still awaited here, and this server's passes skip it.
       await this.o.pool.query('UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigint[])', [failed]);
       this.o.metrics.publishFailures.inc({ path: 'relay' }, failed.length);
     }
