@@ -5,6 +5,7 @@
  *
  *   npm run bench -- [--scenario fanout|throughput|ingest|connections|recovery|proxy|all]
  *                    [--target all|proxy,direct,socketio,ws] [--quick]
+ *                    [--connections N] [--hold-seconds S]   (the connections scenario's size)
  *
  * `proxy` (npm run bench:proxy) is the proxy's cost alone: the same subscribers and post rate
  * through the proxy and straight to the app servers and Web-STOMP, with the proxy's CPU.
@@ -31,7 +32,13 @@ import { roomcastTarget } from './targets/roomcast';
 const SCENARIOS = ['fanout', 'throughput', 'ingest', 'connections', 'recovery', 'proxy'] as const;
 const TARGETS = ['proxy', 'direct', 'socketio', 'ws'] as const;
 const { values: args } = parseArgs({
-  options: { scenario: { type: 'string', default: 'all' }, target: { type: 'string', default: 'all' }, quick: { type: 'boolean', default: false } },
+  options: {
+    scenario: { type: 'string', default: 'all' },
+    target: { type: 'string', default: 'all' },
+    quick: { type: 'boolean', default: false },
+    connections: { type: 'string' },
+    'hold-seconds': { type: 'string' },
+  },
 });
 // `all` is every comparison; `proxy` repeats part of `fanout`, so it runs only when asked for.
 const chosen = args.scenario === 'all' ? SCENARIOS.filter((s) => s !== 'proxy') : [args.scenario as (typeof SCENARIOS)[number]];
@@ -39,6 +46,14 @@ if (chosen.some((s) => !SCENARIOS.includes(s))) throw new Error(`--scenario must
 const onlyTargets = args.target === 'all' ? [...TARGETS] : (args.target ?? '').split(',');
 if (onlyTargets.some((t) => !(TARGETS as readonly string[]).includes(t))) throw new Error(`--target must be all or a comma-separated list of ${TARGETS.join(', ')}`);
 const q = args.quick;
+const positive = (name: string, value: string | undefined, fallback: number): number => {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${value}`);
+  return n;
+};
+const connectionCount = positive('connections', args.connections, q ? 1000 : 10_000);
+const holdMs = positive('hold-seconds', args['hold-seconds'], q ? 5 : 15) * 1000;
 
 const t0 = Date.now();
 const say = (line: string): void => void process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
@@ -109,10 +124,12 @@ async function main(): Promise<void> {
       results.proxy = [];
       for (const t of [viaProxy, direct]) {
         results.proxy.push(await runFanout(t, { rooms: 10, subscribersPerRoom: 20, ratePerSecond: q ? 50 : 100, durationMs: q ? 5000 : 20_000, subscriberProcesses: 2, progress: say }));
+        await t.stop();
       }
     }
     if (chosen.includes('connections')) {
-      results.connections = await runConnections(viaProxy, { connections: q ? 1000 : 10_000, rooms: 20, holdMs: q ? 5000 : 15_000, clientProcesses: 4, progress: say });
+      results.connections = await runConnections(viaProxy, { connections: connectionCount, rooms: 20, holdMs, clientProcesses: 4, progress: say });
+      await viaProxy.stop();
     }
     if (chosen.includes('recovery')) {
       results.recovery = await runRecovery(services, config, { url: proxy.url, ca, certFile: proxy.certFile }, {

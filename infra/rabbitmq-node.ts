@@ -108,7 +108,17 @@ export async function bringUp(config: Config, node: RabbitNode, log: Logger): Pr
   }
   writeNodeConfig(config, node);
   log.info(`rabbitmq: starting ${node.name} (amqp ${node.amqpPort})`);
-  await awaitBooted(config, node, spawnNode(config, node));
+  try {
+    await awaitBooted(config, node, spawnNode(config, node));
+  } catch (err) {
+    // RabbitMQ 3.10: a node that compares feature flags with a peer still booting can read the
+    // peer's half-built registry and stop with `incompatible_feature_flags` (seen when all
+    // three restart together). The peer is fine a moment later; one more boot succeeds.
+    if (!logTail(nodePaths(config, node).stdoutLog, 40).includes('incompatible_feature_flags')) throw err;
+    log.warn(`rabbitmq: ${node.name} met a peer still booting (incompatible_feature_flags); booting it again`);
+    await sleep(2000);
+    await awaitBooted(config, node, spawnNode(config, node));
+  }
 }
 
 /** SIGTERM to the VM (RabbitMQ shuts down cleanly), SIGKILL after a minute. */

@@ -4,6 +4,7 @@
  * stores the app server uses. Users are real rows; tokens are real tokens.
  */
 import { randomBytes } from 'node:crypto';
+import { instructorQueueName } from '../../shared/protocol/routing';
 import { hashPassword } from '../../server/src/users/passwords';
 import type { Services } from '../../server/src/services';
 
@@ -53,4 +54,15 @@ export async function makeBenchRooms(s: Services, rooms: number, learnersPerRoom
     out.push({ id: room.id, instructor, learners });
   }
   return out;
+}
+
+/**
+ * Deletes the rooms' instructor queues. Each is a quorum queue with a member on every node; left
+ * to their one-day expiry, a few benchmark runs would leave hundreds of them costing every later
+ * run memory and CPU.
+ */
+export async function dropBenchQueues(s: Services, rooms: BenchRoom[]): Promise<void> {
+  await s.broker.withChannel(async (ch) => {
+    for (const room of rooms) await ch.deleteQueue(instructorQueueName(room.id, room.instructor.id));
+  });
 }

@@ -23,6 +23,8 @@ export interface ConnectionsResult {
   connected: number;
   failed: number;
   droppedWhileHeld: number;
+  /** Why connections dropped while held: reason → count. */
+  dropReasons: Record<string, number>;
   connectionsPerSecond: number;
   /** Memory growth per connection of the measured processes (broker nodes + proxy), KiB. */
   kibPerConnection: number;
@@ -66,13 +68,17 @@ export async function runConnections(target: Target & { memoryPids(): Record<str
     connected,
     failed: results.reduce((n, r) => n + r.failed, 0),
     droppedWhileHeld: results.reduce((n, r) => n + r.dropped, 0),
+    dropReasons: results.reduce<Record<string, number>>((all, r) => {
+      for (const [reason, n] of Object.entries(r.dropReasons)) all[reason] = (all[reason] ?? 0) + n;
+      return all;
+    }, {}),
     connectionsPerSecond: round(connected / rampS, 0),
     kibPerConnection: round(growth / 1024 / Math.max(1, connected), 1),
     perProcessKib,
     firstError: results.find((r) => r.firstError)?.firstError,
   };
   o.progress(
-    `${target.name}: ${connected}/${clients.length} connected at ${result.connectionsPerSecond}/s, ${result.kibPerConnection} KiB per connection, ${result.droppedWhileHeld} dropped`,
+    `${target.name}: ${connected}/${clients.length} connected at ${result.connectionsPerSecond}/s, ${result.kibPerConnection} KiB per connection, ${result.droppedWhileHeld} dropped${result.droppedWhileHeld ? ` (${JSON.stringify(result.dropReasons)})` : ''}`,
   );
   return result;
 }

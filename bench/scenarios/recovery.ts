@@ -7,7 +7,7 @@ import { killNode, startNode } from '../../infra/index';
 import type { Config } from '../../shared/config';
 import { round } from '../lib/stats';
 import { HttpClient } from '../lib/http-client';
-import { makeBenchRooms } from '../lib/roomcast-fixtures';
+import { dropBenchQueues, makeBenchRooms } from '../lib/roomcast-fixtures';
 import { startWorker } from '../lib/workers';
 import type { Services } from '../../server/src/services';
 import type { ChaosClientsParams, ChaosClientsResult } from '../../e2e/chaos/chaos-clients';
@@ -87,6 +87,7 @@ export async function runRecovery(services: Services, config: Config, proxy: { u
   }
   await worker.stop();
   await startNode(config, node);
+  await dropBenchQueues(services, [room, ...rooms]);
   o.progress(`recovery: all ${specs.length} clients live again ${allLiveAgainSeconds ?? 'never (60 s)'} s after the kill`);
   return {
     resync: { clients: o.awayClients, messagesEach: o.missedMessages, seconds: round(seconds, 2), messagesPerSecond: round(total / seconds, 0) },

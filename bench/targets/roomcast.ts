@@ -6,7 +6,7 @@
 import type { Config } from '../../shared/config';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
 import type { Services } from '../../server/src/services';
-import { makeBenchRooms } from '../lib/roomcast-fixtures';
+import { dropBenchQueues, makeBenchRooms, type BenchRoom } from '../lib/roomcast-fixtures';
 import type { PreparedRooms, Target } from '../lib/target';
 import type { ClientSpec } from '../workers/subscribers';
 
@@ -25,6 +25,7 @@ export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'pr
   const nodes = sys.config.rabbitmq.nodes;
   const wsUrl = (i: number): string =>
     via === 'proxy' ? `${sys.proxyUrl.replace(/^https/, 'wss')}/ws` : `ws://127.0.0.1:${nodes[i % nodes.length]?.webStompPort}/ws`;
+  let made: BenchRoom[] = [];
   const postBase = (i: number): string => (via === 'proxy' ? sys.proxyUrl : (sys.appUrls[i % sys.appUrls.length] as string));
   return {
     name: via === 'proxy' ? 'roomcast (wss via proxy)' : 'roomcast (direct, no proxy)',
@@ -33,9 +34,10 @@ export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'pr
     memoryPids: () =>
       Object.fromEntries(Object.entries(sys.pids).filter(([name]) => name.startsWith('rabbitmq') || (via === 'proxy' && name === 'proxy'))),
     async prepare(rooms, perRoom): Promise<PreparedRooms> {
-      const made = await makeBenchRooms(services, rooms, perRoom);
+      const fresh = await makeBenchRooms(services, rooms, perRoom);
+      made = [...made, ...fresh];
       let n = 0;
-      const clients: ClientSpec[] = made.flatMap((room) =>
+      const clients: ClientSpec[] = fresh.flatMap((room) =>
         room.learners.map((l) => ({
           kind: 'stomp' as const,
           url: wsUrl(n++),
@@ -51,7 +53,7 @@ export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'pr
           baseUrl: postBase(0),
           ca: via === 'proxy' ? sys.ca : undefined,
           format: 'roomcast',
-          targets: made.map((room, i) => ({
+          targets: fresh.map((room, i) => ({
             baseUrl: postBase(i),
             room: room.id,
             path: `/api/rooms/${room.id}/messages`,
@@ -60,6 +62,10 @@ export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'pr
         },
       };
     },
-    stop: async () => undefined,
+    async stop(): Promise<void> {
+      const done = made;
+      made = [];
+      await dropBenchQueues(services, done);
+    },
   };
 }

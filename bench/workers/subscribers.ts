@@ -3,9 +3,9 @@
  * WebSocket), records POST→receive latency of every message (the poster puts its send time in
  * the body) and the distinct messages each client got, for the loss check.
  */
-import { Client } from '@stomp/stompjs';
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
+import { connectStompLite } from '../lib/stomp-lite';
 import { workerMain } from '../lib/workers';
 
 export type ClientSpec =
@@ -28,6 +28,8 @@ export interface SubscribersResult {
   connected: number;
   /** Connections that ended before the benchmark stopped them. */
   dropped: number;
+  /** Why they ended: reason → count. */
+  dropReasons: Record<string, number>;
   failed: number;
   connectWallMs: number;
   firstError?: string;
@@ -37,8 +39,8 @@ interface Tracker {
   room: string;
   seen: Set<string>;
   duplicates: number;
-  /** The connection ended before the benchmark asked it to. */
-  dropped: boolean;
+  /** Why the connection ended before the benchmark asked it to. */
+  dropped?: string;
   close: () => void;
 }
 
@@ -57,7 +59,7 @@ function track(t: Tracker, latencies: number[], id: unknown, sentAt: unknown): v
 }
 
 function connectOne(spec: ClientSpec, p: SubscribersParams, latencies: number[]): Promise<Tracker> {
-  const t: Tracker = { room: spec.room, seen: new Set(), duplicates: 0, dropped: false, close: () => undefined };
+  const t: Tracker = { room: spec.room, seen: new Set(), duplicates: 0, close: () => undefined };
   let connected = false;
   const wsOptions = { ca: p.ca, rejectUnauthorized: Boolean(p.ca) };
   return new Promise((resolve, reject) => {
@@ -69,42 +71,29 @@ function connectOne(spec: ClientSpec, p: SubscribersParams, latencies: number[])
     };
     const fail = (e: Error): void => {
       if (connected) {
-        if (!stopping) t.dropped = true;
+        if (!stopping) t.dropped ??= e.message;
         return;
       }
       clearTimeout(timer);
       reject(e);
     };
     if (spec.kind === 'stomp') {
-      const client = new Client({
-        webSocketFactory: () => new WebSocket(spec.url, ['v12.stomp'], wsOptions),
-        connectHeaders: { login: spec.login, passcode: spec.passcode, host: '/' },
-        reconnectDelay: 0,
-        heartbeatIncoming: p.heartbeatMs,
-        heartbeatOutgoing: p.heartbeatMs,
-        debug: () => undefined,
-        onConnect: () => {
-          let pending = spec.destinations.length;
-          for (const d of spec.destinations) {
-            const receipt = `r-${Math.random().toString(36).slice(2)}`;
-            client.watchForReceipt(receipt, () => {
-              if (--pending === 0) ok();
-            });
-            client.subscribe(
-              d,
-              (m) => {
-                const msg = JSON.parse(m.body) as { id?: unknown; body?: { sentAt?: unknown } };
-                track(t, latencies, msg.id, msg.body?.sentAt);
-              },
-              { receipt },
-            );
-          }
+      connectStompLite({
+        url: spec.url,
+        wsOptions,
+        login: spec.login,
+        passcode: spec.passcode,
+        heartbeatMs: p.heartbeatMs,
+        destinations: spec.destinations,
+        onMessage: (body) => {
+          const msg = JSON.parse(body) as { id?: unknown; body?: { sentAt?: unknown } };
+          track(t, latencies, msg.id, msg.body?.sentAt);
         },
-        onStompError: (f) => fail(new Error(`STOMP ERROR ${f.headers.message ?? ''}`)),
-        onWebSocketClose: () => fail(new Error('socket closed')),
-      });
-      t.close = () => void client.deactivate();
-      client.activate();
+        onDrop: (reason) => fail(new Error(reason)),
+      }).then((c) => {
+        t.close = () => c.close();
+        ok();
+      }, fail);
     } else if (spec.kind === 'socketio') {
       const socket: Socket = io(spec.url, { transports: ['websocket'], reconnection: false, ca: p.ca, rejectUnauthorized: Boolean(p.ca) });
       socket.on('message', (msg: { id?: unknown; sentAt?: unknown }) => track(t, latencies, msg.id, msg.sentAt));
@@ -149,10 +138,13 @@ workerMain<SubscribersParams, SubscribersResult>(async (p, stopped, ready) => {
   ready();
   await stopped;
   stopping = true;
+  const dropReasons: Record<string, number> = {};
+  for (const t of trackers) if (t.dropped) dropReasons[t.dropped] = (dropReasons[t.dropped] ?? 0) + 1;
   const dropped = trackers.filter((t) => t.dropped).length;
   for (const t of trackers) t.close();
   return {
     dropped,
+    dropReasons,
     latencies,
     clients: trackers.map((t) => ({ room: t.room, distinct: t.seen.size, duplicates: t.duplicates })),
     connected: trackers.length,
