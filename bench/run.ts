@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   say(`machine: ${JSON.stringify(results.machine)}`);
 
   const allTargets = async (fn: (t: Target) => Promise<void>): Promise<void> => {
-    const makers = { proxy: async () => viaProxy, direct: async () => direct, socketio: () => socketIoTarget(config), ws: () => wsTarget() };
+    const makers = { proxy: async () => viaProxy, direct: async () => direct, socketio: () => socketIoTarget(config, Object.fromEntries(Object.entries(pids).filter(([n]) => n === 'postgres' || n === 'redis'))), ws: () => wsTarget() };
     for (const name of onlyTargets) {
       const t = await makers[name as (typeof TARGETS)[number]]();
       try {

@@ -13,12 +13,15 @@ function plainRooms(kind: 'socketio' | 'ws', url: string, baseUrl: string, rooms
   };
 }
 
-async function serverTarget(name: string, module: string, params: unknown, kind: 'socketio' | 'ws'): Promise<Target> {
+/** `backing`: the services the server uses (name → pid), measured as part of it. */
+async function serverTarget(name: string, module: string, params: unknown, kind: 'socketio' | 'ws', backing: Record<string, number> = {}): Promise<Target> {
   const server: WorkerHandle<unknown> = startWorker(module, params);
   const port = (await server.ready) as number;
+  const named = { [name]: server.pid, ...backing };
   return {
     name,
-    pids: () => [server.pid],
+    pids: () => Object.values(named),
+    namedPids: () => named,
     prepare: async (rooms, perRoom) =>
       plainRooms(kind, kind === 'ws' ? `ws://127.0.0.1:${port}` : `http://127.0.0.1:${port}`, `http://127.0.0.1:${port}`, rooms, perRoom),
     stop: async () => {
@@ -27,9 +30,18 @@ async function serverTarget(name: string, module: string, params: unknown, kind:
   };
 }
 
-/** (b) Socket.IO 4 + Redis adapter, persisting to the same Postgres before emitting. */
-export const socketIoTarget = (config: Config): Promise<Target> =>
-  serverTarget('socket.io+redis+pg', 'baselines/socketio-server', { pgUrl: config.postgres.url, redisPort: config.redis.port } satisfies SocketIoParams, 'socketio');
+/**
+ * (b) Socket.IO 4 + Redis adapter, persisting to the same Postgres before emitting. `backing`
+ * holds the pids of that Postgres and Redis: their CPU is part of this system's cost too.
+ */
+export const socketIoTarget = (config: Config, backing: Record<string, number>): Promise<Target> =>
+  serverTarget(
+    'socket.io+redis+pg',
+    'baselines/socketio-server',
+    { pgUrl: config.postgres.url, redisPort: config.redis.port } satisfies SocketIoParams,
+    'socketio',
+    backing,
+  );
 
 /** (c) bare ws broadcast: no persistence, no broker. */
 export const wsTarget = (): Promise<Target> => serverTarget('bare ws', 'baselines/ws-server', {}, 'ws');
