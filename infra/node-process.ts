@@ -4,13 +4,13 @@
  * second line, the entry path: the process's command line must contain it, which tells our
  * service from any process that reused the pid.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../shared/config';
 import type { Logger } from './logger';
 import { ensureDir } from './paths';
-import { isProcessAlive, logTail, readPidFile, terminate, waitUntil } from './processes';
+import { isProcessAlive, isRoot, logTail, readPidFile, terminate, waitUntil } from './processes';
 import { httpStatus } from './probes';
 
 /** A Node service could not be started or did not become healthy. */
@@ -28,6 +28,32 @@ export interface NodeService {
   healthUrl: string;
   /** Extra environment on top of this process's own. */
   env?: NodeJS.ProcessEnv;
+  /** Open files the service should be allowed (raised as far as this user may). */
+  openFiles?: number;
+}
+
+/** This process's open-file limits, from /proc (Linux). */
+function openFileLimits(): { soft: number; hard: number } | null {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  const [soft, hard] = (line?.match(/\d+|unlimited/g) ?? []).map((v) => (v === 'unlimited' ? Infinity : Number(v)));
+  return soft !== undefined && hard !== undefined ? { soft, hard } : null;
+}
+
+/**
+ * Raises a child's open-file limit: every WebSocket through the proxy holds two descriptors, so
+ * the common default of 1,024 (or 20,000 here) caps it at half that many clients. Root may raise
+ * the hard limit too; anyone may raise the soft one up to the hard one.
+ */
+function raiseOpenFiles(pid: number, wanted: number, log: Logger, name: string): void {
+  const limits = openFileLimits();
+  if (!limits) return;
+  const target = isRoot() ? Math.max(wanted, limits.soft) : Math.min(wanted, limits.hard);
+  if (target <= limits.soft) return;
+  const res = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${target}:${isRoot() ? target : limits.hard}`], { encoding: 'utf8' });
+  if (res.status === 0) log.info(`${name}: open-file limit ${target}`);
+  else log.warn(`${name}: could not raise its open-file limit to ${target} (${(res.stderr || res.error?.message || '').trim()}); it may refuse connections sooner`);
 }
 
 export const isHealthy = async (s: NodeService): Promise<boolean> => (await httpStatus(s.healthUrl)) === 200;
@@ -60,6 +86,7 @@ export async function startNodeService(s: NodeService, log: Logger): Promise<num
     pid = child.pid;
     if (pid === undefined) throw new NodeServiceError(`could not spawn ${process.execPath} for ${s.entry}`);
     writeFileSync(s.pidFile, `${pid}\n${s.entry}\n`);
+    if (s.openFiles) raiseOpenFiles(pid, s.openFiles, log, s.name);
   } finally {
     closeSync(out);
   }

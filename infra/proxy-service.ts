@@ -22,6 +22,8 @@ function service(config: Config): NodeService {
     pidFile: path.join(run, 'proxy.pid'),
     logFile: path.join(log, 'proxy.log'),
     healthUrl: `http://${ADMIN_HOST}:${config.proxy.adminPort}/healthz`,
+    // Two per WebSocket (the browser's and the broker node's): room for 30,000 and then some.
+    openFiles: 65_536,
   };
 }
 

@@ -5,7 +5,7 @@
  * forwarding modules, so a dead upstream is usually out before its next check.
  */
 import net from 'node:net';
-import type { Upstream, UpstreamPool } from './upstreams';
+import { isLocalResourceError, type Upstream, type UpstreamPool } from './upstreams';
 
 /** Resolves when the upstream is healthy; rejects with the reason otherwise. */
 export type Probe = (upstream: Upstream, timeoutMs: number) => Promise<void>;
@@ -83,7 +83,9 @@ export class HealthChecker {
       await probe(upstream, CHECK_TIMEOUT_MS);
       pool.mark(upstream, 'up', 'health check passed');
     } catch (err) {
-      pool.mark(upstream, 'down', `health check: ${(err as Error).message}`);
+      const reason = (err as Error).message;
+      // A probe the proxy could not even open says nothing about the upstream: keep its state.
+      if (!isLocalResourceError(reason)) pool.mark(upstream, 'down', `health check: ${reason}`);
     }
   }
 }

@@ -19,7 +19,7 @@ import { setForwardedHeaders } from './forwarded-headers';
 import type { ProxyMetrics, RefusalReason } from './metrics';
 import { requestId } from './request-id';
 import { isBlockedPath, normalizePath } from './request-policy';
-import type { Upstream, UpstreamPool } from './upstreams';
+import { isLocalResourceError, type Upstream, type UpstreamPool } from './upstreams';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 /** An upstream silent this long after the request is cut and the client gets a 502. */
@@ -146,6 +146,13 @@ export function createHttpHandler(deps: HttpForwardingDeps): RequestHandler {
       proxy.web(req, res, options, (err) => {
         const failure = failureOf(err);
         metrics.upstreamErrors.inc({ upstream: target.name, code: failure.code });
+        if (isLocalResourceError(failure.code)) {
+          // The proxy's own limit, not the app server's fault; another app server would fare no better.
+          logger.error({ reqId, code: failure.code }, 'the proxy is out of resources (raise its file descriptor limit?); refusing the request');
+          if (res.headersSent) res.destroy();
+          else refuse('proxy_resources', 503, 'proxy_overloaded', 'the proxy is at capacity; retry shortly', { 'retry-after': '1' });
+          return;
+        }
         if (failure.connectFailed) pool.mark(target, 'down', failure.code);
         // A kept-alive socket the server closed as we reused it: the server never read the request.
         const staleSocket = lastProxyReq.get(req)?.reusedSocket === true && failure.code === 'ECONNRESET';

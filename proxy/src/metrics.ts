@@ -8,6 +8,7 @@ export type RefusalReason =
   | 'bad_request'
   | 'no_upstream'
   | 'upstream_error'
+  | 'proxy_resources'
   | 'shutting_down'
   | 'tls_handshake';
 

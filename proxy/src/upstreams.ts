@@ -7,6 +7,14 @@ import { EventEmitter } from 'node:events';
 
 export type UpstreamKind = 'app' | 'web-stomp';
 
+/**
+ * Errors that say the proxy itself ran out of something (file descriptors, memory, local
+ * ports), not that the upstream failed: marking the upstream down for them would close every
+ * WebSocket it carries, for nothing.
+ */
+const LOCAL_RESOURCE_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM', 'EADDRNOTAVAIL']);
+export const isLocalResourceError = (code: string): boolean => LOCAL_RESOURCE_ERRORS.has(code);
+
 /** `up` takes new connections; `down` takes none until its health check passes again. */
 export type UpstreamState = 'up' | 'down';
 

@@ -18,7 +18,7 @@ import { setForwardedHeaders } from './forwarded-headers';
 import type { ProxyMetrics, RefusalReason } from './metrics';
 import { requestId } from './request-id';
 import { WEBSOCKET_PATH, normalizePath } from './request-policy';
-import type { Upstream, UpstreamPool } from './upstreams';
+import { isLocalResourceError, type Upstream, type UpstreamPool } from './upstreams';
 
 /** How long a closing socket may take to flush before it is cut. */
 const CLOSE_GRACE_MS = 1000;
@@ -154,16 +154,23 @@ export class WebSocketTunnels {
   private failed(t: Tunnel, err: Error): void {
     const e = err as NodeJS.ErrnoException;
     const code = e.code ?? err.message;
+    const local = isLocalResourceError(code);
     this.deps.metrics.upstreamErrors.inc({ upstream: t.upstream.name, code });
     if (t.upstreamSocket === null && !t.closing) {
-      this.deps.metrics.refused.inc({ reason: 'upstream_error' });
       t.closing = true;
-      refuseUpgrade(t.client, 502, 'bad_gateway', 'the broker node did not answer; reconnect', { 'x-request-id': t.reqId });
+      if (local) {
+        this.deps.metrics.refused.inc({ reason: 'proxy_resources' });
+        this.deps.logger.error({ reqId: t.reqId, code }, 'the proxy is out of resources (raise its file descriptor limit?); refusing the WebSocket');
+        refuseUpgrade(t.client, 503, 'proxy_overloaded', 'the proxy is at capacity; reconnect shortly', { 'x-request-id': t.reqId, 'retry-after': '1' });
+      } else {
+        this.deps.metrics.refused.inc({ reason: 'upstream_error' });
+        refuseUpgrade(t.client, 502, 'bad_gateway', 'the broker node did not answer; reconnect', { 'x-request-id': t.reqId });
+      }
     } else {
       t.client.destroy();
     }
     // Marked after answering: marking closes the node's tunnels, this one included.
-    if (e.syscall === 'connect') this.deps.pool.mark(t.upstream, 'down', code);
+    if (e.syscall === 'connect' && !local) this.deps.pool.mark(t.upstream, 'down', code);
   }
 
   /** Ends a tunnel from the proxy's side: a close frame to the client, the node's socket cut. */

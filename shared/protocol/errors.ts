@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',
+  'proxy_overloaded',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

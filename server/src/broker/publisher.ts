@@ -42,6 +42,10 @@ export class Publisher {
     return new Promise<void>((resolve, reject) => {
       const sentAt = Date.now();
       let timedOut = false;
+      this.awaiting.set(message.id, sentAt);
+      const forget = (): void => {
+        if (this.awaiting.get(message.id) === sentAt) this.awaiting.delete(message.id);
+      };
       const timer = setTimeout(() => {
         timedOut = true;
         // Only a channel that confirmed nothing at all since this publish is stuck; a loaded
@@ -54,10 +58,6 @@ export class Publisher {
         }
         reject(new UnavailableError('broker_unavailable', `no publish confirm within ${this.o.timeoutMs} ms`));
       }, this.o.timeoutMs);
-      this.awaiting.set(message.id, sentAt);
-      const forget = (): void => {
-        if (this.awaiting.get(message.id) === sentAt) this.awaiting.delete(message.id);
-      };
       const settled = (): void => {
         clearTimeout(timer);
         forget();
@@ -67,9 +67,9 @@ export class Publisher {
           ROOM_EXCHANGE,
           routingKey,
           content,
-          // Only what a subscriber reads: every header is serialized into each STOMP frame, once
-          // per subscriber. The body carries the id, seq and time; persistence is what the
-          // instructor's quorum queue needs (it stores every message whatever this flag says).
+          // Few properties: each becomes a header of every subscriber's STOMP frame, and the body
+          // already carries the seq and time. Persistent, so any durable queue bound to the room
+          // keeps it over a restart (quorum queues store every message anyway).
           { persistent: true, messageId: message.id, contentType: 'application/json' },
           (err: unknown) => {
             settled();
