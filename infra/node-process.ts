@@ -48,12 +48,16 @@ function openFileLimits(): { soft: number; hard: number } | null {
  */
 function raiseOpenFiles(pid: number, wanted: number, log: Logger, name: string): void {
   const limits = openFileLimits();
-  if (!limits) return;
-  const target = isRoot() ? Math.max(wanted, limits.soft) : Math.min(wanted, limits.hard);
-  if (target <= limits.soft) return;
-  const res = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${target}:${isRoot() ? target : limits.hard}`], { encoding: 'utf8' });
-  if (res.status === 0) log.info(`${name}: open-file limit ${target}`);
-  else log.warn(`${name}: could not raise its open-file limit to ${target} (${(res.stderr || res.error?.message || '').trim()}); it may refuse connections sooner`);
+  if (!limits || limits.soft >= wanted) return;
+  const set = (soft: number, hard: number): string | null => {
+    const res = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${soft}:${hard}`], { encoding: 'utf8' });
+    return res.status === 0 ? null : (res.stderr || res.error?.message || `exit ${res.status}`).trim();
+  };
+  // Root may raise the hard limit too (unless a container withholds CAP_SYS_RESOURCE).
+  const why = isRoot() ? set(wanted, wanted) : 'not root';
+  if (why === null) return log.info(`${name}: open-file limit ${wanted}`);
+  const limit = limits.hard > limits.soft && set(limits.hard, limits.hard) === null ? limits.hard : limits.soft;
+  log.warn(`${name}: open-file limit ${limit}, not ${wanted} (${why}): about ${Math.floor(limit / 2)} WebSockets at most`);
 }
 
 export const isHealthy = async (s: NodeService): Promise<boolean> => (await httpStatus(s.healthUrl)) === 200;
