@@ -22,41 +22,60 @@ export function sampleProc(pid: number): ProcSample | null {
   }
 }
 
-/** `pid` and every process below it: Postgres does its work in the postmaster's children. */
-function processTree(roots: number[]): number[] {
-  const children = new Map<number, number[]>();
+/** Every process of the machine, sampled once. */
+function sampleAll(): Map<number, ProcSample> {
+  const all = new Map<number, ProcSample>();
   for (const name of readdirSync('/proc')) {
     const pid = Number(name);
-    if (!Number.isInteger(pid)) continue;
-    const ppid = sampleProc(pid)?.ppid;
-    if (ppid !== undefined) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+    const s = Number.isInteger(pid) ? sampleProc(pid) : null;
+    if (s) all.set(pid, s);
+  }
+  return all;
+}
+
+/** `root` and every process below it: Postgres does its work in the postmaster's children. */
+function processTree(root: number, all: Map<number, ProcSample>): number[] {
+  const children = new Map<number, number[]>();
+  for (const [pid, s] of all) {
+    const siblings = children.get(s.ppid);
+    if (siblings) siblings.push(pid);
+    else children.set(s.ppid, [pid]);
   }
   const out: number[] = [];
   const walk = (pid: number): void => {
     out.push(pid);
     for (const c of children.get(pid) ?? []) walk(c);
   };
-  roots.forEach(walk);
+  walk(root);
   return out;
 }
 
 /**
- * CPU seconds used between construction and `read()` by a set of processes and all their
- * descendants (a child born meanwhile counts in full; one that exits meanwhile is missed, which
- * the benchmark's long-lived connection pools make rare), and the roots' total RSS at the end.
+ * CPU seconds used between construction and `read()` by processes and all their descendants
+ * (a child born meanwhile counts in full; one that exits meanwhile is missed, which the
+ * benchmark's long-lived connection pools make rare), and the roots' RSS at the end. Give the
+ * processes names to get each one's share too.
  */
 export class ProcMeter {
-  private start = new Map<number, number>();
-  constructor(private readonly pids: number[]) {
-    for (const pid of processTree(pids)) this.start.set(pid, sampleProc(pid)?.cpuSeconds ?? 0);
+  private readonly start = sampleAll();
+  private readonly roots: [string, number][];
+
+  constructor(pids: number[] | Record<string, number>) {
+    this.roots = Array.isArray(pids) ? pids.map((pid) => [String(pid), pid]) : Object.entries(pids);
   }
-  read(): { cpuSeconds: number; rssBytes: number } {
-    let cpu = 0;
-    for (const pid of processTree(this.pids)) {
-      const s = sampleProc(pid);
-      if (s) cpu += s.cpuSeconds - (this.start.get(pid) ?? 0);
+
+  read(): { cpuSeconds: number; rssBytes: number; cpuSecondsByName: Record<string, number> } {
+    const now = sampleAll();
+    const cpuSecondsByName: Record<string, number> = {};
+    let cpuSeconds = 0;
+    let rssBytes = 0;
+    for (const [name, root] of this.roots) {
+      let cpu = 0;
+      for (const pid of processTree(root, now)) cpu += (now.get(pid)?.cpuSeconds ?? 0) - (this.start.get(pid)?.cpuSeconds ?? 0);
+      cpuSecondsByName[name] = cpu;
+      cpuSeconds += cpu;
+      rssBytes += now.get(root)?.rssBytes ?? 0;
     }
-    const rss = this.pids.reduce((n, pid) => n + (sampleProc(pid)?.rssBytes ?? 0), 0);
-    return { cpuSeconds: cpu, rssBytes: rss };
+    return { cpuSeconds, rssBytes, cpuSecondsByName };
   }
 }

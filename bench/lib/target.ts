@@ -11,10 +11,8 @@ export interface PreparedRooms {
 
 export interface Target {
   name: string;
-  /** Processes of the system under test, for CPU and memory. */
-  pids(): number[];
-  /** The same processes by name (proxy, app server 1, rabbitmq roomcast-1@localhost, ...), for a CPU breakdown. */
-  namedPids?(): Record<string, number>;
+  /** Processes of the system under test by name (proxy, app server 1, rabbitmq roomcast-1@localhost, ...), for CPU and memory. */
+  namedPids(): Record<string, number>;
   prepare(rooms: number, subscribersPerRoom: number): Promise<PreparedRooms>;
   stop(): Promise<void>;
 }

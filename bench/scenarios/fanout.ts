@@ -55,8 +55,7 @@ export async function runFanout(target: Target, o: FanoutOptions): Promise<Fanou
   await Promise.all(subs.map((s) => s.ready));
   o.progress(`${target.name}: ${prepared.clients.length} subscribers connected; posting ${o.ratePerSecond}/s for ${o.durationMs / 1000} s`);
 
-  const sut = new ProcMeter(target.pids());
-  const named = Object.entries(target.namedPids?.() ?? {}).map(([name, pid]) => [name, new ProcMeter([pid])] as const);
+  const sut = new ProcMeter(target.namedPids());
   const started = Date.now();
   const poster = startWorker<PosterParams, PosterResult>('workers/poster', {
     ...prepared.post,
@@ -100,7 +99,7 @@ export async function runFanout(target: Target, o: FanoutOptions): Promise<Fanou
     latencyMs: roundSummary(summarize(latencies)),
     postLatencyMs: roundSummary(summarize(posted.latencies)),
     sutCpuPercent: round((sutUse.cpuSeconds / elapsedS) * 100, 1),
-    cpuPercentByProcess: Object.fromEntries(named.map(([name, m]) => [name, round((m.read().cpuSeconds / elapsedS) * 100, 1)])),
+    cpuPercentByProcess: Object.fromEntries(Object.entries(sutUse.cpuSecondsByName).map(([name, cpu]) => [name, round((cpu / elapsedS) * 100, 1)])),
     sutRssMiB: round(sutUse.rssBytes / 2 ** 20, 1),
     loadGenCpuPercent: round((genUse.cpuSeconds / elapsedS) * 100, 1),
     connectFailures: failed,

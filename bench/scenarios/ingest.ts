@@ -32,8 +32,7 @@ export interface IngestResult {
 export async function runIngest(target: Target, o: IngestOptions): Promise<IngestResult> {
   const prepared = await target.prepare(o.rooms, 0);
   o.progress(`${target.name}: posting ${o.ratePerSecond}/s over ${o.rooms} rooms for ${o.durationMs / 1000} s`);
-  const sut = new ProcMeter(target.pids());
-  const named = Object.entries(target.namedPids?.() ?? {}).map(([name, pid]) => [name, new ProcMeter([pid])] as const);
+  const sut = new ProcMeter(target.namedPids());
   const started = Date.now();
   const posters = Array.from({ length: o.posterProcesses }, (_, i) =>
     startWorker<PosterParams, PosterResult>('workers/poster', {
@@ -60,7 +59,7 @@ export async function runIngest(target: Target, o: IngestOptions): Promise<Inges
     errors: results.reduce((n, r) => n + r.errors, 0),
     postLatencyMs: { count: s.count, p50: round(s.p50), p95: round(s.p95), p99: round(s.p99), max: round(s.max), mean: round(s.mean) },
     sutCpuPercent: round((sutUse.cpuSeconds / elapsedS) * 100, 1),
-    cpuPercentByProcess: Object.fromEntries(named.map(([name, m]) => [name, round((m.read().cpuSeconds / elapsedS) * 100, 1)])),
+    cpuPercentByProcess: Object.fromEntries(Object.entries(sutUse.cpuSecondsByName).map(([name, cpu]) => [name, round((cpu / elapsedS) * 100, 1)])),
     loadGenCpuPercent: round((genUse.cpuSeconds / elapsedS) * 100, 1),
   };
   const firstError = results.find((r) => r.firstError)?.firstError;

@@ -20,7 +20,6 @@ async function serverTarget(name: string, module: string, params: unknown, kind:
   const named = { [name]: server.pid, ...backing };
   return {
     name,
-    pids: () => Object.values(named),
     namedPids: () => named,
     prepare: async (rooms, perRoom) =>
       plainRooms(kind, kind === 'ws' ? `ws://127.0.0.1:${port}` : `http://127.0.0.1:${port}`, `http://127.0.0.1:${port}`, rooms, perRoom),

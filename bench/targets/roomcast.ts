@@ -29,7 +29,6 @@ export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'pr
   const postBase = (i: number): string => (via === 'proxy' ? sys.proxyUrl : (sys.appUrls[i % sys.appUrls.length] as string));
   return {
     name: via === 'proxy' ? 'roomcast (wss via proxy)' : 'roomcast (direct, no proxy)',
-    pids: () => Object.values(sys.pids),
     namedPids: () => sys.pids,
     memoryPids: () =>
       Object.fromEntries(Object.entries(sys.pids).filter(([name]) => name.startsWith('rabbitmq') || (via === 'proxy' && name === 'proxy'))),
