@@ -32,7 +32,14 @@ export class Publisher {
    */
   awaitingConfirm(maxAgeMs: number): string[] {
     const since = Date.now() - maxAgeMs;
-    return [...this.awaiting].filter(([, at]) => at >= since).map(([id]) => id);
+    const ids: string[] = [];
+    for (const [id, at] of this.awaiting) {
+      // Older ones are the relay's again; a channel that stays open but never answers would
+      // otherwise keep them here for good. A late confirm still marks them (onLateConfirm).
+      if (at < since) this.awaiting.delete(id);
+      else ids.push(id);
+    }
+    return ids;
   }
 
   /** Resolves when the broker has confirmed the message; rejects with UnavailableError otherwise. */
