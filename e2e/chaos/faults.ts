@@ -37,17 +37,22 @@ async function pausePostgres(config: Config, ms: number): Promise<void> {
   const pg = (await servicesStatus(config)).find((s) => s.name.startsWith('postgres'));
   if (!pg?.pid) throw new Error('postgres is not running');
   const pids = [pg.pid, ...childrenOf(pg.pid)];
-  for (const pid of pids) process.kill(pid, 'SIGSTOP');
-  try {
-    await new Promise((r) => setTimeout(r, ms));
-  } finally {
+  // A backend may exit between the listing and its signal. That must neither fail the fault
+  // nor skip the SIGCONTs: a postmaster left stopped takes the whole run down with it.
+  const signal = (sig: NodeJS.Signals): void => {
     for (const pid of pids) {
       try {
-        process.kill(pid, 'SIGCONT');
-      } catch {
-        // gone
+        process.kill(pid, sig);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
       }
     }
+  };
+  try {
+    signal('SIGSTOP');
+    await new Promise((r) => setTimeout(r, ms));
+  } finally {
+    signal('SIGCONT');
   }
 }
 
