@@ -79,6 +79,9 @@ export const reply = (data: unknown): void => void process.send?.({ type: 'reply
 export function workerMain<P, R>(run: (params: P, stopped: Promise<void>, ready: (info?: unknown) => void) => Promise<R>): void {
   let onStop!: () => void;
   const stopped = new Promise<void>((r) => (onStop = r));
+  // The parent is gone (it crashed or exited early): nobody will ask for the result, and a
+  // worker holding sockets and timers would otherwise live on as an orphan.
+  process.on('disconnect', () => process.exit(1));
   process.on('message', (m: { type: string; params?: P }) => {
     if (m.type === 'stop') onStop();
     if (m.type !== 'start') return;
