@@ -37,6 +37,16 @@ async function listeners(h: Harness, room: TestRoom): Promise<{ learner: RoomMes
   return { learner, instructor };
 }
 
+const PUBLISH_TIMEOUT_MS = 300;
+
+/** Blocks this process, the in-process app server included, for `ms`. */
+function stallEventLoop(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // busy: no timer, no socket read runs meanwhile
+  }
+}
+
 const backlog = async (h: Harness, roomId: string): Promise<number> =>
   (
     await h.server.services.pool.query<{ n: number }>(
@@ -103,7 +113,7 @@ describe('outbox relay', () => {
 
   it('keeps sends while the broker blocks publishers (memory alarm) and delivers each once after, without republishing', async () => {
     // The relay runs and would take these rows after 300 ms; publishes time out after 300 ms.
-    const h = await harness(true, { ROOMCAST_PUBLISH_TIMEOUT_MS: '300' });
+    const h = await harness(true, { ROOMCAST_PUBLISH_TIMEOUT_MS: String(PUBLISH_TIMEOUT_MS) });
     const room = await makeRoom(h, 1);
     const got = await listeners(h, room);
     const node = h.config.rabbitmq.nodes[0]!;
@@ -119,6 +129,11 @@ describe('outbox relay', () => {
       for (let i = 0; i < N; i++) {
         const res = await room.learners[0]!.api.post(`/api/rooms/${room.id}/messages`, chat(`blocked-${i}`));
         expect(res.status).toBe(201);
+        // The app server's event loop stalls (CPU contention, a long GC) past the publish timeout
+        // just after the first publish: Node runs the expired timer before it reads the
+        // `connection.blocked` the broker sent meanwhile. The silence must still not be taken
+        // for a stuck channel.
+        if (i === 0) stallEventLoop(2 * PUBLISH_TIMEOUT_MS);
       }
       await waitFor(() => h.server.services.broker.blocked !== null, 'the broker to block the app server');
       // Several relay passes and publish timeouts go by while blocked.

@@ -24,6 +24,8 @@ export class BrokerConnection {
   private confirm: ConfirmChannel | null = null;
   private state: BrokerState = 'connecting';
   private blockedReason: string | null = null;
+  /** When the broker last announced a block (ms epoch), 0 if never on this connection. */
+  private blockedAt = 0;
   private next = 0;
   private attempt = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -66,17 +68,46 @@ export class BrokerConnection {
   }
 
   /**
-   * Replaces the publish channel when a publish on it went unconfirmed. Seen with RabbitMQ 3.10:
-   * after a quorum queue's leader node dies, a channel can keep waiting on the old leader and
-   * never confirm again, while a fresh channel routes to the new leader at once. Messages whose
-   * confirms are lost with the old channel stay in the outbox for the relay.
+   * Whether a resource alarm blocked our publishes at any time since `since` (ms epoch): such a
+   * block, not the channel, explains publishes of that time going unconfirmed.
    */
-  recyclePublishChannel(stale: ConfirmChannel): void {
-    if (this.confirm !== stale || !this.model) return;
+  blockedSince(since: number): boolean {
+    return this.blockedReason !== null || this.blockedAt >= since;
+  }
+
+  /**
+   * Replaces the publish channel if it stopped confirming. Seen with RabbitMQ 3.10: after a
+   * quorum queue's leader node dies, a channel can keep waiting on the old leader and never
+   * confirm again, while a fresh channel routes to the new leader at once.
+   *
+   * The fresh channel is opened first, and its open-ok decides. The broker reads our socket in
+   * order and stops reading it altogether while an alarm blocks us, so by the time the open-ok
+   * arrives, any `connection.blocked` sent for our earlier publishes has been read too. Without
+   * this a stalled event loop, which runs an expired publish timer before it reads the socket,
+   * took a blocked connection for a stuck channel, and the relay republished what the broker
+   * still held. `stillStuck` is asked then. Resolves true when `stale` is no longer the publish
+   * channel: what it has not confirmed never will be, and stays in the outbox for the relay.
+   */
+  async replaceIfStuck(stale: ConfirmChannel, stillStuck: () => boolean): Promise<boolean> {
+    const model = this.model;
+    if (this.confirm !== stale || !model) return true;
+    let fresh: ConfirmChannel;
+    try {
+      fresh = await model.createConfirmChannel();
+    } catch {
+      return this.confirm !== stale;
+    }
+    fresh.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'publish channel error'));
+    if (this.model !== model || this.confirm !== stale || !stillStuck()) {
+      fresh.close().catch(() => undefined);
+      return this.confirm !== stale;
+    }
     this.opts.logger.warn('publish channel stopped confirming; replacing it');
-    // New publishes go to the fresh channel at once; the stale one may take a while to close.
-    this.replaceConfirmChannel(this.model);
+    this.confirm = fresh;
+    this.watchConfirmChannel(model, fresh);
+    // The stale channel may take a while to close; new publishes already go to the fresh one.
     stale.close().catch(() => undefined);
+    return true;
   }
 
   /**
@@ -129,6 +160,7 @@ export class BrokerConnection {
     model.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'broker connection error'));
     model.on('blocked', (reason: string) => {
       this.blockedReason = reason || 'resource alarm';
+      this.blockedAt = Date.now();
       this.opts.logger.warn({ reason }, 'broker blocked our publishes (resource alarm); sends are kept in the outbox');
     });
     model.on('unblocked', () => {
@@ -139,6 +171,7 @@ export class BrokerConnection {
       if (this.model !== model) return;
       this.model = null;
       this.blockedReason = null;
+      this.blockedAt = 0;
       this.confirm = null;
       if (this.state === 'closed') return;
       this.state = 'connecting';

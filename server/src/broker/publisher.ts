@@ -4,6 +4,7 @@
  * that arrives after the timeout still counts: `onLateConfirm` hears of it, so the outbox row is
  * marked and nobody publishes the message a second time.
  */
+import type { ConfirmChannel } from 'amqplib';
 import { ROOM_EXCHANGE } from '../../../shared/protocol/routing';
 import type { RoomMessage } from '../../../shared/protocol/messages';
 import { UnavailableError } from '../errors';
@@ -17,7 +18,9 @@ export interface PublisherOptions {
 
 export class Publisher {
   /** When each publish channel last confirmed anything: tells a stuck channel from a busy one. */
-  private readonly lastConfirm = new WeakMap<object, number>();
+  private readonly lastConfirm = new WeakMap<ConfirmChannel, number>();
+  /** A running check of whether a silent channel is stuck, per channel. */
+  private readonly stuckChecks = new WeakMap<ConfirmChannel, Promise<boolean>>();
   /** Message id → when its (latest) publish went out, until the broker answers or the channel closes. */
   private readonly awaiting = new Map<string, number>();
 
@@ -42,6 +45,22 @@ export class Publisher {
     return ids;
   }
 
+  private silentSince(channel: ConfirmChannel, sentAt: number): boolean {
+    return (this.lastConfirm.get(channel) ?? 0) < sentAt && !this.broker.blockedSince(sentAt);
+  }
+
+  /** One check per channel at a time, however many of its publishes time out together. */
+  private replaceIfStuck(channel: ConfirmChannel, sentAt: number): Promise<boolean> {
+    let check = this.stuckChecks.get(channel);
+    if (!check) {
+      check = this.broker
+        .replaceIfStuck(channel, () => this.silentSince(channel, sentAt))
+        .finally(() => this.stuckChecks.delete(channel));
+      this.stuckChecks.set(channel, check);
+    }
+    return check;
+  }
+
   /** Resolves when the broker has confirmed the message; rejects with UnavailableError otherwise. */
   publish(routingKey: string, message: RoomMessage): Promise<void> {
     const channel = this.broker.publishChannel();
@@ -55,13 +74,14 @@ export class Publisher {
       };
       const timer = setTimeout(() => {
         timedOut = true;
-        // Only a channel that confirmed nothing at all since this publish is stuck; a loaded
+        // Only a channel that confirmed nothing at all since this publish may be stuck; a loaded
         // broker confirms late but keeps confirming, and a blocked one (resource alarm) confirms
         // once the alarm clears. A new channel would help neither.
-        if ((this.lastConfirm.get(channel) ?? 0) < sentAt && !this.broker.blocked) {
-          this.broker.recyclePublishChannel(channel);
-          // Its confirm is as good as lost with the channel: let the relay publish it again now.
-          forget();
+        if (this.silentSince(channel, sentAt)) {
+          void this.replaceIfStuck(channel, sentAt).then((gone) => {
+            // Its confirm is lost with the channel: let the relay publish it again now.
+            if (gone) forget();
+          });
         }
         reject(new UnavailableError('broker_unavailable', `no publish confirm within ${this.o.timeoutMs} ms`));
       }, this.o.timeoutMs);
