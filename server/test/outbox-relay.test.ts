@@ -111,6 +111,40 @@ describe('outbox relay', () => {
     expect(await backlog(writer, room.id)).toBe(0);
   });
 
+  it('republishes a message whose connection closed before its confirm at the next pass, without waiting out the threshold', async () => {
+    // A relay threshold far beyond this test: only a relay that knows the publish failed can
+    // deliver the message in time.
+    const h = await harness(true, { ROOMCAST_OUTBOX_RELAY_AFTER_MS: '120000' });
+    const room = await makeRoom(h, 1);
+    const got = await listeners(h, room);
+    const node = h.config.rabbitmq.nodes[0]!;
+    const broker = h.server.services.broker;
+    // The memory alarm holds the publish unread in the socket; closing the connection then
+    // loses it for sure, as a node's death loses what was in flight to it.
+    await rabbitmqctl(h.config, node, ['set_vm_memory_high_watermark', '0']);
+    try {
+      const res = await room.learners[0]!.api.post(`/api/rooms/${room.id}/messages`, chat('in flight'));
+      expect(res.status).toBe(201);
+      await waitFor(() => broker.blocked !== null, 'the broker to block the app server');
+      const list = await rabbitmqctl(h.config, node, ['list_connections', '-q', '--no-table-headers', 'pid', 'user']);
+      const ours = list
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter(([pid, user]) => pid && user === h.config.rabbitmq.user)
+        .map(([pid]) => pid!);
+      expect(ours).toHaveLength(1);
+      await rabbitmqctl(h.config, node, ['close_connection', ours[0]!, 'test: connection lost with a publish in flight']);
+      await waitFor(() => broker.blocked === null, 'the app server to drop the blocked connection');
+    } finally {
+      await rabbitmqctl(h.config, node, ['set_vm_memory_high_watermark', '0.15']);
+    }
+    await waitFor(() => got.learner.length >= 1 && got.instructor.length >= 1, 'the lost publish to be republished', 10_000);
+    await waitFor(async () => (await backlog(h, room.id)) === 0, 'the relay to mark it published');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(got.learner.map((m) => m.body)).toEqual([{ text: 'in flight' }]);
+    expect(got.instructor.map((m) => m.body)).toEqual([{ text: 'in flight' }]);
+  });
+
   it('keeps sends while the broker blocks publishers (memory alarm) and delivers each once after, without republishing', async () => {
     // The relay runs and would take these rows after 300 ms; publishes time out after 300 ms.
     const h = await harness(true, { ROOMCAST_PUBLISH_TIMEOUT_MS: String(PUBLISH_TIMEOUT_MS) });

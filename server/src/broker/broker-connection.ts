@@ -18,6 +18,7 @@ export interface BrokerConnectionOptions {
 }
 
 const MAX_BACKOFF_MS = 2000;
+const MIN_REPLACE_INTERVAL_MS = 1000;
 
 export class BrokerConnection {
   private model: ChannelModel | null = null;
@@ -26,6 +27,8 @@ export class BrokerConnection {
   private blockedReason: string | null = null;
   /** When the broker last announced a block (ms epoch), 0 if never on this connection. */
   private blockedAt = 0;
+  /** When replaceIfStuck last swapped the publish channel (ms epoch). */
+  private replacedAt = 0;
   private next = 0;
   private attempt = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -91,6 +94,8 @@ export class BrokerConnection {
   async replaceIfStuck(stale: ConfirmChannel, stillStuck: () => boolean): Promise<boolean> {
     const model = this.model;
     if (this.confirm !== stale || !model) return true;
+    // A fresh channel that misbehaves at once will not be helped by another one right away.
+    if (Date.now() - this.replacedAt < MIN_REPLACE_INTERVAL_MS) return false;
     let fresh: ConfirmChannel;
     try {
       fresh = await model.createConfirmChannel();
@@ -103,6 +108,7 @@ export class BrokerConnection {
       return this.confirm !== stale;
     }
     this.opts.logger.warn('publish channel stopped confirming; replacing it');
+    this.replacedAt = Date.now();
     this.confirm = fresh;
     this.watchConfirmChannel(model, fresh);
     // The stale channel may take a while to close; new publishes already go to the fresh one.

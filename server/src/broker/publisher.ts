@@ -23,6 +23,8 @@ export class Publisher {
   private readonly stuckChecks = new WeakMap<ConfirmChannel, Promise<boolean>>();
   /** Message id → when its (latest) publish went out, until the broker answers or the channel closes. */
   private readonly awaiting = new Map<string, number>();
+  /** Message id → when its publish was known to be lost (closed channel, nack, no connection). */
+  private readonly lost = new Map<string, number>();
 
   constructor(
     private readonly broker: BrokerConnection,
@@ -61,17 +63,34 @@ export class Publisher {
     return check;
   }
 
+  /**
+   * Ids of messages whose publish this process knows failed less than `maxAgeMs` ago: no confirm
+   * will ever come, so the relay need not wait out its threshold before publishing them again.
+   * Each id is handed out once.
+   */
+  takeLost(maxAgeMs: number): string[] {
+    const since = Date.now() - maxAgeMs;
+    const ids = [...this.lost].filter(([, at]) => at >= since).map(([id]) => id);
+    this.lost.clear();
+    return ids;
+  }
+
   /** Resolves when the broker has confirmed the message; rejects with UnavailableError otherwise. */
   publish(routingKey: string, message: RoomMessage): Promise<void> {
-    const channel = this.broker.publishChannel();
+    let channel: ConfirmChannel;
+    try {
+      channel = this.broker.publishChannel();
+    } catch (err) {
+      this.lost.set(message.id, Date.now());
+      return Promise.reject(err as Error);
+    }
     const content = Buffer.from(JSON.stringify(message));
     return new Promise<void>((resolve, reject) => {
       const sentAt = Date.now();
       let timedOut = false;
       this.awaiting.set(message.id, sentAt);
-      const forget = (): void => {
-        if (this.awaiting.get(message.id) === sentAt) this.awaiting.delete(message.id);
-      };
+      /** Stops waiting on this publish; false if a later publish of the same message took over. */
+      const forget = (): boolean => this.awaiting.get(message.id) === sentAt && this.awaiting.delete(message.id);
       const timer = setTimeout(() => {
         timedOut = true;
         // Only a channel that confirmed nothing at all since this publish may be stuck; a loaded
@@ -80,14 +99,14 @@ export class Publisher {
         if (this.silentSince(channel, sentAt)) {
           void this.replaceIfStuck(channel, sentAt).then((gone) => {
             // Its confirm is lost with the channel: let the relay publish it again now.
-            if (gone) forget();
+            if (gone && forget()) this.lost.set(message.id, Date.now());
           });
         }
         reject(new UnavailableError('broker_unavailable', `no publish confirm within ${this.o.timeoutMs} ms`));
       }, this.o.timeoutMs);
-      const settled = (): void => {
+      const settled = (): boolean => {
         clearTimeout(timer);
-        forget();
+        return forget();
       };
       try {
         channel.publish(
@@ -99,8 +118,15 @@ export class Publisher {
           // keeps it over a restart (quorum queues store every message anyway).
           { persistent: true, messageId: message.id, contentType: 'application/json' },
           (err: unknown) => {
-            settled();
+            const current = settled();
             if (err) {
+              // A nack, or the channel closed with this publish unconfirmed (its node died).
+              if (current) this.lost.set(message.id, Date.now());
+              // A channel that refuses everything is as stuck as a silent one. Seen with RabbitMQ
+              // 3.10 after a node dies: a channel that first published to a quorum queue during
+              // its leader election nacked every publish for seconds, while a fresh channel on
+              // the same node was confirmed at once.
+              if (this.silentSince(channel, sentAt)) void this.replaceIfStuck(channel, sentAt);
               reject(new UnavailableError('broker_unavailable', 'the broker refused the message', err));
               return;
             }
@@ -110,7 +136,7 @@ export class Publisher {
           },
         );
       } catch (err) {
-        settled();
+        if (settled()) this.lost.set(message.id, Date.now());
         reject(new UnavailableError('broker_unavailable', 'the message broker is unreachable', err));
       }
     });

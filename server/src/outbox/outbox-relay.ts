@@ -7,7 +7,10 @@
  * at-least-once: a row published but not yet marked can go out twice, always with the same
  * message id, and clients drop the copy. Rows whose publish this process is still waiting on (from
  * the request path or an earlier pass) are left alone for up to a lease: under load confirms
- * come late, and republishing then would only add duplicates to the load.
+ * come late, and republishing then would only add duplicates to the load. Rows whose publish
+ * this process saw fail for sure (their channel closed with a broker node, a nack) are taken at
+ * the next pass instead of after `afterMs`: nothing is coming for them, and waiting would only
+ * delay those messages by seconds after a node dies.
  */
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
@@ -70,7 +73,7 @@ export class OutboxRelay {
          WHERE id IN (
            SELECT id FROM outbox
            WHERE published_at IS NULL
-             AND created_at < now() - make_interval(secs => $1)
+             AND (created_at < now() - make_interval(secs => $1) OR message_id = ANY($5::uuid[]))
              AND (claimed_until IS NULL OR claimed_until < now())
              AND message_id <> ALL($4::uuid[])
            ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
@@ -78,7 +81,13 @@ export class OutboxRelay {
        SELECT c.id AS outbox_id, c.routing_key, ${MESSAGE_COLUMNS}
        FROM claimed c JOIN messages m ON m.id = c.message_id
        ORDER BY m.room_id, m.seq`,
-      [this.o.afterMs / 1000, LEASE_SECONDS, BATCH, this.o.publisher.awaitingConfirm(LEASE_SECONDS * 1000)],
+      [
+        this.o.afterMs / 1000,
+        LEASE_SECONDS,
+        BATCH,
+        this.o.publisher.awaitingConfirm(LEASE_SECONDS * 1000),
+        this.o.publisher.takeLost(LEASE_SECONDS * 1000),
+      ],
     );
     let published = 0;
     if (rows.length > 0) published = await this.publishClaimed(rows);

@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RoomMessage } from '../../shared/protocol/messages';
+import { ROOM_EXCHANGE } from '../../shared/protocol/routing';
+import { startHarness, type Harness } from './helpers/harness';
+import { waitFor } from './helpers/stomp';
+
+/**
+ * The app server replaces its publish channel when the channel refuses everything, as RabbitMQ
+ * 3.10 can leave one after a quorum queue's leader dies; a channel that refuses some messages
+ * but confirms others is healthy and kept. A classic queue that rejects every publish
+ * (`x-overflow: reject-publish`, length 0) bound to one key stands in for the refusal.
+ */
+describe('publish channel', () => {
+  let h: Harness;
+  const refusing = `test.refuse.${randomUUID()}`;
+  const refusedKey = `test.refused.${randomUUID()}`;
+
+  beforeAll(async () => {
+    h = await startHarness({ relay: false });
+    await h.server.services.broker.withChannel(async (ch) => {
+      await ch.assertQueue(refusing, { durable: false, arguments: { 'x-overflow': 'reject-publish', 'x-max-length': 0 } });
+      await ch.bindQueue(refusing, ROOM_EXCHANGE, refusedKey);
+    });
+  });
+  afterAll(async () => {
+    await h.server.services.broker.withChannel((ch) => ch.deleteQueue(refusing));
+    await h.close();
+  });
+
+  const message = (): RoomMessage => ({
+    id: randomUUID(),
+    roomId: randomUUID(),
+    seq: 1,
+    senderId: randomUUID(),
+    audience: 'everyone',
+    recipientId: null,
+    kind: 'chat',
+    body: { text: 'x' },
+    clientMsgId: randomUUID(),
+    createdAt: new Date().toISOString(),
+  });
+  const outcome = (p: Promise<void>): Promise<string> => p.then(() => 'confirmed', () => 'refused');
+
+  it('is replaced when it refuses every publish', async () => {
+    const broker = h.server.services.broker;
+    const before = broker.publishChannel();
+    expect(await outcome(h.server.services.publisher.publish(refusedKey, message()))).toBe('refused');
+    await waitFor(() => broker.publishChannel() !== before, 'a fresh publish channel');
+    // The fresh channel works: a key nothing refuses is confirmed on it.
+    expect(await outcome(h.server.services.publisher.publish(`test.free.${randomUUID()}`, message()))).toBe('confirmed');
+  });
+
+  it('is kept when it confirms publishes sent after the refused one', async () => {
+    const broker = h.server.services.broker;
+    // Past the one-second pause between replacements left by the test before.
+    await new Promise((r) => setTimeout(r, 1100));
+    const before = broker.publishChannel();
+    const results = await Promise.all([
+      outcome(h.server.services.publisher.publish(refusedKey, message())),
+      outcome(h.server.services.publisher.publish(`test.free.${randomUUID()}`, message())),
+    ]);
+    expect(results).toEqual(['refused', 'confirmed']);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(broker.publishChannel()).toBe(before);
+  });
+});
