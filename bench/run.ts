@@ -2,17 +2,14 @@
  * `npm run bench`: every scenario against roomcast (through the proxy, and direct as baseline
  * (a)) and the baselines (b) Socket.IO + Redis adapter + Postgres and (c) bare ws, in one run on
  * this machine. Writes bench/results/bench-<time>.json and .md and prints the table.
- *
- *   npm run bench -- [--scenario fanout|throughput|ingest|connections|recovery|proxy|all]
- *                    [--target all|proxy,direct,socketio,ws] [--quick]
- *                    [--connections N] [--hold-seconds S]   (the connections scenario's size)
+ * Options: `npm run bench -- --help` (USAGE below).
  *
  * `proxy` (npm run bench:proxy) is the proxy's cost alone: the same subscribers and post rate
  * through the proxy and straight to the app servers and Web-STOMP, with the proxy's CPU.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCli } from '../shared/cli-args';
 import { loadConfig, repoRoot } from '../shared/config';
 import { appServersStatus } from '../infra/app-servers';
 import { servicesStatus, type Logger } from '../infra/index';
@@ -31,29 +28,38 @@ import { roomcastTarget } from './targets/roomcast';
 
 const SCENARIOS = ['fanout', 'throughput', 'ingest', 'connections', 'recovery', 'proxy'] as const;
 const TARGETS = ['proxy', 'direct', 'socketio', 'ws'] as const;
-const { values: args } = parseArgs({
-  options: {
+const USAGE = `
+npm run bench -- [options]
+
+Runs each scenario against roomcast (through the proxy, and direct) and the baselines
+(Socket.IO + Redis + Postgres, bare ws) on this machine; writes bench/results/bench-<time>.json
+and .md and prints the table.
+
+  --scenario S       ${SCENARIOS.join(' | ')} | all (default all; all leaves out proxy)
+  --target T,...     any of ${TARGETS.join(', ')}, or all (default all)
+  --quick            shorter runs and smaller loads, for a first look
+  --connections N    the connections scenario's size (default 10000, quick 1000)
+  --hold-seconds S   how long the connections scenario holds them (default 15, quick 5)
+`;
+const cli = parseCli(
+  {
     scenario: { type: 'string', default: 'all' },
     target: { type: 'string', default: 'all' },
     quick: { type: 'boolean', default: false },
     connections: { type: 'string' },
     'hold-seconds': { type: 'string' },
   },
-});
+  USAGE,
+);
+const args = cli.values;
 // `all` is every comparison; `proxy` repeats part of `fanout`, so it runs only when asked for.
 const chosen = args.scenario === 'all' ? SCENARIOS.filter((s) => s !== 'proxy') : [args.scenario as (typeof SCENARIOS)[number]];
-if (chosen.some((s) => !SCENARIOS.includes(s))) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')} or all`);
+if (chosen.some((s) => !SCENARIOS.includes(s))) cli.fail(`--scenario must be one of ${SCENARIOS.join(', ')} or all, got ${args.scenario}`);
 const onlyTargets = args.target === 'all' ? [...TARGETS] : (args.target ?? '').split(',');
-if (onlyTargets.some((t) => !(TARGETS as readonly string[]).includes(t))) throw new Error(`--target must be all or a comma-separated list of ${TARGETS.join(', ')}`);
+if (onlyTargets.some((t) => !(TARGETS as readonly string[]).includes(t))) cli.fail(`--target must be all or a comma-separated list of ${TARGETS.join(', ')}, got ${args.target}`);
 const q = args.quick;
-const positive = (name: string, value: string | undefined, fallback: number): number => {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${value}`);
-  return n;
-};
-const connectionCount = positive('connections', args.connections, q ? 1000 : 10_000);
-const holdMs = positive('hold-seconds', args['hold-seconds'], q ? 5 : 15) * 1000;
+const connectionCount = args.connections === undefined ? (q ? 1000 : 10_000) : cli.integer('connections', 1, 100_000);
+const holdMs = (args['hold-seconds'] === undefined ? (q ? 5 : 15) : cli.integer('hold-seconds', 1, 600)) * 1000;
 
 const t0 = Date.now();
 const say = (line: string): void => void process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);

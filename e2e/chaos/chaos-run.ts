@@ -5,9 +5,9 @@
  * schedule; at the end every POST, every stored row and every client's view are checked.
  * Exit code 0 only on PASS.
  *
- *   npm run chaos -- [--duration 120] [--rooms 8] [--viewers 24] [--rate 20]
+ *   npm run chaos -- [--duration 120] [--rooms 8] [--viewers 24] [--rate 20] [--processes 4]
  */
-import { parseArgs } from 'node:util';
+import { parseCli } from '../../shared/cli-args';
 import { loadConfig } from '../../shared/config';
 import type { Logger } from '../../infra/index';
 import { ensureSystem, stopFrontEnds } from '../../infra/system';
@@ -21,25 +21,32 @@ import type { ChaosPosterParams, ChaosPosterResult } from './chaos-poster';
 import { faultSchedule } from './faults';
 import { convergenceAfter, verify, type StoredMessage } from './verify';
 
-const { values: args } = parseArgs({
-  options: {
+const USAGE = `
+npm run chaos -- [options]
+
+A bounded fault-injection run over the whole system; exit code 0 only on PASS.
+
+  --duration S    seconds of posting while faults are injected (20-3600, default 120)
+  --rooms N       rooms (1-50, default 8)
+  --viewers N     headless clients per room (1-200, default 24)
+  --rate N        posts per second over all rooms (1-500, default 20)
+  --processes N   child processes the clients and posters run in (1-16, default 4)
+`;
+const cli = parseCli(
+  {
     duration: { type: 'string', default: '120' },
     rooms: { type: 'string', default: '8' },
     viewers: { type: 'string', default: '24' },
     rate: { type: 'string', default: '20' },
     processes: { type: 'string', default: '4' },
   },
-});
-const num = (name: keyof typeof args, min: number, max: number): number => {
-  const v = Number(args[name]);
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return v;
-};
-const durationMs = num('duration', 20, 3600) * 1000;
-const rooms = num('rooms', 1, 50);
-const viewers = num('viewers', 1, 200);
-const rate = num('rate', 1, 500);
-const processes = num('processes', 1, 16);
+  USAGE,
+);
+const durationMs = cli.integer('duration', 20, 3600) * 1000;
+const rooms = cli.integer('rooms', 1, 50);
+const viewers = cli.integer('viewers', 1, 200);
+const rate = cli.integer('rate', 1, 500);
+const processes = cli.integer('processes', 1, 16);
 
 const t0 = Date.now();
 const say = (line: string): void => void process.stdout.write(`[chaos ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}\n`);
