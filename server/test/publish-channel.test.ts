@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { ROOM_EXCHANGE } from '../../shared/protocol/routing';
+import { BrokerConnection } from '../src/broker/broker-connection';
+import { Publisher } from '../src/broker/publisher';
+import { createLogger } from '../src/logger';
 import { startHarness, type Harness } from './helpers/harness';
 import { waitFor } from './helpers/stomp';
 
@@ -63,5 +66,25 @@ describe('publish channel', () => {
     expect(results).toEqual(['refused', 'confirmed']);
     await new Promise((r) => setTimeout(r, 500));
     expect(broker.publishChannel()).toBe(before);
+  });
+
+  it('remembers a bounded number of lost publishes for the relay, the newest, each handed out once', async () => {
+    // A broker nobody listens on: every publish fails at once, as while the cluster is down.
+    const nowhere = new BrokerConnection({ urls: ['amqp://u:p@127.0.0.1:1'], logger: createLogger({ logLevel: 'silent' }, 'test') });
+    try {
+      const publisher = new Publisher(nowhere, { timeoutMs: 1000 });
+      const ids: string[] = [];
+      for (let i = 0; i < 1500; i++) {
+        const m = message();
+        ids.push(m.id);
+        expect(await outcome(publisher.publish('test.lost', m))).toBe('refused');
+      }
+      const first = publisher.takeLost(60_000, 600);
+      const second = publisher.takeLost(60_000, 600);
+      expect([...first, ...second]).toEqual(ids.slice(500));
+      expect(publisher.takeLost(60_000, 600)).toEqual([]);
+    } finally {
+      await nowhere.close();
+    }
   });
 });

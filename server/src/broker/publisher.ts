@@ -10,6 +10,9 @@ import type { RoomMessage } from '../../../shared/protocol/messages';
 import { UnavailableError } from '../errors';
 import type { BrokerConnection } from './broker-connection';
 
+/** Lost publishes remembered for the relay's next passes: a few of its batches. */
+const MAX_LOST = 1000;
+
 export interface PublisherOptions {
   timeoutMs: number;
   /** A publish that timed out was confirmed after all. */
@@ -64,15 +67,31 @@ export class Publisher {
   }
 
   /**
-   * Ids of messages whose publish this process knows failed less than `maxAgeMs` ago: no confirm
-   * will ever come, so the relay need not wait out its threshold before publishing them again.
-   * Each id is handed out once.
+   * Up to `limit` ids of messages whose publish this process knows failed less than `maxAgeMs`
+   * ago: no confirm will ever come, so the relay need not wait out its threshold before
+   * publishing them again. Each id is handed out once, oldest first.
    */
-  takeLost(maxAgeMs: number): string[] {
+  takeLost(maxAgeMs: number, limit: number): string[] {
     const since = Date.now() - maxAgeMs;
-    const ids = [...this.lost].filter(([, at]) => at >= since).map(([id]) => id);
-    this.lost.clear();
+    const ids: string[] = [];
+    for (const [id, at] of this.lost) {
+      if (ids.length >= limit) break;
+      this.lost.delete(id);
+      if (at >= since) ids.push(id);
+    }
     return ids;
+  }
+
+  private markLost(id: string): void {
+    this.lost.set(id, Date.now());
+    // While the broker is down the relay takes nothing, and this list only grows: keep the
+    // newest. A message dropped from it is still relayed, after the relay's threshold.
+    if (this.lost.size > MAX_LOST) {
+      for (const old of this.lost.keys()) {
+        this.lost.delete(old);
+        if (this.lost.size <= MAX_LOST) break;
+      }
+    }
   }
 
   /** Resolves when the broker has confirmed the message; rejects with UnavailableError otherwise. */
@@ -81,7 +100,7 @@ export class Publisher {
     try {
       channel = this.broker.publishChannel();
     } catch (err) {
-      this.lost.set(message.id, Date.now());
+      this.markLost(message.id);
       return Promise.reject(err as Error);
     }
     const content = Buffer.from(JSON.stringify(message));
@@ -99,7 +118,7 @@ export class Publisher {
         if (this.silentSince(channel, sentAt)) {
           void this.replaceIfStuck(channel, sentAt).then((gone) => {
             // Its confirm is lost with the channel: let the relay publish it again now.
-            if (gone && forget()) this.lost.set(message.id, Date.now());
+            if (gone && forget()) this.markLost(message.id);
           });
         }
         reject(new UnavailableError('broker_unavailable', `no publish confirm within ${this.o.timeoutMs} ms`));
@@ -121,7 +140,7 @@ export class Publisher {
             const current = settled();
             if (err) {
               // A nack, or the channel closed with this publish unconfirmed (its node died).
-              if (current) this.lost.set(message.id, Date.now());
+              if (current) this.markLost(message.id);
               // A channel that refuses everything is as stuck as a silent one. Seen with RabbitMQ
               // 3.10 after a node dies: a channel that first published to a quorum queue during
               // its leader election nacked every publish for seconds, while a fresh channel on
@@ -136,7 +155,7 @@ export class Publisher {
           },
         );
       } catch (err) {
-        if (settled()) this.lost.set(message.id, Date.now());
+        if (settled()) this.markLost(message.id);
         reject(new UnavailableError('broker_unavailable', 'the message broker is unreachable', err));
       }
     });

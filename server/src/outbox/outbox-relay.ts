@@ -86,7 +86,7 @@ export class OutboxRelay {
         LEASE_SECONDS,
         BATCH,
         this.o.publisher.awaitingConfirm(LEASE_SECONDS * 1000),
-        this.o.publisher.takeLost(LEASE_SECONDS * 1000),
+        this.o.publisher.takeLost(LEASE_SECONDS * 1000, BATCH),
       ],
     );
     let published = 0;
