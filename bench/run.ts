@@ -18,11 +18,12 @@ import { ensureSystem, stopFrontEnds } from '../infra/system';
 import { createLogger } from '../server/src/logger';
 import { buildServices } from '../server/src/services';
 import { machineFacts } from './lib/machine';
+import { markdown, type Results } from './lib/report';
 import type { Target } from './lib/target';
-import { runConnections, type ConnectionsResult } from './scenarios/connections';
-import { runFanout, type FanoutResult } from './scenarios/fanout';
-import { runIngest, type IngestResult } from './scenarios/ingest';
-import { runRecovery, type RecoveryResult } from './scenarios/recovery';
+import { runConnections } from './scenarios/connections';
+import { runFanout } from './scenarios/fanout';
+import { runIngest } from './scenarios/ingest';
+import { runRecovery } from './scenarios/recovery';
 import { socketIoTarget, wsTarget } from './targets/baselines';
 import { roomcastTarget } from './targets/roomcast';
 
@@ -40,6 +41,8 @@ and .md and prints the table.
   --quick            shorter runs and smaller loads, for a first look
   --connections N    the connections scenario's size (default 10000, quick 1000)
   --hold-seconds S   how long the connections scenario holds them (default 15, quick 5)
+
+npm run bench:<scenario> runs one scenario, e.g. npm run bench:ingest -- --quick.
 `;
 const cli = parseCli(
   {
@@ -65,16 +68,6 @@ const t0 = Date.now();
 const say = (line: string): void => void process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
 const log: Logger = { info: say, warn: (m) => say(`warning: ${m}`) };
 
-interface Results {
-  machine: Record<string, string | number>;
-  startedAt: string;
-  fanout?: FanoutResult[];
-  throughput?: FanoutResult[];
-  ingest?: IngestResult[];
-  connections?: ConnectionsResult;
-  proxy?: FanoutResult[];
-  recovery?: RecoveryResult;
-}
 
 async function main(): Promise<void> {
   const config = loadConfig({ ...process.env, ROOMCAST_LOG_LEVEL: process.env.ROOMCAST_LOG_LEVEL ?? 'warn' });
@@ -88,7 +81,7 @@ async function main(): Promise<void> {
   const sys = { config, proxyUrl: proxy.url, ca, appUrls, pids };
   const viaProxy = roomcastTarget(services, sys, 'proxy');
   const direct = roomcastTarget(services, sys, 'direct');
-  const results: Results = { machine: machineFacts(), startedAt: new Date().toISOString() };
+  const results: Results = { machine: machineFacts(), startedAt: new Date().toISOString(), quick: q };
   say(`machine: ${JSON.stringify(results.machine)}`);
 
   const allTargets = async (fn: (t: Target) => Promise<void>): Promise<void> => {
@@ -149,6 +142,7 @@ async function main(): Promise<void> {
     await services.close();
     if (started) await stopFrontEnds(config, log);
   }
+  results.durationSeconds = Math.round((Date.now() - t0) / 1000);
   const dir = path.join(repoRoot, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = results.startedAt.replace(/[:.]/g, '-');
@@ -156,58 +150,6 @@ async function main(): Promise<void> {
   writeFileSync(path.join(dir, `bench-${stamp}.json`), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(path.join(dir, `bench-${stamp}.md`), md);
   process.stdout.write(`\n${md}\nresults: bench/results/bench-${stamp}.{json,md}\n`);
-}
-
-const ratio = (a: number, b: number | undefined): string => (b ? `${(a / b).toFixed(2)}×` : '–');
-
-function markdown(r: Results): string {
-  const out: string[] = [`# roomcast benchmark, ${r.startedAt}`, '', `Machine: ${Object.entries(r.machine).map(([k, v]) => `${k} ${v}`).join(', ')}`, ''];
-  const fanTable = (title: string, rows: FanoutResult[]): void => {
-    const base = (name: string): FanoutResult | undefined => rows.find((x) => x.target.startsWith(name));
-    const sio = base('socket.io');
-    const ws = base('bare ws');
-    out.push(`## ${title}`, '', '| target | subscribers | msg/s | deliveries/s | ×socket.io | ×bare ws | p50 ms | p95 ms | p99 ms | max ms | lost | dup | SUT CPU % | load-gen CPU % |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-    for (const x of rows) {
-      out.push(
-        `| ${x.target} | ${x.subscribers} | ${x.ratePerSecond} | ${x.deliveriesPerSecond} | ${ratio(x.deliveriesPerSecond, sio?.deliveriesPerSecond)} | ${ratio(x.deliveriesPerSecond, ws?.deliveriesPerSecond)} | ${x.latencyMs.p50} | ${x.latencyMs.p95} | ${x.latencyMs.p99} | ${x.latencyMs.max} | ${x.lost} | ${x.duplicates} | ${x.sutCpuPercent} | ${x.loadGenCpuPercent} |`,
-      );
-    }
-    out.push('');
-  };
-  if (r.proxy) {
-    const [p, d] = r.proxy;
-    if (p && d) {
-      out.push(
-        '## The proxy’s cost (same load through the proxy and direct)',
-        '',
-        '| | deliveries/s | p50 ms | p99 ms | proxy CPU % |',
-        '|---|---|---|---|---|',
-        `| direct | ${d.deliveriesPerSecond} | ${d.latencyMs.p50} | ${d.latencyMs.p99} | – |`,
-        `| via proxy | ${p.deliveriesPerSecond} | ${p.latencyMs.p50} | ${p.latencyMs.p99} | ${p.cpuPercentByProcess.proxy ?? '?'} |`,
-        `| proxy / direct | ${(p.deliveriesPerSecond / d.deliveriesPerSecond).toFixed(3)}× | +${(p.latencyMs.p50 - d.latencyMs.p50).toFixed(2)} | +${(p.latencyMs.p99 - d.latencyMs.p99).toFixed(2)} | target: ≥ 0.9× throughput, ≤ +2 ms p99 |`,
-        '',
-      );
-    }
-  }
-  if (r.fanout) fanTable('Fan-out latency (one room)', r.fanout);
-  if (r.throughput) fanTable('Fan-out throughput (10 rooms)', r.throughput);
-  if (r.ingest) {
-    const sio = r.ingest.find((x) => x.target.startsWith('socket.io'));
-    out.push('## Ingest', '', '| target | offered/s | persisted/s | ×socket.io | POST p50 ms | POST p99 ms | errors | SUT CPU % | load-gen CPU % |', '|---|---|---|---|---|---|---|---|---|');
-    for (const x of r.ingest) {
-      out.push(`| ${x.target} | ${x.offeredPerSecond} | ${x.acceptedPerSecond} | ${ratio(x.acceptedPerSecond, sio?.acceptedPerSecond)} | ${x.postLatencyMs.p50} | ${x.postLatencyMs.p99} | ${x.errors} | ${x.sutCpuPercent} | ${x.loadGenCpuPercent} |`);
-    }
-    out.push('');
-  }
-  if (r.connections) {
-    const c = r.connections;
-    out.push('## Connections', '', `${c.connected}/${c.requested} STOMP clients over WSS through the proxy (heart-beats 10 s), ${c.connectionsPerSecond} connections/s, ${c.droppedWhileHeld} dropped while held, ${c.kibPerConnection} KiB per connection across ${Object.keys(c.perProcessKib).join(', ')} (${Object.entries(c.perProcessKib).map(([k, v]) => `${k} ${v}`).join(', ')})${c.firstError ? `; first error: ${c.firstError}` : ''}`, '');
-  }
-  if (r.recovery) {
-    const x = r.recovery;
-    out.push('## Recovery', '', `Resync: ${x.resync.clients} clients caught up on ${x.resync.messagesEach} messages each in ${x.resync.seconds} s (${x.resync.messagesPerSecond} messages/s). Broker node ${x.nodeLoss.node} killed: all ${x.nodeLoss.clients} clients live again after ${x.nodeLoss.allLiveAgainSeconds ?? 'never (60 s)'} s.`, '');
-  }
-  return `${out.join('\n')}\n`;
 }
 
 main().catch((err: unknown) => {
