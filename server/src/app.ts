@@ -43,7 +43,7 @@ export interface AppServerOptions {
 export async function startAppServer(config: Config, options: AppServerOptions = {}): Promise<AppServer> {
   const logger = createLogger(config, 'app');
   const services = buildServices(config, logger);
-  const { pool, redis, broker, metrics, users, sessions, rooms, roomService, messages, sendMessage, publisher, presence } = services;
+  const { pool, redis, broker, metrics, users, sessions, rooms, roomService, messages, sendMessage, publisher, marks, presence } = services;
 
   await migrate(pool);
   logger.info({ memberships: await services.mirror.rebuild(pool) }, 'membership mirror rebuilt');
@@ -52,6 +52,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
     pool,
     broker,
     publisher,
+    marks,
     metrics,
     logger,
     afterMs: config.outboxRelayAfterMs,

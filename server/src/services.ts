@@ -32,6 +32,7 @@ export interface Services {
   roomService: RoomService;
   messages: MessageStore;
   publisher: Publisher;
+  marks: PublishedMarks;
   sendMessage: SendMessage;
   presence: PresenceStore;
   close(): Promise<void>;
@@ -79,6 +80,7 @@ export function buildServices(config: Config, logger: Logger): Services {
     roomService,
     messages,
     publisher,
+    marks,
     sendMessage,
     presence,
     async close() {

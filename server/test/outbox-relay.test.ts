@@ -111,6 +111,23 @@ describe('outbox relay', () => {
     expect(await backlog(writer, room.id)).toBe(0);
   });
 
+  it('leaves alone a message whose confirm has arrived but whose mark is not written yet', async () => {
+    const h = await harness(false);
+    const room = await makeRoom(h, 1);
+    const got = await listeners(h, room);
+    const req = sendMessageRequest.parse(chat('confirmed, mark pending'));
+    const { message } = await h.server.services.messages.insert(room.id, room.learners[0]!.id, req);
+    // Old enough for the relay (300 ms here), as a late confirm's row is.
+    await new Promise((r) => setTimeout(r, 500));
+    // The confirm arrives: its mark waits for the next batch (20 ms), and a relay pass starts now.
+    h.server.services.marks.add(message.id);
+    expect(await h.server.relay.runOnce()).toBe(0);
+    await h.server.services.marks.flush();
+    expect(await backlog(h, room.id)).toBe(0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(got.learner).toHaveLength(0);
+  });
+
   it('republishes a message whose connection closed before its confirm at the next pass, without waiting out the threshold', async () => {
     // A relay threshold far beyond this test: only a relay that knows the publish failed can
     // deliver the message in time.

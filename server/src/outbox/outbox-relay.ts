@@ -7,13 +7,15 @@
  * at-least-once: a row published but not yet marked can go out twice, always with the same
  * message id, and clients drop the copy. Rows whose publish this process is still waiting on (from
  * the request path or an earlier pass) are left alone for up to a lease: under load confirms
- * come late, and republishing then would only add duplicates to the load. Rows whose publish
+ * come late, and republishing then would only add duplicates to the load. So are rows whose
+ * confirm has arrived but is not written yet (marks are batched). Rows whose publish
  * this process saw fail for sure (their channel closed with a broker node, a nack) are taken at
  * the next pass instead of after `afterMs`: nothing is coming for them, and waiting would only
  * delay those messages by seconds after a node dies.
  */
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
+import type { PublishedMarks } from './published-marks';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../messages/message-store';
@@ -29,6 +31,8 @@ export interface OutboxRelayOptions {
   pool: Pool;
   broker: BrokerConnection;
   publisher: Publisher;
+  /** Confirms not yet written to the outbox: those rows are published already. */
+  marks: PublishedMarks;
   metrics: Metrics;
   logger: Logger;
   /** A row is the relay's once it is this old and still unpublished. */
@@ -85,7 +89,7 @@ export class OutboxRelay {
         this.o.afterMs / 1000,
         LEASE_SECONDS,
         BATCH,
-        this.o.publisher.awaitingConfirm(LEASE_SECONDS * 1000),
+        [...this.o.publisher.awaitingConfirm(LEASE_SECONDS * 1000), ...this.o.marks.unwritten()],
         this.o.publisher.takeLost(LEASE_SECONDS * 1000, BATCH),
       ],
     );

@@ -11,6 +11,8 @@ const MAX_BATCH = 500;
 
 export class PublishedMarks {
   private pending: string[] = [];
+  /** Ids of batches handed to Postgres whose UPDATE has not finished yet. */
+  private readonly writing = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -25,6 +27,15 @@ export class PublishedMarks {
     else this.flushSoon(FLUSH_AFTER_MS);
   }
 
+  /**
+   * Messages the broker has confirmed whose outbox rows are not marked yet. The relay leaves them
+   * alone: to it they look unpublished, and a pass in those few milliseconds would publish them
+   * a second time.
+   */
+  unwritten(): string[] {
+    return [...this.pending, ...this.writing];
+  }
+
   /** Writes whatever is pending; used at shutdown. */
   async flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
@@ -32,9 +43,13 @@ export class PublishedMarks {
     const batch = this.pending;
     this.pending = [];
     if (batch.length > 0) {
+      for (const id of batch) this.writing.add(id);
       this.flushing = this.flushing
         .then(() => this.store.markPublished(batch))
-        .catch((err: unknown) => this.logger.warn({ err: (err as Error).message, count: batch.length }, 'marking published failed; the relay will republish'));
+        .catch((err: unknown) => this.logger.warn({ err: (err as Error).message, count: batch.length }, 'marking published failed; the relay will republish'))
+        .finally(() => {
+          for (const id of batch) this.writing.delete(id);
+        });
     }
     await this.flushing;
   }
