@@ -1,5 +1,6 @@
 /** CPU time and memory of processes of this machine, read from /proc (Linux). */
 import { readdirSync, readFileSync } from 'node:fs';
+import { round } from './stats';
 
 const CLK_TCK = 100;
 
@@ -79,3 +80,10 @@ export class ProcMeter {
     return { cpuSeconds, rssBytes, cpuSecondsByName };
   }
 }
+
+/** CPU seconds spent over `elapsedS` as a percentage of one core (100 = one core), one decimal. */
+export const cpuPercent = (cpuSeconds: number, elapsedS: number): number => round((cpuSeconds / elapsedS) * 100, 1);
+
+/** A ProcMeter reading's per-name CPU as percentages of one core. */
+export const cpuPercentByName = (byName: Record<string, number>, elapsedS: number): Record<string, number> =>
+  Object.fromEntries(Object.entries(byName).map(([name, cpu]) => [name, cpuPercent(cpu, elapsedS)]));

@@ -19,3 +19,13 @@ export function summarize(samples: ArrayLike<number>): LatencySummary {
 }
 
 export const round = (v: number, digits = 2): number => (Number.isFinite(v) ? Number(v.toFixed(digits)) : v);
+
+/** The summary with each figure rounded to two decimals, for reports. */
+export const roundSummary = (s: LatencySummary): LatencySummary => ({
+  count: s.count,
+  p50: round(s.p50),
+  p95: round(s.p95),
+  p99: round(s.p99),
+  max: round(s.max),
+  mean: round(s.mean),
+});

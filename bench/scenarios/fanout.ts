@@ -3,8 +3,8 @@
  * at every subscriber, deliveries per second, and checks that every subscriber got every message
  * accepted for its room exactly once (loss and duplicates must be 0).
  */
-import { ProcMeter } from '../lib/proc-usage';
-import { round, summarize, type LatencySummary } from '../lib/stats';
+import { cpuPercent, cpuPercentByName, ProcMeter } from '../lib/proc-usage';
+import { round, roundSummary, summarize, type LatencySummary } from '../lib/stats';
 import type { Target } from '../lib/target';
 import { startWorker } from '../lib/workers';
 import type { PosterParams, PosterResult } from '../workers/poster';
@@ -98,10 +98,10 @@ export async function runFanout(target: Target, o: FanoutOptions): Promise<Fanou
     deliveriesPerSecond: round(deliveries / ((posted.wallMs + DRAIN_MS) / 1000), 0),
     latencyMs: roundSummary(summarize(latencies)),
     postLatencyMs: roundSummary(summarize(posted.latencies)),
-    sutCpuPercent: round((sutUse.cpuSeconds / elapsedS) * 100, 1),
-    cpuPercentByProcess: Object.fromEntries(Object.entries(sutUse.cpuSecondsByName).map(([name, cpu]) => [name, round((cpu / elapsedS) * 100, 1)])),
+    sutCpuPercent: cpuPercent(sutUse.cpuSeconds, elapsedS),
+    cpuPercentByProcess: cpuPercentByName(sutUse.cpuSecondsByName, elapsedS),
     sutRssMiB: round(sutUse.rssBytes / 2 ** 20, 1),
-    loadGenCpuPercent: round((genUse.cpuSeconds / elapsedS) * 100, 1),
+    loadGenCpuPercent: cpuPercent(genUse.cpuSeconds, elapsedS),
     connectFailures: failed,
   };
   if (posted.firstError) o.progress(`${target.name}: first POST error: ${posted.firstError}`);
@@ -110,12 +110,3 @@ export async function runFanout(target: Target, o: FanoutOptions): Promise<Fanou
   );
   return result;
 }
-
-const roundSummary = (s: LatencySummary): LatencySummary => ({
-  count: s.count,
-  p50: round(s.p50),
-  p95: round(s.p95),
-  p99: round(s.p99),
-  max: round(s.max),
-  mean: round(s.mean),
-});

@@ -2,8 +2,8 @@
  * Ingest: posters only, at a fixed high rate spread over many rooms (a single room serializes
  * on its row lock by design). Measures accepted (persisted) messages per second and POST latency.
  */
-import { ProcMeter } from '../lib/proc-usage';
-import { round, summarize, type LatencySummary } from '../lib/stats';
+import { cpuPercent, cpuPercentByName, ProcMeter } from '../lib/proc-usage';
+import { round, roundSummary, summarize, type LatencySummary } from '../lib/stats';
 import type { Target } from '../lib/target';
 import { startWorker } from '../lib/workers';
 import type { PosterParams, PosterResult } from '../workers/poster';
@@ -57,10 +57,10 @@ export async function runIngest(target: Target, o: IngestOptions): Promise<Inges
     acceptedPerSecond: round(accepted / wallS, 0),
     accepted,
     errors: results.reduce((n, r) => n + r.errors, 0),
-    postLatencyMs: { count: s.count, p50: round(s.p50), p95: round(s.p95), p99: round(s.p99), max: round(s.max), mean: round(s.mean) },
-    sutCpuPercent: round((sutUse.cpuSeconds / elapsedS) * 100, 1),
-    cpuPercentByProcess: Object.fromEntries(Object.entries(sutUse.cpuSecondsByName).map(([name, cpu]) => [name, round((cpu / elapsedS) * 100, 1)])),
-    loadGenCpuPercent: round((genUse.cpuSeconds / elapsedS) * 100, 1),
+    postLatencyMs: roundSummary(s),
+    sutCpuPercent: cpuPercent(sutUse.cpuSeconds, elapsedS),
+    cpuPercentByProcess: cpuPercentByName(sutUse.cpuSecondsByName, elapsedS),
+    loadGenCpuPercent: cpuPercent(genUse.cpuSeconds, elapsedS),
   };
   const firstError = results.find((r) => r.firstError)?.firstError;
   if (firstError) o.progress(`${target.name}: first POST error: ${firstError}`);
