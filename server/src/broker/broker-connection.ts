@@ -98,19 +98,17 @@ export class BrokerConnection {
     if (Date.now() - this.replacedAt < MIN_REPLACE_INTERVAL_MS) return false;
     let fresh: ConfirmChannel;
     try {
-      fresh = await model.createConfirmChannel();
+      fresh = await this.openPublishChannel(model);
     } catch {
       return this.confirm !== stale;
     }
-    fresh.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'publish channel error'));
     if (this.model !== model || this.confirm !== stale || !stillStuck()) {
       fresh.close().catch(() => undefined);
       return this.confirm !== stale;
     }
     this.opts.logger.warn('publish channel stopped confirming; replacing it');
     this.replacedAt = Date.now();
-    this.confirm = fresh;
-    this.watchConfirmChannel(model, fresh);
+    this.usePublishChannel(model, fresh);
     // The stale channel may take a while to close; new publishes already go to the fresh one.
     stale.close().catch(() => undefined);
     return true;
@@ -184,11 +182,9 @@ export class BrokerConnection {
       this.opts.logger.warn({ url: redact(url) }, 'broker connection lost; reconnecting');
       this.scheduleReconnect();
     });
-    const confirm = await model.createConfirmChannel();
-    confirm.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'publish channel error'));
+    const confirm = await this.openPublishChannel(model);
     this.model = model;
-    this.confirm = confirm;
-    this.watchConfirmChannel(model, confirm);
+    this.usePublishChannel(model, confirm);
     this.state = 'connected';
     this.attempt = 0;
     this.opts.logger.info({ url: redact(url) }, 'broker connected');
@@ -196,23 +192,30 @@ export class BrokerConnection {
     this.resolveFirst();
   }
 
-  /** A closed publish channel on a live connection is reopened, so one bad publish cannot stall the rest. */
-  private watchConfirmChannel(model: ChannelModel, channel: ConfirmChannel): void {
+  private async openPublishChannel(model: ChannelModel): Promise<ConfirmChannel> {
+    const channel = await model.createConfirmChannel();
+    channel.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'publish channel error'));
+    return channel;
+  }
+
+  /**
+   * Makes `channel` the publish channel. If it closes while still in use on a live connection,
+   * it is reopened, so one bad publish cannot stall the rest.
+   */
+  private usePublishChannel(model: ChannelModel, channel: ConfirmChannel): void {
+    this.confirm = channel;
     channel.on('close', () => {
       if (this.model !== model || this.confirm !== channel || this.state !== 'connected') return;
-      this.replaceConfirmChannel(model);
+      this.reopenPublishChannel(model);
     });
   }
 
-  private replaceConfirmChannel(model: ChannelModel): void {
+  private reopenPublishChannel(model: ChannelModel): void {
     this.confirm = null;
-    model
-      .createConfirmChannel()
+    this.openPublishChannel(model)
       .then((fresh) => {
-        fresh.on('error', (err: Error) => this.opts.logger.warn({ err: err.message }, 'publish channel error'));
         if (this.model !== model) return fresh.close();
-        this.confirm = fresh;
-        this.watchConfirmChannel(model, fresh);
+        this.usePublishChannel(model, fresh);
         return undefined;
       })
       .catch(() => model.close().catch(() => undefined));
