@@ -95,8 +95,10 @@ export class RoomcastApi {
     return this.request('GET', `/api/rooms/${encodeURIComponent(roomId)}/subscriptions`);
   }
 
-  messagesAfter(roomId: string, after: number, limit: number): Promise<ResyncPage> {
-    return this.request('GET', `/api/rooms/${encodeURIComponent(roomId)}/messages?after=${after}&limit=${limit}`);
+  /** Resync: `after` for what comes over the room-wide subscription, `personalAfter` for the rest (see `ResyncPage`). */
+  messagesAfter(roomId: string, cursors: { after: number; personalAfter: number }, limit: number): Promise<ResyncPage> {
+    const { after, personalAfter } = cursors;
+    return this.request('GET', `/api/rooms/${encodeURIComponent(roomId)}/messages?after=${after}&personalAfter=${personalAfter}&limit=${limit}`);
   }
 
   send(roomId: string, message: SendMessageRequest): Promise<SendResult> {

@@ -33,5 +33,8 @@ export function parseRoomMessage(body: string, roomId: string): RoomMessage | nu
     !Array.isArray(m.body) &&
     isString(m.clientMsgId) &&
     isString(m.createdAt);
-  return ok ? (m as RoomMessage) : null;
+  if (!ok) return null;
+  // A message from a server that predates the field proves nothing about earlier ones: 0.
+  const through = Number.isInteger(m.publishedThrough) && (m.publishedThrough as number) >= 0 ? (m.publishedThrough as number) : 0;
+  return { ...(m as RoomMessage), publishedThrough: Math.min(through, (m.seq as number) - 1) };
 }
