@@ -27,13 +27,6 @@ export interface RoomClientOptions {
   connectTimeoutMs?: number;
   /** Messages per resync request (1-500, default 200). */
   resyncPageSize?: number;
-  /**
-   * A resync starts this many seqs before the newest message held (default 20). A message
-   * committed before that one may reach the broker later (the server's outbox relay publishes
-   * what a broker outage held back); re-reading a short tail catches it, and duplicates are
-   * dropped anyway.
-   */
-  resyncOverlap?: number;
   /** Unacknowledged messages the broker may push from an instructor queue at once (default 100). */
   prefetch?: number;
 }
@@ -49,7 +42,6 @@ const OPTION_NAMES = new Set<string>([
   'reconnect',
   'connectTimeoutMs',
   'resyncPageSize',
-  'resyncOverlap',
   'prefetch',
 ]);
 
@@ -76,7 +68,6 @@ export function settingsOf(options: RoomClientOptions): Settings {
     reconnect: { initialMs: options.reconnect?.initialMs ?? 500, maxMs: options.reconnect?.maxMs ?? 15_000 },
     connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
     resyncPageSize: options.resyncPageSize ?? 200,
-    resyncOverlap: options.resyncOverlap ?? 20,
     prefetch: options.prefetch ?? 100,
   };
   const numbers = { ...s, ...s.reconnect } as Record<string, unknown>;
@@ -84,7 +75,6 @@ export function settingsOf(options: RoomClientOptions): Settings {
     const v = numbers[name];
     if (!Number.isInteger(v) || (v as number) <= 0) throw invalid(`${name} must be a positive integer`);
   }
-  if (!Number.isInteger(s.resyncOverlap) || s.resyncOverlap < 0) throw invalid('resyncOverlap must be an integer ≥ 0');
   if (!Number.isInteger(s.resyncPageSize) || s.resyncPageSize < 1 || s.resyncPageSize > 500) throw invalid('resyncPageSize must be 1-500');
   return s;
 }
