@@ -16,6 +16,16 @@ export const ERROR_CODES = [
   'broker_unavailable',
   'service_unavailable',
   'internal',
+  // JSON that parses but cannot be kept exactly (server/src/http/json-guard.ts).
+  'unsupported_media_type',
+  'nul_character',
+  'lone_surrogate',
+  'number_out_of_range',
+  'json_too_deep',
+  // Login attempts over the limit (server/src/auth/login-limiter.ts); Retry-After says when to retry.
+  'too_many_attempts',
+  // Removing a member the caller may not remove (the room's creator, or oneself: leave instead).
+  'cannot_remove_member',
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',
