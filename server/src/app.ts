@@ -10,7 +10,9 @@ import { repoRoot, type Config } from '../../shared/config';
 import type { BrokerConnection } from './broker/broker-connection';
 import { migrate } from './db/migrate';
 import { errorHandler, notFound } from './http/error-handler';
+import { jsonGuard } from './http/json-guard';
 import { requestLog } from './http/request-log';
+import { pageHeaders, securityHeaders } from './http/security-headers';
 import { createLogger, type Logger } from './logger';
 import { OutboxRelay } from './outbox/outbox-relay';
 import { authRoutes } from './routes/auth-routes';
@@ -38,6 +40,8 @@ export interface AppServerOptions {
   port?: number;
   /** Run the outbox relay in this process (default true). */
   relay?: boolean;
+  /** Folder of the built pages; defaults to web/dist (tests serve a folder of their own). */
+  webDir?: string;
 }
 
 export async function startAppServer(config: Config, options: AppServerOptions = {}): Promise<AppServer> {
@@ -62,15 +66,17 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  app.use(securityHeaders());
   app.use(requestLog(logger, metrics));
   app.use(express.json({ limit: MAX_REQUEST_BYTES, strict: true }));
+  app.use(jsonGuard());
   app.use(healthRoutes({ pool, redis, broker, metrics }));
   app.use('/api', authRoutes({ users, sessions, rooms }));
   app.use('/api', roomRoutes({ sessions, rooms, roomService }));
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
   // The browser pages (npm run build:web). Never under /api: an unknown API path stays a JSON 404.
-  app.use(/^(?!\/api(?:\/|$))/, express.static(path.join(repoRoot, 'web', 'dist'), { index: 'index.html' }));
+  app.use(/^(?!\/api(?:\/|$))/, express.static(options.webDir ?? path.join(repoRoot, 'web', 'dist'), { index: 'index.html', setHeaders: pageHeaders }));
   app.use(notFound);
   app.use(errorHandler(logger));
 

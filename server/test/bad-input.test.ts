@@ -113,6 +113,117 @@ describe('bad input on send', () => {
   });
 });
 
+/** The message body as sent in a raw request: `body` is spliced in as JSON text, unparsed. */
+function rawSend(bodyJson: string): string {
+  const envelope = JSON.stringify({ ...chat('placeholder'), body: '@BODY@' });
+  return envelope.replace('"@BODY@"', bodyJson);
+}
+
+/** JSON text with sorted keys, built from own properties only (so `__proto__` keys count). */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+describe('JSON that parses but cannot be kept exactly', () => {
+  const path = (): string => `/api/rooms/${room.id}/messages`;
+  const nested = (depth: number, leaf = '1'): string => '{"a":'.repeat(depth) + leaf + '}'.repeat(depth);
+
+  /** Sends the raw body, then checks the stored copy and the resync copy equal it key for key. */
+  async function expectRoundTrip(bodyJson: string): Promise<void> {
+    const res = await learner.api.request('POST', path(), rawSend(bodyJson));
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const sent = canonical(JSON.parse(bodyJson));
+    expect(canonical(res.body.message.body)).toBe(sent);
+    const page = await learner.api.get(`${path()}?after=${res.body.seq - 1}&limit=1`);
+    expect(canonical(page.body.messages[0].body)).toBe(sent);
+  }
+
+  it('refuses U+0000 in a string or a key with 400 nul_character', async () => {
+    await expectRefused(learner.api.request('POST', path(), rawSend('{"text":"a\\u0000b"}')), 400, 'nul_character');
+    await expectRefused(learner.api.request('POST', path(), rawSend('{"a\\u0000":"b"}')), 400, 'nul_character');
+    await expectRefused(learner.api.request('POST', path(), rawSend('{"list":[{"deep":["x\\u0000"]}]}')), 400, 'nul_character');
+  });
+
+  it('refuses a lone surrogate in a string or a key with 400 lone_surrogate, and keeps a real pair', async () => {
+    for (const body of ['{"text":"\\ud800"}', '{"text":"a\\udc00b"}', '{"\\udbff":"x"}', '{"text":"\\ude00\\ud83d"}']) {
+      await expectRefused(learner.api.request('POST', path(), rawSend(body)), 400, 'lone_surrogate');
+    }
+    await expectRoundTrip('{"text":"\\ud83d\\ude00 and \\u00e9"}');
+  });
+
+  it('refuses nesting deep enough to overflow a recursive walk with 413 json_too_deep', async () => {
+    // About 5,000 levels in under 16 KiB: before the guard this overflowed the stack (500).
+    await expectRefused(learner.api.request('POST', path(), rawSend(nested(2500))), 413, 'json_too_deep');
+    await expectRefused(learner.api.request('POST', path(), rawSend(`{"a":${'['.repeat(5000)}${']'.repeat(5000)}}`)), 413, 'json_too_deep');
+    // The request object is level 1, so the message body may nest 31 levels, not 32.
+    await expectRefused(learner.api.request('POST', path(), rawSend(nested(32))), 413, 'json_too_deep');
+    await expectRoundTrip(nested(31));
+  });
+
+  it('refuses a 20 KB deeply nested body with 413', async () => {
+    const body = nested(3500);
+    expect(body.length).toBeGreaterThan(20_000);
+    const res = learner.api.request('POST', path(), rawSend(body));
+    await expectRefused(res, 413, 'json_too_deep');
+  });
+
+  it('refuses numbers beyond a double with 400 number_out_of_range, and keeps big finite ones', async () => {
+    for (const n of ['1e400', '-1e400', '123456789e999']) {
+      await expectRefused(learner.api.request('POST', path(), rawSend(`{"n":${n}}`)), 400, 'number_out_of_range');
+    }
+    await expectRoundTrip('{"big":1.7976931348623157e308,"small":5e-324,"int":9007199254740993,"neg":-1e300}');
+  });
+
+  it('keeps a __proto__ key at any depth instead of dropping it', async () => {
+    await expectRoundTrip('{"__proto__":{"isAdmin":true},"text":"hi","inner":{"__proto__":[1,2]},"constructor":{"prototype":1}}');
+    expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+  });
+
+  it('refuses a body that is a JSON string, number or array, and a non-JSON content type', async () => {
+    await expectRefused(learner.api.request('POST', path(), '"just a string"'), 400, 'invalid_json');
+    await expectRefused(learner.api.request('POST', path(), '42'), 400, 'invalid_json');
+    await expectRefused(learner.api.request('POST', path(), JSON.stringify([chat('a')])), 400, 'invalid_request');
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      await expectRefused(learner.api.request('POST', path(), JSON.stringify(chat('a')), { 'content-type': type }), 415, 'unsupported_media_type');
+    }
+  });
+});
+
+describe('the same checks on every JSON route', () => {
+  it('refuses U+0000 in a username, password, room name or invite code with 400 nul_character', async () => {
+    const anonymous = new ApiClient(h.server.url);
+    const login = await anonymous.post('/api/auth/login', { username: `${learner.username}\u0000`, password: 'x' });
+    expect([login.status, login.body.error.code]).toEqual([400, 'nul_character']);
+    const pw = await anonymous.post('/api/auth/login', { username: learner.username, password: 'a\u0000b' });
+    expect([pw.status, pw.body.error.code]).toEqual([400, 'nul_character']);
+    const name = await room.instructor.api.post('/api/rooms', { name: 'room\u0000' });
+    expect([name.status, name.body.error.code]).toEqual([400, 'nul_character']);
+    const join = await learner.api.post('/api/rooms/join', { inviteCode: 'ABCD\u0000' });
+    expect([join.status, join.body.error.code]).toEqual([400, 'nul_character']);
+  });
+
+  it('refuses lone surrogates, deep nesting and huge numbers outside messages too', async () => {
+    const anonymous = new ApiClient(h.server.url);
+    const surrogate = await anonymous.request('POST', '/api/auth/login', '{"username":"\\ud800","password":"x"}');
+    expect([surrogate.status, surrogate.body.error.code]).toEqual([400, 'lone_surrogate']);
+    const deep = await room.instructor.api.request('POST', '/api/rooms', `{"name":${'['.repeat(6000)}${']'.repeat(6000)}}`);
+    expect([deep.status, deep.body.error.code]).toEqual([413, 'json_too_deep']);
+    const huge = await learner.api.request('POST', '/api/rooms/join', '{"inviteCode":1e999}');
+    expect([huge.status, huge.body.error.code]).toEqual([400, 'number_out_of_range']);
+  });
+
+  it('still accepts requests without a body', async () => {
+    const extra = await makeUser(h, 'learner');
+    expect((await extra.api.post('/api/broker-token')).status).toBe(200);
+    expect((await extra.api.post('/api/auth/logout')).status).toBe(204);
+  });
+});
+
 describe('other routes', () => {
   it('answers unknown routes with 404 not_found in the error shape', async () => {
     for (const res of [await h.api.get('/nope'), await h.api.get('/api/nope'), await learner.api.post('/api/rooms/x/y')]) {

@@ -30,7 +30,11 @@ export function messageRoutes(deps: {
   router.post('/rooms/:roomId/messages', async (req, res) => {
     const stop = deps.metrics.sendLatency.startTimer();
     const roomId = roomIdOf(req);
-    const body = parse(sendMessageRequest, req.body);
+    const parsed = parse(sendMessageRequest, req.body);
+    // zod's record rebuilds the object by assignment, and assigning `__proto__` sets the
+    // prototype instead of adding the key: the key would vanish. Send the object JSON.parse
+    // made (own properties only, vetted by jsonGuard) so the body round-trips exactly.
+    const body = { ...parsed, body: (req.body as { body: Record<string, unknown> }).body };
     const { message, replayed } = await deps.sendMessage.send(roomId, authOf(res).session.userId, body);
     if (replayed) res.set('Idempotent-Replayed', 'true');
     res.status(201).json({ id: message.id, seq: message.seq, message });

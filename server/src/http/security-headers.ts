@@ -1,0 +1,36 @@
+/**
+ * Security headers on every response the app server writes: pages, API answers, errors and
+ * 404s alike. The proxy adds Strict-Transport-Security (it alone knows the request came over TLS).
+ *
+ * The pages keep their policy in a `<meta>` tag too (web/static/*.html), but a meta policy
+ * cannot forbid framing: `frame-ancestors` (with X-Frame-Options for older browsers) only works
+ * as a header, and without it the instructor console could be framed and clickjacked.
+ */
+import type { ServerResponse } from 'node:http';
+import type { NextFunction, Request, Response } from 'express';
+
+/** The pages' policy: the meta tag's, plus what only a header can say. */
+export const PAGE_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; " +
+  "worker-src blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/** Anything that is not a page (JSON, metrics, errors): nothing may load, run or frame it. */
+export const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/** Sets the headers for a non-page response; `pageHeaders` upgrades the policy for pages. */
+export function securityHeaders() {
+  return (_req: Request, res: Response, next: NextFunction): void => {
+    res.set({
+      'Content-Security-Policy': API_CSP,
+      'X-Frame-Options': 'DENY',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+    });
+    next();
+  };
+}
+
+/** For express.static's `setHeaders`: HTML pages need their scripts, styles and the WebSocket. */
+export function pageHeaders(res: ServerResponse, filePath: string): void {
+  if (filePath.endsWith('.html')) res.setHeader('Content-Security-Policy', PAGE_CSP);
+}

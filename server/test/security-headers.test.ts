@@ -1,0 +1,79 @@
+import { mkdtemp, readFile, readdir, rm, writeFile, copyFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../../shared/config';
+import { API_CSP, PAGE_CSP } from '../src/http/security-headers';
+import { ApiClient } from './helpers/api-client';
+import { makeUser, startHarness, type Harness, type TestUser } from './helpers/harness';
+
+const staticDir = path.join(repoRoot, 'web', 'static');
+let h: Harness;
+let webDir: string;
+let user: TestUser;
+
+beforeAll(async () => {
+  // The pages as built (web/dist) without running the build: the HTML is copied as is.
+  webDir = await mkdtemp(path.join(os.tmpdir(), 'roomcast-pages-'));
+  for (const f of await readdir(staticDir)) await copyFile(path.join(staticDir, f), path.join(webDir, f));
+  await writeFile(path.join(webDir, 'learner.js'), 'export {};\n');
+  h = await startHarness({ webDir });
+  user = await makeUser(h, 'learner');
+});
+afterAll(async () => {
+  await h.close();
+  await rm(webDir, { recursive: true, force: true });
+});
+
+const COMMON = { 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+
+function expectHeaders(headers: Headers, csp: string, what: string): void {
+  for (const [name, value] of Object.entries(COMMON)) expect(headers.get(name), `${name} on ${what}`).toBe(value);
+  expect(headers.get('content-security-policy'), `CSP on ${what}`).toBe(csp);
+}
+
+describe('security headers', () => {
+  it('sends the page policy with frame-ancestors on both pages, as a header', async () => {
+    for (const page of ['/', '/index.html', '/instructor.html']) {
+      const res = await h.api.get(page);
+      expect(res.status, page).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+      expectHeaders(res.headers, PAGE_CSP, page);
+      expect(PAGE_CSP).toContain("frame-ancestors 'none'");
+    }
+  });
+
+  it('keeps the header policy the meta tag policy plus what only a header can say', async () => {
+    for (const file of ['index.html', 'instructor.html']) {
+      const html = await readFile(path.join(staticDir, file), 'utf8');
+      const meta = /<meta http-equiv="Content-Security-Policy" content="([^"]+)">/.exec(html)?.[1];
+      expect(meta, file).toBeDefined();
+      expect(PAGE_CSP).toBe(`${meta}; frame-ancestors 'none'`);
+    }
+  });
+
+  it('sends nosniff, DENY, no-referrer and a deny-all policy on API answers, errors and 404s', async () => {
+    const anonymous = new ApiClient(h.server.url);
+    const cases: [string, Promise<{ status: number; headers: Headers }>][] = [
+      ['200 /api/me', user.api.get('/api/me')],
+      ['200 /healthz', h.api.get('/healthz')],
+      ['200 /metrics', h.api.get('/metrics')],
+      ['401', anonymous.get('/api/me')],
+      ['400 invalid_json', anonymous.request('POST', '/api/auth/login', '{"username":')],
+      ['413', anonymous.request('POST', '/api/auth/login', JSON.stringify({ username: 'x'.repeat(100_000) }))],
+      ['415', anonymous.request('POST', '/api/auth/login', '{}', { 'content-type': 'text/plain' })],
+      ['404 api', anonymous.get('/api/nope')],
+      ['404 page', anonymous.get('/no-such-page.html')],
+      ['404 room', user.api.get('/api/rooms/not-a-room')],
+    ];
+    for (const [what, pending] of cases) {
+      const res = await pending;
+      expect(res.status, what).toBe(Number(what.slice(0, 3)));
+      expectHeaders(res.headers, API_CSP, what);
+    }
+  });
+
+  it('sends no X-Powered-By', async () => {
+    expect((await h.api.get('/healthz')).headers.get('x-powered-by')).toBeNull();
+  });
+});
