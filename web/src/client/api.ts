@@ -46,10 +46,23 @@ const KNOWN_CODES = new Set<string>(ERROR_CODES);
 function errorCodeOf(status: number, body: unknown): { code: ErrorCode; message: string } {
   const e = (body as Partial<ErrorBody> | null)?.error;
   if (e && typeof e.code === 'string' && KNOWN_CODES.has(e.code)) return { code: e.code, message: String(e.message ?? e.code) };
+  // A code newer than this client: its own words still tell the person more than a bare status.
+  if (status >= 400 && status < 500 && status !== 401 && status !== 404 && e && typeof e.message === 'string') {
+    return { code: 'invalid_request', message: e.message };
+  }
   if (status === 401) return { code: 'unauthenticated', message: 'log in again' };
   if (status === 404) return { code: 'not_found', message: 'not found' };
   if (status >= 500) return { code: 'service_unavailable', message: `the server answered ${status}; retrying` };
   return { code: 'invalid_request', message: `the server answered ${status}` };
+}
+
+/** `Retry-After` in milliseconds: delay-seconds or an HTTP date (RFC 9110 §10.2.3); null when absent or unreadable. */
+export function retryAfterMsOf(header: string | null, now: number = Date.now()): number | null {
+  if (header === null) return null;
+  const value = header.trim();
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
 export class RoomcastApi {
@@ -150,7 +163,7 @@ export class RoomcastApi {
     }
     if (!res.ok) {
       const { code, message } = errorCodeOf(res.status, parsed);
-      throw new ApiError(res.status, code, message);
+      throw new ApiError(res.status, code, message, retryAfterMsOf(res.headers.get('retry-after')));
     }
     return parsed as T;
   }

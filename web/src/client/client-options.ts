@@ -7,6 +7,7 @@ import type { RoomcastApi } from './api';
 import type { BackoffOptions } from './backoff';
 import type { WebSocketFactory } from './broker-link';
 import { RoomClientError } from './errors';
+import type { PersistUnsent } from './unsent-store';
 
 export interface RoomClientOptions {
   api: RoomcastApi;
@@ -29,6 +30,11 @@ export interface RoomClientOptions {
   resyncPageSize?: number;
   /** Unacknowledged messages the broker may push from an instructor queue at once (default 100). */
   prefetch?: number;
+  /**
+   * Keep unsent messages (being sent, or refused) in this storage for this user, restored by
+   * `start` after a reload (pages: `{ storage: () => localStorage, userId }`). Default: memory only.
+   */
+  persistUnsent?: PersistUnsent | null;
 }
 
 const OPTION_NAMES = new Set<string>([
@@ -43,9 +49,13 @@ const OPTION_NAMES = new Set<string>([
   'connectTimeoutMs',
   'resyncPageSize',
   'prefetch',
+  'persistUnsent',
 ]);
 
-export type Settings = Required<Omit<RoomClientOptions, 'reconnect'>> & { reconnect: BackoffOptions };
+export type Settings = Required<Omit<RoomClientOptions, 'reconnect' | 'persistUnsent'>> & {
+  reconnect: BackoffOptions;
+  persistUnsent: PersistUnsent | null;
+};
 
 /** Fills in defaults and refuses unknown or nonsensical options, so a typo never silently becomes a default. */
 export function settingsOf(options: RoomClientOptions): Settings {
@@ -69,6 +79,7 @@ export function settingsOf(options: RoomClientOptions): Settings {
     connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
     resyncPageSize: options.resyncPageSize ?? 200,
     prefetch: options.prefetch ?? 100,
+    persistUnsent: options.persistUnsent ?? null,
   };
   const numbers = { ...s, ...s.reconnect } as Record<string, unknown>;
   for (const name of ['heartbeatMs', 'silenceResyncMs', 'presenceIntervalMs', 'initialMs', 'maxMs', 'connectTimeoutMs', 'prefetch']) {
@@ -76,6 +87,10 @@ export function settingsOf(options: RoomClientOptions): Settings {
     if (!Number.isInteger(v) || (v as number) <= 0) throw invalid(`${name} must be a positive integer`);
   }
   if (!Number.isInteger(s.resyncPageSize) || s.resyncPageSize < 1 || s.resyncPageSize > 500) throw invalid('resyncPageSize must be 1-500');
+  const p = s.persistUnsent;
+  if (p && (typeof p.storage !== 'function' || typeof p.userId !== 'string' || p.userId === '')) {
+    throw invalid('persistUnsent needs storage (a function returning the storage) and a non-empty userId');
+  }
   return s;
 }
 

@@ -16,7 +16,9 @@ export type LocalErrorCode =
   /** A MESSAGE frame whose body is not a room message. */
   | 'bad_frame'
   /** The client was constructed with unusable options. */
-  | 'invalid_options';
+  | 'invalid_options'
+  /** Unsent messages cannot be kept in the browser's storage (disabled, full): they live in memory only. */
+  | 'storage_unavailable';
 
 export type ClientErrorCode = ErrorCode | LocalErrorCode;
 
@@ -38,6 +40,8 @@ export class ApiError extends RoomClientError {
     readonly status: number,
     code: ErrorCode,
     message: string,
+    /** How long the server asked us to wait (its `Retry-After`), or null when it did not say. */
+    readonly retryAfterMs: number | null = null,
   ) {
     super(code, message);
   }

@@ -18,4 +18,5 @@ export type { WebSocketFactory } from './broker-link';
 export { ApiError, BrokerError, NetworkError, RoomClientError, isFatal, isRetriable, type ClientErrorCode, type LocalErrorCode } from './errors';
 export type { Placement } from './message-log';
 export { RoomClient, type ConnectionState, type RoomClientEvents, type RoomClientOptions } from './room-client';
-export { newClientMsgId, type OutgoingMessage, type OutgoingRequest, type OutgoingStatus } from './send-queue';
+export { MAX_RETRY_AFTER_MS, isRefusal, newClientMsgId, type OutgoingMessage, type OutgoingRequest, type OutgoingStatus } from './send-queue';
+export { clearUnsent, type PersistUnsent, type StorageLike } from './unsent-store';

@@ -1,14 +1,33 @@
 /**
  * Messages the person sent, until the server has stored them. Each gets a client message id
  * once, and every retry reuses it: the server stores a message once per id, so a POST whose
- * answer was lost can be sent again safely. Sends go one at a time, so a person's messages
- * keep the order they were typed in.
+ * answer was lost can be sent again safely.
+ *
+ * One POST at a time, oldest first, so messages keep the order they were typed in while
+ * nothing goes wrong. A message that fails never holds up the others:
+ * - refused (a 4xx other than 401, 408, 429): `failed` with the server's reason, never retried
+ *   (the same request would be refused again); the person discards it or edits it, and an
+ *   edited text is a new message with a new id, since the server may have tied the old id to
+ *   the refused content (`idempotency_conflict`);
+ * - anything else (no answer, 5xx, 408, 429, 401): retried with the same id after its own
+ *   backoff, while the messages behind it go ahead. A `Retry-After` holds every send for that
+ *   long (the server is saying it cannot take more), up to MAX_RETRY_AFTER_MS.
+ *
+ * With `persist`, every unsent message (being sent or failed) is also kept in the browser's
+ * storage and restored by `start`, so a reload loses nothing (see unsent-store.ts).
  */
 import type { RoomMessage, SendMessageRequest } from '../../../shared/protocol/messages';
-import { backoffDelay, type BackoffOptions, type Waker } from './backoff';
-import { isRetriable, type RoomClientError } from './errors';
+import { backoffDelay, Waker, type BackoffOptions } from './backoff';
+import { ApiError, RoomClientError } from './errors';
+import { UnsentStore, type PersistUnsent, type UnsentRecord } from './unsent-store';
 
-export type OutgoingStatus = 'sending' | 'sent' | 'failed';
+/**
+ * - `sending`: not stored yet; (re)tried until it is (`error` holds the last transient failure);
+ * - `sent`: stored (`message` is the stored copy, its seq the room's order);
+ * - `failed`: refused by the server (`error` says why); waits for `discard` or `edit`;
+ * - `discarded`: a failed message the person discarded or took back to edit.
+ */
+export type OutgoingStatus = 'sending' | 'sent' | 'failed' | 'discarded';
 
 export interface OutgoingMessage {
   readonly clientMsgId: string;
@@ -20,10 +39,13 @@ export interface OutgoingMessage {
   error: RoomClientError | null;
 }
 
-// A function, not an inline comparison: the status can change while a POST is awaited.
-const isSent = (o: OutgoingMessage): boolean => o.status === 'sent';
-
 export type OutgoingRequest = Omit<SendMessageRequest, 'clientMsgId'>;
+
+/**
+ * The longest `Retry-After` obeyed. A server asking for more (or a proxy in between gone wrong)
+ * would otherwise strand a class's messages; asking again after a minute costs one request.
+ */
+export const MAX_RETRY_AFTER_MS = 60_000;
 
 /** A v4 UUID from getRandomValues, which (unlike crypto.randomUUID) also exists on plain-http pages. */
 export function newClientMsgId(): string {
@@ -34,86 +56,217 @@ export function newClientMsgId(): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+/**
+ * The server refused this message itself: sending it again, unchanged, gets the same answer.
+ * 401 is not about the message (the session ended; the client stops, and after a new login the
+ * restored message is sent again); 408 and 429 are about timing.
+ */
+export function isRefusal(err: unknown): err is ApiError {
+  return err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 408 && err.status !== 429;
+}
+
 export interface SendQueueDeps {
   post(request: SendMessageRequest): Promise<RoomMessage>;
   onChange(outgoing: OutgoingMessage): void;
+  /** Problems that do not stop sending (storage unavailable). */
+  onError?(err: RoomClientError): void;
   backoff: BackoffOptions;
+  /** The client's waker: when it wakes (network back, connection live) every backoff is cut short. */
   waker: Waker;
+  /** Keep unsent messages in the browser's storage for this user and room; absent or null: memory only. */
+  persist?: (PersistUnsent & { roomId: string }) | null;
 }
 
+interface Entry {
+  readonly outgoing: OutgoingMessage;
+  readonly queuedAt: number;
+  /** Transient failures so far: the next backoff's exponent. */
+  attempt: number;
+  /** Not tried again before this time (ms since the epoch). */
+  dueAt: number;
+}
+
+// A function, not an inline comparison: the status can change while a POST is awaited.
+const isSending = (o: OutgoingMessage): boolean => o.status === 'sending';
+
+const asClientError = (err: unknown): RoomClientError =>
+  err instanceof RoomClientError ? err : new RoomClientError('internal', String((err as Error)?.message ?? err), { cause: err });
+
 export class SendQueue {
-  private readonly queue: OutgoingMessage[] = [];
+  /** Unsent messages (sending and failed) in the order they were queued. */
+  private readonly entries: Entry[] = [];
+  private readonly store: UnsentStore | null;
+  /** Cuts the queue's own pause short when there is something new to send; the client's waker is for the network. */
+  private readonly kicks = new Waker();
+  /** A `Retry-After` holds every send until then. */
+  private heldUntil = 0;
+  private lastQueuedAt = 0;
   private running = false;
+  private started = false;
   private stopped = false;
 
-  constructor(private readonly deps: SendQueueDeps) {}
+  constructor(private readonly deps: SendQueueDeps) {
+    this.store = deps.persist ? new UnsentStore(deps.persist, deps.persist.roomId, (err) => deps.onError?.(err)) : null;
+  }
 
-  /** Messages not yet stored, in the order they were sent. */
+  /** Messages not yet stored (being sent, or failed and waiting for discard or edit), oldest first. */
   get pending(): readonly OutgoingMessage[] {
-    return this.queue;
+    return this.entries.map((e) => e.outgoing);
+  }
+
+  /** Restores the unsent messages a previous page left in storage (sent again with their own ids) and starts sending. */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    // A message sent before start() is already stored and queued: restore only the others.
+    const restored = (this.store?.load() ?? []).filter((r) => !this.entries.some((e) => e.outgoing.clientMsgId === r.clientMsgId)).map((r) => this.entryOf(r));
+    // They were queued before anything sent on this page: they go first.
+    this.entries.unshift(...restored);
+    this.lastQueuedAt = Math.max(this.lastQueuedAt, ...restored.map((e) => e.queuedAt));
+    for (const e of restored) this.deps.onChange(e.outgoing);
+    this.kick();
   }
 
   enqueue(request: OutgoingRequest): OutgoingMessage {
-    const clientMsgId = newClientMsgId();
-    const outgoing: OutgoingMessage = { clientMsgId, request: { ...request, clientMsgId }, status: 'sending', message: null, error: null };
-    this.queue.push(outgoing);
-    this.deps.onChange(outgoing);
-    void this.drain();
-    return outgoing;
+    return this.add({ ...request, clientMsgId: newClientMsgId() });
   }
 
   /** A copy of one of our messages arrived from the broker or a resync before the POST's answer. */
   settle(message: RoomMessage): void {
-    const outgoing = this.queue.find((o) => o.clientMsgId === message.clientMsgId);
-    if (outgoing) this.markSent(outgoing, message);
+    const entry = this.entries.find((e) => e.outgoing.clientMsgId === message.clientMsgId);
+    // A failed one stays failed: a copy with its id can only be other content (an idempotency conflict).
+    if (entry && isSending(entry.outgoing)) this.markSent(entry, message);
+  }
+
+  /** Drops a failed message. False when there is no failed message with this id. */
+  discard(clientMsgId: string): boolean {
+    return this.takeFailed(clientMsgId) !== null;
+  }
+
+  /**
+   * Takes a failed message back to be edited: it is dropped, and its request (without the id)
+   * returned; sending it again with `enqueue` gives it a new client message id. Null when there
+   * is no failed message with this id.
+   */
+  edit(clientMsgId: string): OutgoingRequest | null {
+    const entry = this.takeFailed(clientMsgId);
+    if (!entry) return null;
+    const request: Partial<SendMessageRequest> = { ...entry.outgoing.request };
+    delete request.clientMsgId;
+    return request as OutgoingRequest;
   }
 
   stop(): void {
     this.stopped = true;
+    this.kicks.wake();
+  }
+
+  private add(request: SendMessageRequest): OutgoingMessage {
+    const outgoing: OutgoingMessage = { clientMsgId: request.clientMsgId, request, status: 'sending', message: null, error: null };
+    // Strictly increasing, so the restored order is the typed order even for two messages in one millisecond.
+    this.lastQueuedAt = Math.max(Date.now(), this.lastQueuedAt + 1);
+    const entry: Entry = { outgoing, queuedAt: this.lastQueuedAt, attempt: 0, dueAt: 0 };
+    this.entries.push(entry);
+    this.save(entry);
+    this.deps.onChange(outgoing);
+    this.kick();
+    return outgoing;
+  }
+
+  private entryOf(r: UnsentRecord): Entry {
+    const error = r.error ? new RoomClientError(r.error.code, r.error.message) : null;
+    return { outgoing: { clientMsgId: r.clientMsgId, request: r.request, status: r.status, message: null, error }, queuedAt: r.queuedAt, attempt: 0, dueAt: 0 };
+  }
+
+  private save(entry: Entry): void {
+    const o = entry.outgoing;
+    if (o.status !== 'sending' && o.status !== 'failed') return;
+    const error = o.status === 'failed' && o.error ? { code: o.error.code, message: o.error.message } : null;
+    this.store?.save({ clientMsgId: o.clientMsgId, request: o.request, status: o.status, error, queuedAt: entry.queuedAt });
+  }
+
+  /** Something may be sendable now: start the loop, or end its pause. */
+  private kick(): void {
+    this.kicks.wake();
+    void this.drain();
   }
 
   private async drain(): Promise<void> {
-    if (this.running) return;
+    if (this.running || this.stopped) return;
     this.running = true;
     try {
-      let attempt = 0;
       while (!this.stopped) {
-        const head = this.queue[0];
-        if (!head) break;
-        if (isSent(head)) {
-          this.queue.shift();
-          continue;
-        }
-        try {
-          this.markSent(head, await this.deps.post(head.request));
-          attempt = 0;
-        } catch (err) {
-          // Its copy arrived meanwhile: stored after all, nothing to retry.
-          if (isSent(head)) continue;
-          head.error = err as RoomClientError;
-          if (!isRetriable(err)) {
-            head.status = 'failed';
-            this.queue.shift();
-            this.deps.onChange(head);
-            continue;
-          }
-          this.deps.onChange(head);
-          await this.deps.waker.sleep(backoffDelay(attempt++, this.deps.backoff));
-        }
+        const now = Date.now();
+        const sending = this.entries.filter((e) => isSending(e.outgoing));
+        if (sending.length === 0) break;
+        // The oldest message that is due goes first: with no failures that is simply the oldest.
+        const due = now >= this.heldUntil ? sending.find((e) => e.dueAt <= now) : undefined;
+        if (due) await this.attempt(due);
+        else await this.pause(Math.max(this.heldUntil, Math.min(...sending.map((e) => e.dueAt))) - now);
       }
     } finally {
       this.running = false;
     }
   }
 
-  private markSent(outgoing: OutgoingMessage, message: RoomMessage): void {
-    if (outgoing.status === 'sent') return;
-    outgoing.status = 'sent';
-    outgoing.message = message;
-    outgoing.error = null;
-    const at = this.queue.indexOf(outgoing);
-    // The head stays until its POST returns (drain removes it); a later one settled early can go now.
-    if (at > 0) this.queue.splice(at, 1);
-    this.deps.onChange(outgoing);
+  private async attempt(entry: Entry): Promise<void> {
+    const o = entry.outgoing;
+    let message: RoomMessage;
+    try {
+      message = await this.deps.post(o.request);
+    } catch (err) {
+      // Its copy arrived meanwhile: stored after all, nothing to retry.
+      if (!isSending(o)) return;
+      o.error = asClientError(err);
+      if (isRefusal(err)) {
+        o.status = 'failed';
+        this.save(entry);
+      } else {
+        const now = Date.now();
+        entry.dueAt = now + backoffDelay(entry.attempt++, this.deps.backoff);
+        const retryAfterMs = err instanceof ApiError ? err.retryAfterMs : null;
+        if (retryAfterMs !== null) this.heldUntil = Math.max(this.heldUntil, now + Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
+      }
+      this.deps.onChange(o);
+      return;
+    }
+    this.markSent(entry, message);
+  }
+
+  /**
+   * Waits until `ms` pass, something new is queued, or the client's waker fires. The last
+   * means the network or the connection is back: every backoff ends (not a `Retry-After`,
+   * which is the server's), and the waiting messages go again in their order.
+   */
+  private async pause(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    const networkBack = await Promise.race([this.deps.waker.sleep(ms).then(() => true), this.kicks.sleep(ms).then(() => false)]);
+    this.kicks.wake();
+    if (networkBack && Date.now() < until) for (const e of this.entries) e.dueAt = 0;
+  }
+
+  private markSent(entry: Entry, message: RoomMessage): void {
+    const o = entry.outgoing;
+    if (o.status === 'sent') return;
+    o.status = 'sent';
+    o.message = message;
+    o.error = null;
+    this.drop(entry);
+    this.deps.onChange(o);
+  }
+
+  private takeFailed(clientMsgId: string): Entry | null {
+    const entry = this.entries.find((e) => e.outgoing.clientMsgId === clientMsgId);
+    if (!entry || entry.outgoing.status !== 'failed') return null;
+    entry.outgoing.status = 'discarded';
+    this.drop(entry);
+    this.deps.onChange(entry.outgoing);
+    return entry;
+  }
+
+  private drop(entry: Entry): void {
+    const at = this.entries.indexOf(entry);
+    if (at >= 0) this.entries.splice(at, 1);
+    this.store?.remove(entry.outgoing.clientMsgId);
   }
 }
