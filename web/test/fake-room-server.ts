@@ -85,7 +85,8 @@ export class FakeRoomServer {
       return json(201, { id: existing.id, seq: existing.seq, message: existing });
     }
     const seq = this.stored.length + 1;
-    const message: RoomMessage = {
+    // Only the fields the send queue and the pages read: the rest of the shape is the resync's business.
+    const message = {
       id: `m-${seq}`,
       roomId: ROOM_ID,
       seq,
@@ -96,8 +97,7 @@ export class FakeRoomServer {
       body: request.body,
       clientMsgId: request.clientMsgId,
       createdAt: new Date().toISOString(),
-      publishedThrough: seq,
-    };
+    } as RoomMessage;
     this.stored.push(message);
     return json(201, { id: message.id, seq, message });
   }
