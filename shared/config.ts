@@ -17,6 +17,10 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 // outgoing connection and then be taken when a service (re)starts its listener.
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+/** An origin as a browser sends it in `Origin`: https, lower case, no path. */
+const httpsOrigin = z
+  .string()
+  .refine((o) => URL.canParse(o) && new URL(o).protocol === 'https:' && new URL(o).origin === o, 'each must be an https origin such as https://rooms.example.org');
 
 const schema = z.object({
   ROOMCAST_DATA_DIR: z.string().min(1).default(path.join(repoRoot, '.data')),
@@ -50,12 +54,35 @@ const schema = z.object({
   ROOMCAST_PROXY_ADMIN_PORT: port.default(9180),
   ROOMCAST_PROXY_TLS_CERT: z.string().min(1).optional(),
   ROOMCAST_PROXY_TLS_KEY: z.string().min(1).optional(),
-  ROOMCAST_PROXY_MAX_CONNECTIONS_PER_IP: positiveInt.default(20_000),
+  // Unset: derived from the proxy's open-file limit (proxy/src/descriptor-budget.ts).
+  ROOMCAST_PROXY_MAX_CONNECTIONS_PER_IP: positiveInt.optional(),
+  ROOMCAST_PROXY_CONNECT_TIMEOUT_MS: positiveInt.default(5000),
+  ROOMCAST_PROXY_MAX_SUBSCRIPTIONS: positiveInt.default(4),
+  ROOMCAST_PROXY_MAX_FRAME_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
+  // Comma-separated https origins; unset: https://localhost:<https port> and https://127.0.0.1:<https port>.
+  ROOMCAST_PUBLIC_ORIGINS: z
+    .string()
+    .transform((v) => v.split(',').map((o) => o.trim()))
+    .pipe(z.array(httpsOrigin).min(1))
+    .optional(),
   ROOMCAST_PROXY_MAX_HEADER_BYTES: positiveInt.default(16 * 1024),
   ROOMCAST_PROXY_IDLE_TIMEOUT_MS: positiveInt.default(60_000),
   ROOMCAST_PROXY_HEALTH_INTERVAL_MS: positiveInt.default(1500),
 
   ROOMCAST_SESSION_TTL_SECONDS: positiveInt.default(12 * 3600),
+  // Login limits (server/src/auth/login-limiter.ts, docs/security.md). Strict per account and
+  // address: one guesser gets 5 tries per 15 minutes, a person with typos is not hindered.
+  ROOMCAST_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS: positiveInt.default(5),
+  ROOMCAST_LOGIN_ACCOUNT_ADDRESS_WINDOW_SECONDS: positiveInt.default(15 * 60),
+  // Loose per account, short window: guessing from many addresses is slowed to 20 tries a
+  // minute, while the owner is locked out for at most a minute (and never from an address it
+  // logged in from before).
+  ROOMCAST_LOGIN_MAX_FAILURES_PER_ACCOUNT: positiveInt.default(20),
+  ROOMCAST_LOGIN_ACCOUNT_WINDOW_SECONDS: positiveInt.default(60),
+  // Per address across accounts (password spraying): high, because a whole class may share
+  // one school NAT address and mistype passwords at 9:00.
+  ROOMCAST_LOGIN_MAX_FAILURES_PER_ADDRESS: positiveInt.default(100),
+  ROOMCAST_LOGIN_ADDRESS_WINDOW_SECONDS: positiveInt.default(10 * 60),
   ROOMCAST_BROKER_TOKEN_TTL_SECONDS: positiveInt.default(300),
   ROOMCAST_INSTRUCTOR_QUEUE_EXPIRES_MS: positiveInt.default(24 * 3600 * 1000),
   ROOMCAST_PUBLISH_TIMEOUT_MS: positiveInt.default(2000),
@@ -88,13 +115,28 @@ export interface Config {
     adminPort: number;
     /** Production certificate and key; in development a self-signed pair is generated under dataDir. */
     tls: { cert: string; key: string } | null;
-    maxConnectionsPerIp: number;
+    /** Null: derived from the open-file limit (half of it is WebSockets, a quarter of those per address). */
+    maxConnectionsPerIp: number | null;
+    /** A WebSocket whose CONNECT has not been answered by then is closed. */
+    connectTimeoutMs: number;
+    /** SUBSCRIBEs one STOMP connection may hold at once. */
+    maxSubscriptions: number;
+    /** Largest STOMP frame (and WebSocket frame) a browser may send. */
+    maxFrameBytes: number;
+    /** Origins a WebSocket upgrade may come from; null: the proxy's own https URLs on localhost and 127.0.0.1. */
+    publicOrigins: string[] | null;
     maxHeaderBytes: number;
     /** Closes a connection silent for this long; above the STOMP heart-beat (10 s) on purpose. */
     idleTimeoutMs: number;
     healthIntervalMs: number;
   };
   sessionTtlSeconds: number;
+  /** Failed logins allowed per window before a 429; see server/src/auth/login-limiter.ts. */
+  loginLimits: {
+    perAccountAddress: { maxFailures: number; windowSeconds: number };
+    perAccount: { maxFailures: number; windowSeconds: number };
+    perAddress: { maxFailures: number; windowSeconds: number };
+  };
   brokerTokenTtlSeconds: number;
   instructorQueueExpiresMs: number;
   publishTimeoutMs: number;
@@ -177,12 +219,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       httpPort: e.ROOMCAST_PROXY_HTTP_PORT,
       adminPort: e.ROOMCAST_PROXY_ADMIN_PORT,
       tls: e.ROOMCAST_PROXY_TLS_CERT && e.ROOMCAST_PROXY_TLS_KEY ? { cert: e.ROOMCAST_PROXY_TLS_CERT, key: e.ROOMCAST_PROXY_TLS_KEY } : null,
-      maxConnectionsPerIp: e.ROOMCAST_PROXY_MAX_CONNECTIONS_PER_IP,
+      maxConnectionsPerIp: e.ROOMCAST_PROXY_MAX_CONNECTIONS_PER_IP ?? null,
+      connectTimeoutMs: e.ROOMCAST_PROXY_CONNECT_TIMEOUT_MS,
+      maxSubscriptions: e.ROOMCAST_PROXY_MAX_SUBSCRIPTIONS,
+      maxFrameBytes: e.ROOMCAST_PROXY_MAX_FRAME_BYTES,
+      publicOrigins: e.ROOMCAST_PUBLIC_ORIGINS ?? null,
       maxHeaderBytes: e.ROOMCAST_PROXY_MAX_HEADER_BYTES,
       idleTimeoutMs: e.ROOMCAST_PROXY_IDLE_TIMEOUT_MS,
       healthIntervalMs: e.ROOMCAST_PROXY_HEALTH_INTERVAL_MS,
     },
     sessionTtlSeconds: e.ROOMCAST_SESSION_TTL_SECONDS,
+    loginLimits: {
+      perAccountAddress: {
+        maxFailures: e.ROOMCAST_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS,
+        windowSeconds: e.ROOMCAST_LOGIN_ACCOUNT_ADDRESS_WINDOW_SECONDS,
+      },
+      perAccount: { maxFailures: e.ROOMCAST_LOGIN_MAX_FAILURES_PER_ACCOUNT, windowSeconds: e.ROOMCAST_LOGIN_ACCOUNT_WINDOW_SECONDS },
+      perAddress: { maxFailures: e.ROOMCAST_LOGIN_MAX_FAILURES_PER_ADDRESS, windowSeconds: e.ROOMCAST_LOGIN_ADDRESS_WINDOW_SECONDS },
+    },
     brokerTokenTtlSeconds: e.ROOMCAST_BROKER_TOKEN_TTL_SECONDS,
     instructorQueueExpiresMs: e.ROOMCAST_INSTRUCTOR_QUEUE_EXPIRES_MS,
     publishTimeoutMs: e.ROOMCAST_PUBLISH_TIMEOUT_MS,

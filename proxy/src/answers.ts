@@ -8,21 +8,36 @@ import type { ErrorBody, ErrorCode } from '../../shared/protocol/errors';
 
 const errorJson = (code: ErrorCode, message: string): string => JSON.stringify({ error: { code, message } } satisfies ErrorBody);
 
+/**
+ * On every response of the HTTPS port (not the plain-HTTP redirect, where it would mean
+ * nothing): a browser that saw it uses https for this host, on every port, for a year.
+ */
+export const STRICT_TRANSPORT_SECURITY = 'max-age=31536000';
+/** The proxy's own answers are JSON and must never be sniffed into something else. */
+const NOSNIFF = { 'x-content-type-options': 'nosniff' };
+
 export function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
   const body = errorJson(code, message);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { ...headers, ...NOSNIFF, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
 /**
  * Answers an upgrade request before any WebSocket exists (the socket is raw bytes by then),
- * then closes the connection.
+ * then closes the connection. Upgrades arrive on the HTTPS port only, hence HSTS.
  */
 export function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
   const body = errorJson(code, message);
   const lines = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
-    ...Object.entries({ ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), connection: 'close' }).map(
+    ...Object.entries({
+      ...headers,
+      ...NOSNIFF,
+      'strict-transport-security': STRICT_TRANSPORT_SECURITY,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+      connection: 'close',
+    }).map(
       ([k, v]) => `${k}: ${v}`,
     ),
   ];
@@ -43,3 +58,5 @@ export function closeFrame(code: number, reason: string): Buffer {
 
 /** WebSocket close code 1001: the endpoint is going away (shutdown, or its broker node died). */
 export const GOING_AWAY = 1001;
+/** WebSocket close code 1008: the client broke a rule (the STOMP gate's refusals). */
+export const POLICY_VIOLATION = 1008;

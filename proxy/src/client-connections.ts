@@ -25,7 +25,8 @@ export class ClientConnections {
   private readonly live = new Map<net.Socket, Metered>();
 
   constructor(
-    private readonly maxPerAddress: number,
+    /** Read per connection: the default follows the open-file limit (see descriptor-budget.ts). */
+    private readonly maxPerAddress: () => number,
     private readonly metrics: ProxyMetrics,
   ) {}
 
@@ -37,7 +38,7 @@ export class ClientConnections {
     this.perAddress.set(address, count);
     // Over the limit, the connection is still accepted so that it gets a 429 it can read,
     // rather than a reset the client would retry at once.
-    if (count > this.maxPerAddress) this.overLimit.add(key);
+    if (count > this.maxPerAddress()) this.overLimit.add(key);
     const metered: Metered = { read: 0, written: 0 };
     this.live.set(socket, metered);
     socket.once('close', () => {

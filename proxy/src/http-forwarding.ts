@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import type HttpProxy from 'http-proxy';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../../shared/protocol/errors';
-import { sendError } from './answers';
+import { STRICT_TRANSPORT_SECURITY, sendError } from './answers';
 import { clientAddress, type ClientConnections } from './client-connections';
 import { setForwardedHeaders } from './forwarded-headers';
 import type { ProxyMetrics, RefusalReason } from './metrics';
@@ -92,6 +92,7 @@ export function createHttpHandler(deps: HttpForwardingDeps): RequestHandler {
     const reqId = requestId(req.headers['x-request-id']);
     let upstream: Upstream | null = null;
     res.setHeader('x-request-id', reqId);
+    res.setHeader('strict-transport-security', STRICT_TRANSPORT_SECURITY);
     if (isClosing()) res.setHeader('connection', 'close');
     res.once('close', () => {
       // 0: the client went away before any answer.

@@ -10,7 +10,8 @@ export type RefusalReason =
   | 'upstream_error'
   | 'proxy_resources'
   | 'shutting_down'
-  | 'tls_handshake';
+  | 'tls_handshake'
+  | 'forbidden_origin';
 
 export interface ProxyMetrics {
   registry: Registry;
@@ -19,6 +20,7 @@ export interface ProxyMetrics {
   bytes: Counter<'direction'>;
   requests: Counter<'class'>;
   refused: Counter<'reason'>;
+  stompRefused: Counter<'reason'>;
   upstreamErrors: Counter<'upstream' | 'code'>;
 }
 
@@ -56,6 +58,12 @@ export function createProxyMetrics(collectBytes: () => void): ProxyMetrics {
     refused: new Counter({
       name: 'roomcast_proxy_refused_total',
       help: 'Requests and connections the proxy answered itself instead of forwarding, by reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    stompRefused: new Counter({
+      name: 'roomcast_proxy_stomp_refused_total',
+      help: 'STOMP connections the gate ended, by reason (connect_timeout, login_failed, destination, header, ...).',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -12,6 +12,7 @@ import { pino, type Logger } from 'pino';
 import type { Config } from '../../shared/config';
 import { createAdminServer } from './admin-server';
 import { ClientConnections } from './client-connections';
+import { connectionLimit } from './descriptor-budget';
 import { ListenError, ProxyError } from './errors';
 import { HealthChecker, httpProbe, tcpProbe } from './health-checks';
 import { createHttpHandler } from './http-forwarding';
@@ -97,6 +98,16 @@ const closeServer = (server: http.Server): Promise<void> =>
 /** The host part of a URL a browser can open: a wildcard listen address is reached as localhost. */
 const publicHost = (host: string): string => (host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host);
 
+/**
+ * The origins whose pages may open a WebSocket: the configured public origins, or else the
+ * proxy's own https URL as a browser on this machine would name it.
+ */
+export function allowedOrigins(config: Config, httpsPort: number): Set<string> {
+  if (config.proxy.publicOrigins) return new Set(config.proxy.publicOrigins);
+  const port = httpsPort === 443 ? '' : `:${httpsPort}`;
+  return new Set(['localhost', '127.0.0.1', publicHost(config.proxy.host)].map((host) => `https://${host}${port}`));
+}
+
 /** The proxy's public URL, e.g. `https://127.0.0.1:8443`. */
 export const publicUrl = (config: Config, httpsPort = config.proxy.httpsPort): string => `https://${publicHost(config.proxy.host)}:${httpsPort}`;
 
@@ -111,16 +122,30 @@ export async function createProxy(config: Config, options: ProxyOptions = {}): P
   const brokers = new UpstreamPool('web-stomp', urls.webStomp);
   let closing = false;
   const isClosing = (): boolean => closing;
+  const ports: ProxyPorts = { https: 0, http: 0, admin: 0 };
+  let origins: Set<string> | undefined;
 
   // Scrapes start after both exist; the byte counter reads the connections lazily.
   const metrics = createProxyMetrics(() => connections.collectBytes());
-  const connections = new ClientConnections(config.proxy.maxConnectionsPerIp, metrics);
+  const connections = new ClientConnections(connectionLimit(config.proxy.maxConnectionsPerIp), metrics);
   const proxy = HttpProxy.createProxyServer({ xfwd: false });
   // Every proxy.web/ws call passes its own error callback; this keeps an unexpected emit
   // from crashing the process.
   proxy.on('error', (err) => logger.error({ err: err.message }, 'http-proxy error'));
   const handleHttp = createHttpHandler({ proxy, pool: apps, connections, metrics, logger, isClosing });
-  const tunnels = new WebSocketTunnels({ proxy, pool: brokers, connections, metrics, logger, idleTimeoutMs: config.proxy.idleTimeoutMs, isClosing });
+  const tunnels = new WebSocketTunnels({
+    proxy,
+    pool: brokers,
+    connections,
+    metrics,
+    logger,
+    idleTimeoutMs: config.proxy.idleTimeoutMs,
+    connectTimeoutMs: config.proxy.connectTimeoutMs,
+    gate: { maxFrameBytes: config.proxy.maxFrameBytes, maxSubscriptions: config.proxy.maxSubscriptions },
+    // The default origins name the port actually bound (tests listen on port 0).
+    isAllowedOrigin: (origin) => (origins ??= allowedOrigins(config, ports.https)).has(origin),
+    isClosing,
+  });
 
   for (const pool of [apps, brokers]) {
     for (const u of pool.list) metrics.upstreamUp.set({ kind: u.kind, upstream: u.name }, 1);
@@ -153,7 +178,6 @@ export async function createProxy(config: Config, options: ProxyOptions = {}): P
     logger.debug({ ip: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
     socket.destroy();
   });
-  const ports: ProxyPorts = { https: 0, http: 0, admin: 0 };
   const redirect = createRedirectServer(publicHost(config.proxy.host), () => ports.https);
   const admin = createAdminServer(metrics.registry, () => [...apps.snapshot(), ...brokers.snapshot()]);
 

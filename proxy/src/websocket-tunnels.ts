@@ -1,10 +1,16 @@
 /**
  * WebSocket upgrades on `/ws`: each becomes a tunnel to the Web-STOMP node with the fewest open
- * connections. The proxy does not parse frames; it only steps in to end a tunnel, and then
- * says so properly: an upgrade it refuses gets an HTTP answer, a tunnel it closes (its node
- * died, the proxy is shutting down, the connection went idle) gets a close frame with 1001.
- * A tunnel whose node ends or breaks the connection is closed at once, so the client notices
- * and reconnects, through the proxy, to a live node.
+ * connections. The broker-to-client direction (nearly all the traffic) is piped as it comes;
+ * the proxy only follows its frame boundaries, so that a frame of its own never splits one of
+ * the broker's, and reads the command of its first STOMP frame (CONNECTED, or ERROR for a
+ * refused login). The client-to-broker direction goes through the STOMP gate (stomp-gate.ts):
+ * CONNECT first and within a deadline, no publishing, only the caller's own destinations.
+ *
+ * The proxy steps in to end a tunnel, and says so properly: an upgrade it refuses gets an HTTP
+ * answer, a gate refusal an ERROR frame then a close frame (1008), a tunnel it closes for other
+ * reasons (its node died, shutdown, idle) a close frame with 1001. A tunnel whose node ends or
+ * breaks the connection is closed at once, so the client reconnects, through the proxy, to a
+ * live node.
  */
 import type { IncomingMessage } from 'node:http';
 import type net from 'node:net';
@@ -12,13 +18,17 @@ import type { Duplex } from 'node:stream';
 import type HttpProxy from 'http-proxy';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../../shared/protocol/errors';
-import { GOING_AWAY, closeFrame, refuseUpgrade } from './answers';
+import { GOING_AWAY, POLICY_VIOLATION, closeFrame, refuseUpgrade } from './answers';
 import { clientAddress, type ClientConnections } from './client-connections';
 import { setForwardedHeaders } from './forwarded-headers';
+import { GateRefusal } from './gate-refusal';
 import type { ProxyMetrics, RefusalReason } from './metrics';
 import { requestId } from './request-id';
 import { WEBSOCKET_PATH, normalizePath } from './request-policy';
+import { errorFrame } from './stomp-frames';
+import { ClientStreamGate, type GateLimits } from './stomp-gate';
 import { isLocalResourceError, type Upstream, type UpstreamPool } from './upstreams';
+import { OPCODE, ServerFrameBoundaries, serverFrame } from './websocket-frames';
 
 /** How long a closing socket may take to flush before it is cut. */
 const CLOSE_GRACE_MS = 1000;
@@ -33,6 +43,11 @@ export interface TunnelDeps {
   logger: Logger;
   /** Above the STOMP heart-beat interval, so only a dead peer's tunnel ever reaches it. */
   idleTimeoutMs: number;
+  /** A tunnel whose CONNECT the broker has not answered by then is refused. */
+  connectTimeoutMs: number;
+  gate: GateLimits;
+  /** Whether a browser page from `origin` may open a WebSocket. */
+  isAllowedOrigin: (origin: string) => boolean;
   isClosing: () => boolean;
 }
 
@@ -45,6 +60,12 @@ interface Tunnel {
   upstreamSocket: Duplex | null;
   /** The proxy has begun ending it; later close events change nothing. */
   closing: boolean;
+  readonly gate: ClientStreamGate;
+  readonly broker: ServerFrameBoundaries;
+  /** Runs until the broker's first frame (the answer to CONNECT) arrives. */
+  connectTimer: NodeJS.Timeout | undefined;
+  /** The proxy's last frames, written once the broker's frame in progress has been relayed. */
+  tail: Buffer | null;
 }
 
 /** Ends the socket's writing side, and cuts it if it has not closed after the grace period. */
@@ -62,6 +83,7 @@ const since = (started: bigint): number => Number(process.hrtime.bigint() - star
 export class WebSocketTunnels {
   private readonly tunnels = new Set<Tunnel>();
   private readonly handshaking = new WeakMap<IncomingMessage, Tunnel>();
+  private readonly byUpstream = new WeakMap<Duplex, Tunnel>();
 
   constructor(private readonly deps: TunnelDeps) {
     deps.proxy.on('proxyReqWs', (proxyReq, req) => {
@@ -71,6 +93,11 @@ export class WebSocketTunnels {
       proxyReq.setTimeout(UPGRADE_TIMEOUT_MS, () => proxyReq.destroy(Object.assign(new Error('upgrade timed out'), { code: 'ETIMEDOUT' })));
       // Registered before http-proxy's own listener, so this runs before it pipes the sockets.
       proxyReq.once('upgrade', (_res, upstreamSocket: net.Socket) => this.opened(tunnel, upstreamSocket));
+    });
+    // Emitted right after http-proxy has written the 101 and piped both ways, before any data flows.
+    deps.proxy.on('open', (upstreamSocket) => {
+      const tunnel = this.byUpstream.get(upstreamSocket);
+      if (tunnel && !tunnel.closing) this.startGate(tunnel, upstreamSocket);
     });
   }
 
@@ -102,13 +129,37 @@ export class WebSocketTunnels {
       refuse('blocked_path', 404, 'not_found', `WebSockets are served on ${WEBSOCKET_PATH} only`);
       return;
     }
+    // Browsers always send Origin with a WebSocket handshake: a page of another site must not
+    // open one in a user's browser. A request without Origin is no browser (tests, benchmarks,
+    // tools); it carries no ambient credentials to abuse and must log in with a passcode in its
+    // CONNECT frame like anyone else, so it is let through.
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.deps.isAllowedOrigin(origin)) {
+      refuse('forbidden_origin', 403, 'origin_not_allowed', `WebSockets may not be opened from ${origin.slice(0, 200)}`);
+      return;
+    }
     const upstream = pool.pickLeastOpen();
     if (!upstream) {
       refuse('no_upstream', 503, 'service_unavailable', 'no broker node is available; retry shortly');
       return;
     }
     setForwardedHeaders(req, ip, reqId);
-    const tunnel: Tunnel = { reqId, ip, upstream, client, started, upstreamSocket: null, closing: false };
+    // No extension is ever negotiated (permessage-deflate is off on the nodes anyway): the gate
+    // reads the client's frames as they are, and refuses compressed ones.
+    delete req.headers['sec-websocket-extensions'];
+    const tunnel: Tunnel = {
+      reqId,
+      ip,
+      upstream,
+      client,
+      started,
+      upstreamSocket: null,
+      closing: false,
+      gate: new ClientStreamGate(this.deps.gate),
+      broker: new ServerFrameBoundaries(),
+      connectTimer: undefined,
+      tail: null,
+    };
     this.tunnels.add(tunnel);
     this.count(upstream, +1);
     client.once('close', () => this.closed(tunnel));
@@ -136,10 +187,16 @@ export class WebSocketTunnels {
       upstreamSocket.destroy();
       return;
     }
+    this.byUpstream.set(upstreamSocket, t);
     // http-proxy turned the client socket's timeout off; the idle limit starts now.
     t.client.setTimeout(this.deps.idleTimeoutMs, () => this.close(t, 'idle timeout'));
     // The node ended or broke the connection: end the client's at once, so it reconnects.
     upstreamSocket.once('close', () => {
+      if (t.tail) {
+        // Waiting for the end of a frame that will never come: no frame of ours can follow.
+        t.tail = null;
+        endSoon(t.client);
+      }
       if (t.closing) return;
       t.closing = true;
       endSoon(t.client);
@@ -173,24 +230,106 @@ export class WebSocketTunnels {
     if (e.syscall === 'connect' && !local) this.deps.pool.mark(t.upstream, 'down', code);
   }
 
-  /** Ends a tunnel from the proxy's side: a close frame to the client, the node's socket cut. */
+  /** The client's direction, through the gate: allowed bytes go on unchanged, a refusal ends the tunnel. */
+  private startGate(t: Tunnel, upstreamSocket: Duplex): void {
+    t.client.unpipe(upstreamSocket);
+    t.client.on('data', (chunk: Buffer) => this.fromClient(t, upstreamSocket, chunk));
+    t.client.resume();
+    upstreamSocket.on('data', (chunk: Buffer) => this.fromBroker(t, chunk));
+    const ms = this.deps.connectTimeoutMs;
+    t.connectTimer = setTimeout(() => this.refuse(t, new GateRefusal('connect_timeout', `no STOMP CONNECT accepted within ${ms} ms`)), ms);
+  }
+
+  private fromClient(t: Tunnel, upstreamSocket: Duplex, chunk: Buffer): void {
+    if (t.closing) return;
+    let allowed: Buffer[];
+    try {
+      allowed = t.gate.push(chunk);
+    } catch (err) {
+      if (!(err instanceof GateRefusal)) this.deps.logger.error({ reqId: t.reqId, err }, 'the STOMP gate failed on a frame; refusing it');
+      this.refuse(t, err instanceof GateRefusal ? err : new GateRefusal('malformed', 'unreadable frame'));
+      return;
+    }
+    if (allowed.length === 0) return;
+    if (!upstreamSocket.write(allowed.length === 1 ? allowed[0] : Buffer.concat(allowed))) {
+      t.client.pause();
+      upstreamSocket.once('drain', () => t.client.resume());
+    }
+  }
+
+  /** Runs after the pipe has relayed `chunk`, or instead of it once the proxy is ending the tunnel. */
+  private fromBroker(t: Tunnel, chunk: Buffer): void {
+    if (t.tail) {
+      const upToBoundary = t.broker.advance(chunk, true);
+      if (upToBoundary > 0) t.client.write(chunk.subarray(0, upToBoundary));
+      if (t.broker.atBoundary) this.writeTail(t);
+      return;
+    }
+    t.broker.advance(chunk);
+    if (t.connectTimer === undefined || t.broker.firstCommand === null) return;
+    clearTimeout(t.connectTimer);
+    t.connectTimer = undefined;
+    // A refused login: RabbitMQ would leave the socket open for about a minute after its ERROR.
+    if (t.broker.firstCommand === 'ERROR') this.refuse(t, new GateRefusal('login_failed', 'the broker refused the CONNECT'), false);
+  }
+
+  /** Ends a tunnel the gate refused: an ERROR frame naming the reason (unless the broker sent one), then a close frame. */
+  private refuse(t: Tunnel, refusal: GateRefusal, sendError = true): void {
+    if (t.closing) return;
+    this.deps.metrics.stompRefused.inc({ reason: refusal.reason });
+    this.deps.logger.warn(
+      { reqId: t.reqId, ip: t.ip, user: t.gate.login, upstream: t.upstream.name, reason: refusal.reason, detail: refusal.message },
+      'stomp connection refused',
+    );
+    const close = closeFrame(POLICY_VIOLATION, refusal.reason);
+    const error = serverFrame(OPCODE.text, errorFrame(`${refusal.reason}: ${refusal.message}`, `The roomcast proxy closed this connection (${refusal.reason}): ${refusal.message}`));
+    this.end(t, sendError ? Buffer.concat([error, close]) : close);
+  }
+
+  /** Ends a tunnel from the proxy's side with 1001 (idle, node down, shutdown). */
   private close(t: Tunnel, reason: string): void {
     if (t.closing) return;
+    this.deps.logger.info({ reqId: t.reqId, ip: t.ip, upstream: t.upstream.name, reason }, 'websocket closed by the proxy');
+    this.end(t, closeFrame(GOING_AWAY, reason));
+  }
+
+  /**
+   * Stops both directions and writes `tail` (the proxy's last frames) to the client as soon as
+   * the broker's frame in progress, if any, has been relayed whole; the node's socket is cut.
+   */
+  private end(t: Tunnel, tail: Buffer): void {
     t.closing = true;
+    clearTimeout(t.connectTimer);
     const upstreamSocket = t.upstreamSocket;
     if (upstreamSocket === null) {
       t.client.destroy(); // still handshaking: there is no WebSocket to close yet
       return;
     }
-    // Unpiped first, so nothing from the node can follow (or split) the close frame.
     upstreamSocket.unpipe(t.client);
-    t.client.unpipe(upstreamSocket);
-    upstreamSocket.destroy();
-    endSoon(t.client, closeFrame(GOING_AWAY, reason));
-    this.deps.logger.info({ reqId: t.reqId, ip: t.ip, upstream: t.upstream.name, reason }, 'websocket closed by the proxy');
+    t.tail = tail;
+    if (t.broker.atBoundary) {
+      this.writeTail(t);
+      return;
+    }
+    // fromBroker relays the rest of the frame, then writes the tail.
+    upstreamSocket.resume();
+    setTimeout(() => {
+      if (t.tail === null) return;
+      t.tail = null;
+      upstreamSocket.destroy();
+      t.client.destroy();
+    }, CLOSE_GRACE_MS).unref();
+  }
+
+  private writeTail(t: Tunnel): void {
+    const tail = t.tail;
+    t.tail = null;
+    t.upstreamSocket?.destroy();
+    if (tail) endSoon(t.client, tail);
   }
 
   private closed(t: Tunnel): void {
+    clearTimeout(t.connectTimer);
     this.tunnels.delete(t);
     this.count(t.upstream, -1);
     // Let the client's last bytes (its own close frame) reach the node before the socket goes.

@@ -30,6 +30,7 @@ export const ERROR_CODES = [
   'too_many_connections',
   'bad_gateway',
   'proxy_overloaded',
+  'origin_not_allowed',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -53,3 +53,25 @@ export function parseInstructorQueue(name: string): { roomId: string; userId: st
   const m = INSTRUCTOR_QUEUE_RE.exec(name);
   return m?.[1] && m[2] ? { roomId: m[1], userId: m[2] } : null;
 }
+
+/** A STOMP destination in one of the two forms roomcast hands out, parsed; anything else is null. */
+export type ParsedDestination = { kind: 'room-key'; key: ParsedRoomKey } | { kind: 'instructor-queue'; roomId: string; userId: string };
+
+const EXCHANGE_PREFIX = `/exchange/${ROOM_EXCHANGE}/`;
+const QUEUE_PREFIX = '/amq/queue/';
+
+/**
+ * The inverse of `exchangeDestination` and `queueDestination` for room keys and instructor
+ * queues, exact to the byte: the TLS proxy refuses a SUBSCRIBE to anything this returns null for.
+ */
+export function parseDestination(destination: string): ParsedDestination | null {
+  if (destination.startsWith(EXCHANGE_PREFIX)) {
+    const key = parseRoomKey(destination.slice(EXCHANGE_PREFIX.length));
+    return key ? { kind: 'room-key', key } : null;
+  }
+  if (destination.startsWith(QUEUE_PREFIX)) {
+    const queue = parseInstructorQueue(destination.slice(QUEUE_PREFIX.length));
+    return queue ? { kind: 'instructor-queue', ...queue } : null;
+  }
+  return null;
+}
