@@ -2,46 +2,10 @@
  * The client library on its own, in Node (as a load test would run it), with a WebSocket
  * factory that drops frames: a resync after a silence recovers what the socket lost.
  */
-import type { IStompSocket } from '@stomp/stompjs';
-import WebSocket from 'ws';
 import { PASSWORD, chat, makeRoom, type TestUser } from '../../server/test/helpers/harness';
-import { RoomClient, RoomClientError, RoomcastApi, type ConnectionState, type WebSocketFactory } from '../../web/src/client/index';
+import { RoomClient, RoomClientError, RoomcastApi, type ConnectionState } from '../../web/src/client/index';
 import { expect, test } from '../support/fixtures';
-
-/** A `ws` socket that hides incoming frames for which `drop` says so, as a lossy path would. */
-class LossySocket implements IStompSocket {
-  onclose: IStompSocket['onclose'] = null;
-  onerror: IStompSocket['onerror'] = null;
-  onmessage: IStompSocket['onmessage'] = null;
-  onopen: IStompSocket['onopen'] = null;
-  private readonly ws: WebSocket;
-
-  constructor(url: string, protocols: string[], drop: (frame: string) => boolean) {
-    this.ws = new WebSocket(url, protocols);
-    this.ws.onopen = (e) => this.onopen?.(e);
-    this.ws.onclose = (e) => this.onclose?.(e);
-    this.ws.onerror = (e) => this.onerror?.(e);
-    this.ws.onmessage = (e) => {
-      if (!drop(String(e.data))) this.onmessage?.(e);
-    };
-  }
-
-  get url(): string {
-    return this.ws.url;
-  }
-  get readyState(): number {
-    return this.ws.readyState;
-  }
-  set binaryType(type: string) {
-    this.ws.binaryType = type as 'arraybuffer';
-  }
-  send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
-    this.ws.send(data as string);
-  }
-  close(): void {
-    this.ws.close();
-  }
-}
+import { steeredSockets } from '../support/node-socket';
 
 test('in Node, a resync after a silence recovers messages whose frames were dropped', async ({ roomcast }) => {
   const { harness } = roomcast;
@@ -49,7 +13,7 @@ test('in Node, a resync after a silence recovers messages whose frames were drop
   const [ann, bob] = room.learners as [TestUser, TestUser];
   const api = new RoomcastApi({ baseUrl: harness.server.url });
   await api.login(ann.username, PASSWORD);
-  const lossy: WebSocketFactory = (url, protocols) => new LossySocket(url, protocols, (frame) => frame.startsWith('MESSAGE') && frame.includes('lost in transit'));
+  const lossy = steeredSockets((frame) => frame.startsWith('MESSAGE') && frame.includes('lost in transit')).factory;
   // The library alone, straight to the Web-STOMP nodes: what is under test is its resync, not the proxy.
   const stompUrls = harness.config.rabbitmq.nodes.map((n) => `ws://127.0.0.1:${n.webStompPort}/ws`);
   const client = new RoomClient({ api, roomId: room.id, stompUrls, webSocketFactory: lossy, silenceResyncMs: 1500 });

@@ -42,6 +42,7 @@ describe('publish channel', () => {
     body: { text: 'x' },
     clientMsgId: randomUUID(),
     createdAt: new Date().toISOString(),
+    broadcastSeq: 1,
   });
   const outcome = (p: Promise<void>): Promise<string> => p.then(() => 'confirmed', () => 'refused');
 

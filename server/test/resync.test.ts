@@ -60,7 +60,7 @@ describe('resync', () => {
     const paged = await all(room.instructor, 0, 2);
     expect(paged.map((m) => m.id)).toEqual((await all(room.instructor)).map((m) => m.id));
     const last = await room.instructor.api.get(`/api/rooms/${room.id}/messages?after=7`);
-    expect(last.body).toEqual({ messages: [], hasMore: false, nextAfter: 7 });
+    expect(last.body).toEqual({ messages: [], hasMore: false, nextAfter: 7, through: 7, broadcastThrough: 3 });
   });
 
   it("shows a learner broadcasts, its own messages and what was addressed to it, never another learner's question or direct", async () => {

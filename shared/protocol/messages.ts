@@ -45,14 +45,33 @@ export interface RoomMessage {
   body: Record<string, unknown>;
   clientMsgId: string;
   createdAt: string;
+  /**
+   * For a message to everyone, its number among the room's messages to everyone: gapless, so a
+   * learner can tell a message it missed from one it may not see. Null for other audiences.
+   */
+  broadcastSeq: number | null;
 }
 
-/** GET /api/rooms/:roomId/messages?after=&limit= */
+/**
+ * GET /api/rooms/:roomId/messages?after=&personalAfter=&limit=
+ *
+ * `after` applies to what the caller receives on its room-wide subscription (everything, for an
+ * instructor; messages to everyone, for a learner); `personalAfter` (default: `after`) to the
+ * rest it may see (a learner's own messages and those addressed to it).
+ */
 export interface ResyncPage {
   messages: RoomMessage[];
-  /** Pass as `after` to get the next page. */
+  /** Pass as both `after` and `personalAfter` (where they are lower) to get the next page. */
   nextAfter: number;
   hasMore: boolean;
+  /**
+   * Complete up to: every message the caller may see with a seq above the cursors and up to this
+   * one is in this page or an earlier page of the same walk. On the last page it is the room's
+   * newest seq when the page was read, so it can be above every seq returned.
+   */
+  through: number;
+  /** On the last page, the room's newest `broadcastSeq` when `through` was read; null on the others. */
+  broadcastThrough: number | null;
 }
 
 /** What a member may subscribe to in one room (GET /api/rooms/:roomId/subscriptions). */

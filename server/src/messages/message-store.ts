@@ -22,10 +22,11 @@ export interface MessageRow {
   body: Record<string, unknown>;
   client_msg_id: string;
   created_at: Date;
+  broadcast_seq: string | null;
 }
 
 export const MESSAGE_COLUMNS =
-  'm.id, m.room_id, m.seq, m.sender_id, m.audience, m.recipient_id, m.kind, m.body, m.client_msg_id, m.created_at';
+  'm.id, m.room_id, m.seq, m.sender_id, m.audience, m.recipient_id, m.kind, m.body, m.client_msg_id, m.created_at, m.broadcast_seq';
 
 export const toMessage = (r: MessageRow): RoomMessage => ({
   id: r.id,
@@ -38,6 +39,7 @@ export const toMessage = (r: MessageRow): RoomMessage => ({
   body: r.body,
   clientMsgId: r.client_msg_id,
   createdAt: r.created_at.toISOString(),
+  broadcastSeq: r.broadcast_seq === null ? null : Number(r.broadcast_seq),
 });
 
 /** The routing key a message is published with, from its audience. */
@@ -99,21 +101,42 @@ export class MessageStore {
   }
 
   /**
-   * Messages after `afterSeq` that `userId` may see, in seq order: everything for an instructor;
-   * for a learner, messages to everyone plus those they sent or that were addressed to them.
+   * What `userId` may see after the cursors, in seq order: everything for an instructor; for a
+   * learner, messages to everyone after `afterSeq` plus, after `personalAfterSeq`, those they sent
+   * or that were addressed to them. `through` says up to which seq the answer is complete
+   * (see `ResyncPage`); it is read in the same statement, so from the same snapshot.
    */
-  async listAfter(q: { roomId: string; userId: string; role: Role; afterSeq: number; limit: number }): Promise<{
+  async listAfter(q: { roomId: string; userId: string; role: Role; afterSeq: number; personalAfterSeq: number; limit: number }): Promise<{
     messages: RoomMessage[];
     hasMore: boolean;
+    through: number;
+    broadcastThrough: number | null;
   }> {
-    const { rows } = await this.pool.query<MessageRow>(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages m
-       WHERE m.room_id = $1 AND m.seq > $2
-         AND ($3 OR m.audience = 'everyone' OR m.sender_id = $4 OR m.recipient_id = $4)
-       ORDER BY m.seq LIMIT $5`,
-      [q.roomId, q.afterSeq, q.role === 'instructor', q.userId, q.limit + 1],
+    // The three parts are disjoint. The personal ones are read by sender and by recipient through
+    // their indexes, so an old personal cursor costs the caller's own few rows, not a scan of the
+    // room since then.
+    type Head = { head: string; head_broadcast: string };
+    const { rows } = await this.pool.query<(MessageRow & Head) | (Head & { id: null })>(
+      `WITH head AS (SELECT last_seq, last_broadcast_seq FROM rooms WHERE id = $1),
+       visible AS (
+         SELECT ${MESSAGE_COLUMNS} FROM messages m
+          WHERE m.room_id = $1 AND m.seq > $2 AND ($3 OR m.audience = 'everyone')
+         UNION ALL
+         SELECT ${MESSAGE_COLUMNS} FROM messages m
+          WHERE NOT $3 AND m.room_id = $1 AND m.sender_id = $4 AND m.seq > $5 AND m.audience <> 'everyone'
+         UNION ALL
+         SELECT ${MESSAGE_COLUMNS} FROM messages m
+          WHERE NOT $3 AND m.room_id = $1 AND m.recipient_id = $4 AND m.sender_id <> $4 AND m.seq > $5
+         ORDER BY seq LIMIT $6)
+       SELECT h.last_seq AS head, h.last_broadcast_seq AS head_broadcast, v.*
+         FROM head h LEFT JOIN visible v ON true ORDER BY v.seq`,
+      [q.roomId, q.afterSeq, q.role === 'instructor', q.userId, q.personalAfterSeq, q.limit + 1],
     );
-    const hasMore = rows.length > q.limit;
-    return { messages: rows.slice(0, q.limit).map(toMessage), hasMore };
+    const found = rows.filter((r): r is MessageRow & Head => r.id !== null);
+    const hasMore = found.length > q.limit;
+    const messages = found.slice(0, q.limit).map(toMessage);
+    // A full page is complete only up to its last row: later rows of the walk come next.
+    if (hasMore) return { messages, hasMore, through: messages.at(-1)?.seq ?? q.afterSeq, broadcastThrough: null };
+    return { messages, hasMore, through: Number(rows[0]?.head ?? 0), broadcastThrough: Number(rows[0]?.head_broadcast ?? 0) };
   }
 }

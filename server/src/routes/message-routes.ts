@@ -13,6 +13,7 @@ import { roomIdOf } from './room-routes';
 const resyncQuery = z
   .object({
     after: z.coerce.number().int().min(0).default(0),
+    personalAfter: z.coerce.number().int().min(0).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
   })
   .strict();
@@ -41,15 +42,22 @@ export function messageRoutes(deps: {
     stop();
   });
 
-  /** Resync: what the caller may see after `after`, in seq order, `limit` at a time. */
+  /** Resync: what the caller may see after its cursors, in seq order, `limit` at a time, and up to where that is complete. */
   router.get('/rooms/:roomId/messages', async (req, res) => {
     const roomId = roomIdOf(req);
     const q = parse(resyncQuery, req.query, 'query');
     const userId = authOf(res).session.userId;
     const { role } = await deps.roomService.requireMember(roomId, userId);
     deps.metrics.resyncCalls.inc();
-    const { messages, hasMore } = await deps.messages.listAfter({ roomId, userId, role, afterSeq: q.after, limit: q.limit });
-    const page: ResyncPage = { messages, hasMore, nextAfter: messages.at(-1)?.seq ?? q.after };
+    const { messages, hasMore, through, broadcastThrough } = await deps.messages.listAfter({
+      roomId,
+      userId,
+      role,
+      afterSeq: q.after,
+      personalAfterSeq: q.personalAfter ?? q.after,
+      limit: q.limit,
+    });
+    const page: ResyncPage = { messages, hasMore, nextAfter: messages.at(-1)?.seq ?? q.after, through, broadcastThrough };
     res.json(page);
   });
 

@@ -34,7 +34,8 @@ export function parseRoomMessage(body: string, roomId: string): RoomMessage | nu
     isString(m.clientMsgId) &&
     isString(m.createdAt);
   if (!ok) return null;
-  // A message from a server that predates the field proves nothing about earlier ones: 0.
-  const through = Number.isInteger(m.publishedThrough) && (m.publishedThrough as number) >= 0 ? (m.publishedThrough as number) : 0;
-  return { ...(m as RoomMessage), publishedThrough: Math.min(through, (m.seq as number) - 1) };
+  const message = m as RoomMessage;
+  // Numbered exactly when it is to everyone: anything else would corrupt the client's count of them.
+  const numbered = Number.isInteger(message.broadcastSeq) && (message.broadcastSeq as number) > 0;
+  return numbered === (message.audience === 'everyone') ? message : null;
 }

@@ -20,11 +20,6 @@ export class MessageLog {
     return this.list;
   }
 
-  /** The highest seq held, 0 when empty: where a resync starts from. */
-  get lastSeq(): number {
-    return this.list.at(-1)?.seq ?? 0;
-  }
-
   has(id: string): boolean {
     return this.ids.has(id);
   }

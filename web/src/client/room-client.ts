@@ -3,13 +3,17 @@
  * sends, the connection state and presence.
  *
  * On every (re)connect it subscribes first, holds what arrives, then resyncs over HTTP from
- * the last seq it has and merges, so nothing published while it was away is missed and nothing
- * shows twice. Delivery is at-least-once; the message id decides what is a duplicate and the
- * seq decides the order. When the room has been silent for a while it resyncs too, in case a
- * subscription was lost without the socket noticing.
+ * the point up to which it provably holds everything, and merges, so nothing published while it
+ * was away is missed and nothing shows twice. Delivery is at-least-once; the message id decides
+ * what is a duplicate and the seq decides the order. When the room has been silent for a while
+ * it resyncs too, in case a subscription was lost without the socket noticing.
+ *
+ * The resync point is never "the newest seq shown": a message committed earlier can be published
+ * later (the outbox relay), after this client moved on. It is where the client provably holds
+ * everything: see `RoomStream` and docs/guarantees.md, "Complete up to".
  */
 import type { IMessage } from '@stomp/stompjs';
-import type { RoomMessage, RoomSubscriptions } from '../../../shared/protocol/messages';
+import type { ResyncPage, RoomMessage, RoomSubscriptions } from '../../../shared/protocol/messages';
 import type { RoomPresence } from '../../../shared/protocol/presence';
 import { backoffDelay, Waker } from './backoff';
 import { BrokerLink } from './broker-link';
@@ -20,6 +24,7 @@ import { BrokerError, RoomClientError, isFatal } from './errors';
 import { parseRoomMessage } from './incoming';
 import { MessageLog, type Placement } from './message-log';
 import { PresenceReporter } from './presence';
+import { RoomStream } from './room-stream';
 import { SendQueue, type OutgoingMessage, type OutgoingRequest } from './send-queue';
 
 export type { RoomClientOptions } from './client-options';
@@ -63,6 +68,14 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   private urlIndex = 0;
   private started = false;
   private stopped = false;
+  /** What the room-wide stream holds; known once the member's role is (the first connect). */
+  private stream: RoomStream | null = null;
+  /**
+   * Up to which seq the rest of what a learner may see (its own messages and those addressed to
+   * it) is held: only a resync proves that, since some of it is never pushed.
+   */
+  private personalThrough = 0;
+  private holeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Live messages that arrived during a resync; merged after it so the page sees seq order. */
   private held: Held[] | null = null;
   /** The latest resync; the next one starts after it (see `resync`). */
@@ -132,6 +145,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     this.stopped = true;
     globalThis.removeEventListener?.('online', this.onOnline);
     clearTimeout(this.silenceTimer);
+    clearTimeout(this.holeTimer);
     this.presence.stop();
     this.tokens.stop();
     this.sends.stop();
@@ -165,6 +179,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
           await link.close();
           break;
         }
+        this.stream ??= RoomStream.of(subscriptions.role);
         await this.subscribe(link, subscriptions);
         await this.catchUp(link);
         attempt = 0;
@@ -236,12 +251,18 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   private async fetchMissed(): Promise<void> {
     this.held = [];
     try {
-      let after = Math.max(0, this.log.lastSeq - this.s.resyncOverlap);
+      const stream = this.stream;
+      let cursors = { after: stream?.completeThrough ?? 0, personalAfter: this.personalThrough };
       for (;;) {
-        const page = await this.s.api.messagesAfter(this.s.roomId, after, this.s.resyncPageSize);
+        const page: ResyncPage = await this.s.api.messagesAfter(this.s.roomId, cursors, this.s.resyncPageSize);
         for (const m of page.messages) this.accept(m);
-        if (!page.hasMore) break;
-        after = page.nextAfter;
+        // Each page is complete up to `through`, so progress survives a later page's failure.
+        this.personalThrough = Math.max(this.personalThrough, page.through);
+        if (!page.hasMore) {
+          if (page.broadcastThrough !== null) stream?.completeUpTo(page.through, page.broadcastThrough);
+          break;
+        }
+        cursors = { after: Math.max(cursors.after, page.nextAfter), personalAfter: Math.max(cursors.personalAfter, page.nextAfter) };
       }
     } finally {
       const held = this.held;
@@ -280,8 +301,27 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   private accept(message: RoomMessage): void {
     const placement = this.log.insert(message);
     if (placement) this.emit('message', message, placement);
+    this.stream?.add(message);
     this.sends.settle(message);
     if (this.current === 'live') this.armSilenceCheck();
+    this.watchHole();
+  }
+
+  /**
+   * A hole in the room-wide stream is normally a message published late, which arrives within
+   * seconds. One still open after the silence delay was lost on the way (a subscription that
+   * ended without the socket noticing): resync, without waiting for the room to fall silent.
+   */
+  private watchHole(): void {
+    if (!this.stream?.hasHole) {
+      clearTimeout(this.holeTimer);
+      this.holeTimer = undefined;
+      return;
+    }
+    this.holeTimer ??= setTimeout(() => {
+      this.holeTimer = undefined;
+      if (this.stream?.hasHole) void this.onSilence();
+    }, this.s.silenceResyncMs);
   }
 
   private armSilenceCheck(): void {
@@ -289,7 +329,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     this.silenceTimer = setTimeout(() => void this.onSilence(), this.s.silenceResyncMs);
   }
 
-  /** Nothing arrived for a while: maybe nothing was sent, maybe a subscription was lost. Ask. */
+  /** Nothing arrived for a while, or a hole stayed open: maybe a subscription was lost. Ask. */
   private async onSilence(): Promise<void> {
     if (this.current !== 'live' || this.stopped) return;
     this.setState('resyncing');
