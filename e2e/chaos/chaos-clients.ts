@@ -35,6 +35,8 @@ export interface ChaosClientView {
   shownAt: Record<string, number>;
   reconnects: number;
   finalState: string;
+  /** Every connection state the client went through, with when it entered it (ms since epoch). */
+  timeline: [at: number, state: string][];
 }
 
 export interface ChaosClientsResult {
@@ -62,11 +64,12 @@ workerMain<ChaosClientsParams, ChaosClientsResult>(async (p, stopped, ready) => 
       silenceResyncMs: p.silenceResyncMs,
       reconnect: { initialMs: 200, maxMs: 3000 },
     });
-    const view = { spec, room, shownAt: {} as Record<string, number>, reconnects: 0 };
+    const view = { spec, room, shownAt: {} as Record<string, number>, reconnects: 0, timeline: [[Date.now(), room.state]] as [number, string][] };
     room.on('message', (m) => {
       view.shownAt[m.id] ??= Date.now();
     });
     room.on('state', (s) => {
+      view.timeline.push([Date.now(), s]);
       if (s === 'connecting') view.reconnects++;
     });
     room.on('error', (err, fatal) => {
@@ -103,6 +106,7 @@ workerMain<ChaosClientsParams, ChaosClientsResult>(async (p, stopped, ready) => 
       shownAt: e.shownAt,
       reconnects: e.reconnects,
       finalState: e.room.state,
+      timeline: e.timeline,
     }),
   );
   await Promise.all(entries.map((e) => e.room.stop()));

@@ -19,7 +19,7 @@ import { startWorker } from '../../bench/lib/workers';
 import type { ChaosClientSpec, ChaosClientsParams, ChaosClientsResult } from './chaos-clients';
 import type { ChaosPosterParams, ChaosPosterResult } from './chaos-poster';
 import { faultSchedule } from './faults';
-import { convergenceAfter, verify, type StoredMessage } from './verify';
+import { convergenceAfter, explainMissing, verify, type StoredMessage } from './verify';
 
 const USAGE = `
 npm run chaos -- [options]
@@ -158,10 +158,17 @@ async function main(): Promise<number> {
 
   const { rows } = await services.pool.query<{
     id: string; room_id: string; seq: number; sender_id: string; audience: string; recipient_id: string | null; client_msg_id: string; created_at: Date;
-  }>('SELECT id, room_id, seq, sender_id, audience, recipient_id, client_msg_id, created_at FROM messages WHERE room_id = ANY($1::uuid[])', [made.map((r) => r.id)]);
+    published_at: Date | null; attempts: number | null;
+  }>(
+    `SELECT m.id, m.room_id, m.seq, m.sender_id, m.audience, m.recipient_id, m.client_msg_id, m.created_at, o.published_at, o.attempts
+       FROM messages m LEFT JOIN outbox o ON o.message_id = m.id WHERE m.room_id = ANY($1::uuid[])`,
+    [made.map((r) => r.id)],
+  );
   const stored: StoredMessage[] = rows.map((r) => ({
     id: r.id, roomId: r.room_id, seq: r.seq, senderId: r.sender_id, audience: r.audience, recipientId: r.recipient_id, clientMsgId: r.client_msg_id, createdAt: r.created_at.getTime(),
+    publishedAt: r.published_at?.getTime() ?? null, relayAttempts: r.attempts ?? 0,
   }));
+  const lateRelayed = stored.filter((m) => m.relayAttempts > 0).length;
   await services.close();
 
   const verdict = verify(posted.posts, stored, views);
@@ -173,10 +180,12 @@ async function main(): Promise<number> {
     `stored rows: ${stored.length}; 201s missing from Postgres: ${verdict.acceptedMissingInDb}; 201s that differ from the row: ${verdict.acceptedMismatched}; rows no POST asked for: ${verdict.storedNotAsked}`,
     `clients: ${verdict.clientsExact}/${verdict.clients} hold exactly what they may see, in order; missing ${verdict.missing}, extra ${verdict.extra}, duplicates ${verdict.duplicates}, out of order ${verdict.outOfOrder}`,
     `instructors complete (queue + resync): ${verdict.instructorsComplete}; socket cuts: ${results.reduce((n, r) => n + r.cuts, 0)}`,
+    `published late by an outbox relay: ${lateRelayed} message(s)`,
     'faults (worst commit→shown delay of messages committed in the 5 s after each):',
     ...convergence.map((c) => `  ${c.name.padEnd(28)} ${c.worstDelayMs === null ? 'no messages' : `${(c.worstDelayMs / 1000).toFixed(2)} s`}`),
     `convergence after faults: p50 ${(conv.p50 / 1000).toFixed(2)} s, max ${(conv.max / 1000).toFixed(2)} s`,
     ...verdict.problems.map((p) => `  problem: ${p}`),
+    ...explainMissing(stored, views).map((l) => `  missing: ${l}`),
     '',
     faultFailures > 0 ? `${faultFailures} fault(s) could not be injected` : 'every fault was injected',
     verdict.pass && faultFailures === 0 ? 'PASS' : 'FAIL',

@@ -33,7 +33,8 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-async function pausePostgres(config: Config, ms: number): Promise<void> {
+/** Stops Postgres (postmaster and backends) for `ms`; `during`, if given, runs halfway through. */
+async function pausePostgres(config: Config, ms: number, during?: () => Promise<void>): Promise<void> {
   const pg = (await servicesStatus(config)).find((s) => s.name.startsWith('postgres'));
   if (!pg?.pid) throw new Error('postgres is not running');
   const pids = [pg.pid, ...childrenOf(pg.pid)];
@@ -48,9 +49,12 @@ async function pausePostgres(config: Config, ms: number): Promise<void> {
       }
     }
   };
+  const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
   try {
     signal('SIGSTOP');
-    await new Promise((r) => setTimeout(r, ms));
+    await sleep(ms / 2);
+    await during?.();
+    await sleep(ms / 2);
   } finally {
     signal('SIGCONT');
   }
@@ -85,6 +89,15 @@ export function faultSchedule(config: Config, log: Logger): Fault[] {
         await ensureProxy(config, log);
       },
     },
-    { at: 0.76, name: 'pause postgres for 4 s', run: () => pausePostgres(config, 4000) },
+    { at: 0.7, name: 'pause postgres for 4 s', run: () => pausePostgres(config, 4000) },
+    // The sends app server 1 has handed to the stopped Postgres still commit when it resumes, but
+    // their publishes died with the server: only the other server's outbox relay publishes them,
+    // seconds late, while the room goes on. Clients between connections then must still get them.
+    {
+      at: 0.78,
+      name: 'kill -9 app server 1 mid-send',
+      run: () => pausePostgres(config, 3000, () => killAppServer(config, 1)),
+    },
+    { at: 0.86, name: 'restart app server 1 again', run: async () => void (await ensureAppServers(config, log)) },
   ];
 }

@@ -14,6 +14,10 @@ export interface StoredMessage {
   recipientId: string | null;
   clientMsgId: string;
   createdAt: number;
+  /** When the broker's confirm was recorded (the outbox mark); null if never. */
+  publishedAt: number | null;
+  /** How many times an outbox relay claimed it (0: published by the send request). */
+  relayAttempts: number;
 }
 
 export interface Verdict {
@@ -115,6 +119,45 @@ export function verify(posts: PostRecord[], stored: StoredMessage[], views: Chao
     instructorsComplete: `${instructorsOk}/${instructors}`,
     problems,
   };
+}
+
+const clock = (ms: number): string => new Date(ms).toISOString().slice(11, 23);
+
+/** The client's connection state at `at`, and since when. */
+function stateAt(v: ChaosClientView, at: number): string {
+  let current: [number, string] | undefined;
+  for (const entry of v.timeline) {
+    if (entry[0] > at) break;
+    current = entry;
+  }
+  return current ? `${current[1]} since ${clock(current[0])}` : 'not started';
+}
+
+/**
+ * One line per message a client should hold and does not, so a failure explains itself: its
+ * seq and audience, when it was committed and published (and by which path), and what the
+ * client was doing when it was published.
+ */
+export function explainMissing(stored: StoredMessage[], views: ChaosClientView[], limit = 30): string[] {
+  const lines: string[] = [];
+  let total = 0;
+  for (const v of views) {
+    const held = new Set(v.ids);
+    for (const m of stored) {
+      if (m.roomId !== v.roomId || !visibleTo(m, v) || held.has(m.id)) continue;
+      total++;
+      if (lines.length >= limit) continue;
+      const published =
+        m.publishedAt === null
+          ? 'never published'
+          : `published ${clock(m.publishedAt)} (+${((m.publishedAt - m.createdAt) / 1000).toFixed(2)} s, ${m.relayAttempts > 0 ? `relay, ${m.relayAttempts} claim(s)` : 'send request'})`;
+      lines.push(
+        `${v.role} ${v.userId.slice(0, 8)} in room ${v.roomId.slice(0, 8)} misses seq ${m.seq} (${m.audience}): committed ${clock(m.createdAt)}, ${published}; the client was then ${m.publishedAt === null ? '-' : stateAt(v, m.publishedAt)}`,
+      );
+    }
+  }
+  if (total > lines.length) lines.push(`… and ${total - lines.length} more missing`);
+  return lines;
 }
 
 /**
