@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Role } from '../../shared/protocol/messages';
 import { instructorQueueName, roomAllKey, roomInstructorKey, roomUserKey } from '../../shared/protocol/routing';
 import { decideResource, decideTopic, decideUser, type AuthLookups } from '../src/broker-auth/decide';
+import type { QueueShape } from '../src/broker-auth/queue-shape';
 
 const ROOM = '11111111-1111-4111-8111-111111111111';
 const OTHER_ROOM = '22222222-2222-4222-8222-222222222222';
@@ -9,9 +10,28 @@ const LEARNER = '33333333-3333-4333-8333-333333333333';
 const INSTRUCTOR = '44444444-4444-4444-8444-444444444444';
 
 const members: Record<string, Role> = { [`${ROOM}/${LEARNER}`]: 'learner', [`${ROOM}/${INSTRUCTOR}`]: 'instructor' };
+/** What STOMP declares for a plain SUBSCRIBE: not durable, auto-delete, no arguments. */
+const TEMPORARY: QueueShape = { durable: false, autoDelete: true, exclusive: false, arguments: {} };
+const owners = new Map<string, string>();
+const consumed = new Set<string>();
+const shapes = new Map<string, QueueShape>();
 const lookups: AuthLookups = {
   checkBrokerToken: async (u, p) => u === LEARNER && p === 'good',
   roleOf: async (r, u) => members[`${r}/${u}`] ?? null,
+  claimQueue: async (q, u) => {
+    if (!owners.has(q)) owners.set(q, u);
+    return owners.get(q)!;
+  },
+  queueOwner: async (q) => owners.get(q) ?? null,
+  firstConsume: async (q) => !consumed.has(q) && Boolean(consumed.add(q)),
+  queueShape: async (q) => shapes.get(q) ?? null,
+};
+let queueSeq = 0;
+/** A fresh subscription queue name that exists with `shape` (as if declared). */
+const subscriptionQueue = (shape: QueueShape = TEMPORARY): string => {
+  const q = `stomp-subscription-test${++queueSeq}`;
+  shapes.set(q, shape);
+  return q;
 };
 const topic = (username: string, routing_key: string, permission = 'read') =>
   decideTopic({ username, vhost: '/', name: 'amq.topic', permission, routing_key }, lookups);
@@ -48,6 +68,59 @@ describe('broker-auth policy', () => {
     expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(false);
     expect((await resource(LEARNER, 'queue', instructorQueueName(ROOM, LEARNER), 'read')).allow).toBe(false);
     expect((await resource(LEARNER, 'queue', 'some-durable-queue', 'configure')).allow).toBe(false);
-    expect((await resource(LEARNER, 'queue', 'stomp-subscription-abc', 'configure')).allow).toBe(true);
+  });
+
+  it('lets the user who declared a subscription queue bind it and consume it once', async () => {
+    const q = subscriptionQueue();
+    expect((await resource(LEARNER, 'queue', q, 'configure')).allow).toBe(true);
+    expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(true);
+    expect((await resource(LEARNER, 'queue', q, 'write')).allow).toBe(true);
+    // Deleting it again (STOMP cleans up after a refused bind) is configure too.
+    expect((await resource(LEARNER, 'queue', q, 'configure')).allow).toBe(true);
+    // A second consumer, even its owner on another connection, would keep it alive past the first.
+    expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(false);
+  });
+
+  it("refuses every permission on another user's subscription queue name", async () => {
+    const q = subscriptionQueue();
+    expect((await resource(LEARNER, 'queue', q, 'configure')).allow).toBe(true);
+    for (const permission of ['configure', 'write', 'read']) {
+      expect((await resource(INSTRUCTOR, 'queue', q, permission)).allow).toBe(false);
+    }
+    // Refusing the stranger did not use up the owner's one consume.
+    expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(true);
+  });
+
+  it('refuses consuming a subscription queue nobody declared, or one that is gone', async () => {
+    const q = subscriptionQueue();
+    expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(false);
+    const gone = `stomp-subscription-gone${++queueSeq}`;
+    expect((await resource(LEARNER, 'queue', gone, 'configure')).allow).toBe(true);
+    expect((await resource(LEARNER, 'queue', gone, 'read')).allow).toBe(false);
+  });
+
+  it('refuses consuming a subscription queue that would outlive its consumers', async () => {
+    const lingering: QueueShape[] = [
+      { ...TEMPORARY, durable: true },
+      { ...TEMPORARY, autoDelete: false },
+      { ...TEMPORARY, arguments: { 'x-expires': 60_000 } },
+      { ...TEMPORARY, arguments: { 'x-queue-type': 'quorum' }, durable: true, autoDelete: false },
+    ];
+    for (const shape of lingering) {
+      const q = subscriptionQueue(shape);
+      expect((await resource(LEARNER, 'queue', q, 'configure')).allow).toBe(true);
+      expect((await resource(LEARNER, 'queue', q, 'read')).allow, JSON.stringify(shape)).toBe(false);
+    }
+    // Exclusive without auto-delete still dies with its connection.
+    const exclusive = subscriptionQueue({ ...TEMPORARY, autoDelete: false, exclusive: true });
+    expect((await resource(LEARNER, 'queue', exclusive, 'configure')).allow).toBe(true);
+    expect((await resource(LEARNER, 'queue', exclusive, 'read')).allow).toBe(true);
+  });
+
+  it('refuses server-named and other queues to browser users', async () => {
+    for (const permission of ['configure', 'write', 'read']) {
+      expect((await resource(LEARNER, 'queue', 'amq.gen-abc', permission)).allow).toBe(false);
+      expect((await resource(LEARNER, 'queue', 'rc.iq.room', permission)).allow).toBe(false);
+    }
   });
 });

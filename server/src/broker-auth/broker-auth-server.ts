@@ -1,7 +1,8 @@
 /**
  * The HTTP service RabbitMQ's `rabbitmq_auth_backend_http` calls (POST, form-encoded), on a
- * loopback port the public proxy never forwards to. It reads Redis only: tokens and the
- * membership mirror, so a decision costs one or two Redis round trips.
+ * loopback port the public proxy never forwards to. It reads Redis (tokens, the membership
+ * mirror, subscription queue claims), so a decision costs one or two Redis round trips; the
+ * consume of a subscription queue also reads the queue's properties from the management API.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,8 @@ import { createRedis } from '../redis';
 import { MembershipMirror } from '../rooms/membership-mirror';
 import { SessionStore } from '../sessions/session-store';
 import { decideResource, decideTopic, decideUser, decideVhost, type AuthLookups, type Decision } from './decide';
+import { QueueClaims } from './queue-claims';
+import { QueueShapeLookup } from './queue-shape';
 
 type Query = Record<string, string | undefined>;
 
@@ -30,9 +33,15 @@ export async function startBrokerAuthServer(config: Config, port = config.broker
     brokerTokenSeconds: config.brokerTokenTtlSeconds,
   });
   const mirror = new MembershipMirror(redis);
+  const claims = new QueueClaims(redis);
+  const shapes = new QueueShapeLookup(config);
   const lookups: AuthLookups = {
     checkBrokerToken: (u, p) => sessions.checkBrokerToken(u, p),
     roleOf: (r, u) => mirror.role(r, u),
+    claimQueue: (q, u) => claims.claim(q, u),
+    queueOwner: (q) => claims.owner(q),
+    firstConsume: (q) => claims.firstConsume(q),
+    queueShape: (q) => shapes.get(q),
   };
 
   const registry = new Registry();

@@ -5,14 +5,27 @@
  * - a learner may bind only `room.<R>.all` and `room.<R>.user.<self>` of rooms it belongs to;
  * - an instructor may also consume its own instructor queue `rc.iq.<R>.<self>`;
  * - no browser user may publish anywhere or configure any queue but STOMP's own temporary
- *   subscription queues. Only the server's broker user (internal backend) publishes.
+ *   subscription queues. Only the server's broker user (internal backend) publishes;
+ * - a subscription queue (`stomp-subscription-…`, a name the client can also choose) belongs
+ *   to the first user who declares it; only that user may bind it, and it may be consumed
+ *   once, by the SUBSCRIBE that declared it, and only if it dies with its consumers: not
+ *   durable, auto-delete (or exclusive), no `x-*` arguments. So no queue a browser reads
+ *   outlives its connection or can be reopened by anyone (docs/decisions/0007-browser-queues.md).
  */
 import type { Role } from '../../../shared/protocol/messages';
 import { ROOM_EXCHANGE, isUuid, parseInstructorQueue, parseRoomKey } from '../../../shared/protocol/routing';
+import type { QueueShape } from './queue-shape';
 
 export interface AuthLookups {
   checkBrokerToken(userId: string, passcode: string): Promise<boolean>;
   roleOf(roomId: string, userId: string): Promise<Role | null>;
+  /** Claims a subscription queue name for `userId` unless someone holds it; returns the holder. */
+  claimQueue(queue: string, userId: string): Promise<string>;
+  queueOwner(queue: string): Promise<string | null>;
+  /** True the first time it is asked for `queue`, false ever after. */
+  firstConsume(queue: string): Promise<boolean>;
+  /** The existing queue's properties; null when it does not exist. */
+  queueShape(queue: string): Promise<QueueShape | null>;
 }
 
 /** The decision and a short reason, kept for logs and metrics. */
@@ -48,7 +61,7 @@ export async function decideResource(
     return name === ROOM_EXCHANGE && permission === 'read' ? allow('bind to room exchange') : deny(`exchange ${permission}`);
   }
   if (resource === 'queue') {
-    if (name.startsWith(STOMP_SUBSCRIPTION_QUEUE)) return allow('own subscription queue');
+    if (name.startsWith(STOMP_SUBSCRIPTION_QUEUE)) return decideSubscriptionQueue(username, name, permission, l);
     const iq = parseInstructorQueue(name);
     if (iq && permission === 'read' && iq.userId === username) {
       return (await l.roleOf(iq.roomId, username)) === 'instructor' ? allow('own instructor queue') : deny('not instructor');
@@ -56,6 +69,30 @@ export async function decideResource(
     return deny(`queue ${permission}`);
   }
   return deny(`resource ${resource ?? '?'}`);
+}
+
+/** Why a queue would outlive its consumers, or null when it dies with them. */
+export function lingeringShape(q: QueueShape): string | null {
+  if (q.durable) return 'durable queue';
+  if (!q.autoDelete && !q.exclusive) return 'queue outlives its consumers (auto-delete off)';
+  if (Object.keys(q.arguments).length > 0) return `queue arguments ${Object.keys(q.arguments).join(',')}`;
+  return null;
+}
+
+async function decideSubscriptionQueue(user: string, queue: string, permission: string | undefined, l: AuthLookups): Promise<Decision> {
+  // Declaring (and deleting) is configure: the first user to ask owns the name.
+  if (permission === 'configure') {
+    return (await l.claimQueue(queue, user)) === user ? allow('own subscription queue') : deny("another user's queue name");
+  }
+  if ((await l.queueOwner(queue)) !== user) return deny('subscription queue not declared by this user');
+  // Binding: the routing key itself is checked by decideTopic.
+  if (permission === 'write') return allow('bind own subscription queue');
+  if (permission !== 'read') return deny(`queue ${permission ?? '?'}`);
+  const shape = await l.queueShape(queue);
+  if (!shape) return deny('no such queue');
+  const lingering = lingeringShape(shape);
+  if (lingering) return deny(lingering);
+  return (await l.firstConsume(queue)) ? allow('first consume of own subscription queue') : deny('subscription queue consumed before');
 }
 
 export async function decideTopic(
