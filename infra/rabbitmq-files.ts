@@ -88,7 +88,11 @@ function writeAtomically(file: string, text: string): void {
   renameSync(`${file}.tmp`, file);
 }
 
-/** Renders the vhost, the broker user (password hashed with a fresh salt) and its permissions. */
+/**
+ * Renders the vhost, the broker user (password hashed with a fresh salt) and its permissions,
+ * and the limits on browser queues: the operator policy expiring unused `stomp-subscription-*`
+ * queues and the vhost's `max-queues` (docs/decisions/0007-browser-queues.md).
+ */
 export function writeDefinitions(config: Config): void {
   const json = (s: string): string => JSON.stringify(s).slice(1, -1);
   const text = render('definitions.template.json', {
