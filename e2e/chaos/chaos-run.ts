@@ -182,7 +182,7 @@ async function main(): Promise<number> {
     `instructors complete (queue + resync): ${verdict.instructorsComplete}; socket cuts: ${results.reduce((n, r) => n + r.cuts, 0)}`,
     `published late by an outbox relay: ${lateRelayed} message(s)`,
     'faults (worst commit→shown delay of messages committed in the 5 s after each):',
-    ...convergence.map((c) => `  ${c.name.padEnd(28)} ${c.worstDelayMs === null ? 'no messages' : `${(c.worstDelayMs / 1000).toFixed(2)} s`}`),
+    ...convergence.map((c) => `  ${c.name.padEnd(30)} ${c.worstDelayMs === null ? 'no messages' : `${(c.worstDelayMs / 1000).toFixed(2)} s`}`),
     `convergence after faults: p50 ${(conv.p50 / 1000).toFixed(2)} s, max ${(conv.max / 1000).toFixed(2)} s`,
     ...verdict.problems.map((p) => `  problem: ${p}`),
     ...explainMissing(stored, views).map((l) => `  missing: ${l}`),
