@@ -71,7 +71,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use(express.json({ limit: MAX_REQUEST_BYTES, strict: true }));
   app.use(jsonGuard());
   app.use(healthRoutes({ pool, redis, broker, metrics }));
-  app.use('/api', authRoutes({ users, sessions, rooms }));
+  app.use('/api', authRoutes({ users, sessions, rooms, loginLimiter: services.loginLimiter, revocations: services.revocations, metrics }));
   app.use('/api', roomRoutes({ sessions, rooms, roomService }));
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
@@ -83,6 +83,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   // Wait briefly for the broker; the server still starts without it (the outbox covers sends).
   if (!(await broker.ready(5000))) logger.warn('starting without a broker connection; sends go through the outbox');
   if (options.relay !== false) relay.start();
+  services.revocations.start();
 
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {

@@ -35,7 +35,7 @@ export class AuthError extends AppError {
 
 export class ForbiddenError extends AppError {
   override name = 'ForbiddenError';
-  constructor(code: 'forbidden' | 'not_a_member', message: string) {
+  constructor(code: 'forbidden' | 'not_a_member' | 'cannot_remove_member', message: string) {
     super(403, code, message);
   }
 }
@@ -51,6 +51,18 @@ export class ConflictError extends AppError {
   override name = 'ConflictError';
   constructor(code: 'idempotency_conflict', message: string) {
     super(409, code, message);
+  }
+}
+
+/** Too many attempts: the client may retry after `retryAfterSeconds` (sent as Retry-After). */
+export class RateLimitedError extends AppError {
+  override name = 'RateLimitedError';
+  constructor(
+    code: 'too_many_attempts',
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(429, code, message);
   }
 }
 

@@ -10,6 +10,9 @@ export interface Metrics {
   resyncCalls: Counter;
   httpRequests: Counter<'method' | 'route' | 'status'>;
   sendLatency: Histogram;
+  loginRefusals: Counter<'limit'>;
+  brokerConnectionsRevoked: Counter<'reason'>;
+  revocationFailures: Counter;
 }
 
 export function createMetrics(outboxBacklog: () => Promise<number>): Metrics {
@@ -48,6 +51,23 @@ export function createMetrics(outboxBacklog: () => Promise<number>): Metrics {
       name: 'roomcast_http_requests_total',
       help: 'HTTP requests by route and status.',
       labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    loginRefusals: new Counter({
+      name: 'roomcast_login_refusals_total',
+      help: 'Login attempts refused with 429 before the password was checked, by the limit that refused them.',
+      labelNames: ['limit'],
+      registers: [registry],
+    }),
+    brokerConnectionsRevoked: new Counter({
+      name: 'roomcast_broker_connections_revoked_total',
+      help: 'Live broker connections closed after a logout, password change or end of membership, by reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    revocationFailures: new Counter({
+      name: 'roomcast_revocation_failures_total',
+      help: 'Attempts to close revoked broker connections that failed and will be retried.',
       registers: [registry],
     }),
     sendLatency: new Histogram({

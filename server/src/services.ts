@@ -14,6 +14,9 @@ import { outboxBacklog } from './outbox/outbox-relay';
 import { PublishedMarks } from './outbox/published-marks';
 import { PresenceStore } from './presence/presence-store';
 import { createRedis, type Redis } from './redis';
+import { BrokerAdmin, managementUrls } from './revocation/broker-admin';
+import { Revocations } from './revocation/revocations';
+import { LoginLimiter } from './auth/login-limiter';
 import { MembershipMirror } from './rooms/membership-mirror';
 import { RoomService } from './rooms/room-service';
 import { RoomStore } from './rooms/room-store';
@@ -35,6 +38,8 @@ export interface Services {
   marks: PublishedMarks;
   sendMessage: SendMessage;
   presence: PresenceStore;
+  loginLimiter: LoginLimiter;
+  revocations: Revocations;
   close(): Promise<void>;
 }
 
@@ -56,7 +61,9 @@ export function buildServices(config: Config, logger: Logger): Services {
   });
   const rooms = new RoomStore(pool);
   const mirror = new MembershipMirror(redis);
-  const roomService = new RoomService(rooms, mirror, broker, config.instructorQueueExpiresMs);
+  const presence = new PresenceStore(redis);
+  const revocations = new Revocations(redis, new BrokerAdmin(managementUrls(config), config.rabbitmq), metrics, logger);
+  const roomService = new RoomService(rooms, mirror, broker, config.instructorQueueExpiresMs, presence, revocations, logger);
   const messages = new MessageStore(pool);
   const marks = new PublishedMarks(messages, logger);
   const publisher = new Publisher(broker, {
@@ -67,7 +74,7 @@ export function buildServices(config: Config, logger: Logger): Services {
     },
   });
   const sendMessage = new SendMessage(messages, publisher, marks, metrics, logger);
-  const presence = new PresenceStore(redis);
+  const loginLimiter = new LoginLimiter(redis, config.loginLimits);
   return {
     pool,
     redis,
@@ -83,7 +90,10 @@ export function buildServices(config: Config, logger: Logger): Services {
     marks,
     sendMessage,
     presence,
+    loginLimiter,
+    revocations,
     async close() {
+      await revocations.stop();
       await sendMessage.settled();
       await marks.flush();
       await broker.close();

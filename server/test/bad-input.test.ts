@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SessionStore } from '../src/sessions/session-store';
 import { ApiClient } from './helpers/api-client';
-import { chat, makeRoom, makeUser, startHarness, type Harness, type TestRoom, type TestUser } from './helpers/harness';
+import { chat, makeRoom, makeUser, startHarness, uniqueName, type Harness, type TestRoom, type TestUser } from './helpers/harness';
 
 let h: Harness;
 let room: TestRoom;
@@ -234,7 +234,8 @@ describe('other routes', () => {
 
   it('refuses a wrong password with 401 invalid_credentials and the same error for unknown users', async () => {
     const wrong = await h.api.post('/api/auth/login', { username: learner.username, password: 'nope-nope' });
-    const unknown = await h.api.post('/api/auth/login', { username: 'nobody-here', password: 'nope-nope' });
+    // A fresh unknown name: the login limits count failures per name and address across runs.
+    const unknown = await h.api.post('/api/auth/login', { username: uniqueName('nobody'), password: 'nope-nope' });
     expect([wrong.status, unknown.status]).toEqual([401, 401]);
     expect(wrong.body).toEqual(unknown.body);
     expect(wrong.body.error.code).toBe('invalid_credentials');

@@ -24,3 +24,10 @@ export async function ensureInstructorQueue(
   });
   return name;
 }
+
+/** Deletes an instructor's queue of a room (its membership ended); a missing queue is no error. */
+export async function deleteInstructorQueue(broker: BrokerConnection, roomId: string, userId: string): Promise<void> {
+  await broker.withChannel(async (ch) => {
+    await ch.deleteQueue(instructorQueueName(roomId, userId));
+  });
+}

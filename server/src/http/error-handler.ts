@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { ErrorBody } from '../../../shared/protocol/errors';
-import { AppError, NotFoundError, toAppError } from '../errors';
+import { AppError, NotFoundError, RateLimitedError, toAppError } from '../errors';
 import type { Logger } from '../logger';
 
 /** Errors raised by express.json() before any route runs. */
@@ -27,6 +27,7 @@ export function errorHandler(logger: Logger) {
     const body: ErrorBody = { error: { code: appErr.code, message: appErr.message } };
     if (appErr.details !== undefined) body.error.details = appErr.details;
     if (appErr.status === 503) res.set('Retry-After', '1');
+    if (appErr instanceof RateLimitedError) res.set('Retry-After', String(appErr.retryAfterSeconds));
     res.status(appErr.status).json(body);
   };
 }

@@ -17,6 +17,11 @@ export class MembershipMirror {
     await this.redis.hset(membersKey(roomId), userId, role);
   }
 
+  /** Returns whether the user was in the mirror. */
+  async remove(roomId: string, userId: string): Promise<boolean> {
+    return (await this.redis.hdel(membersKey(roomId), userId)) > 0;
+  }
+
   /** The member's role in the room, or null when not a member. */
   async role(roomId: string, userId: string): Promise<Role | null> {
     return (await this.redis.hget(membersKey(roomId), userId)) as Role | null;

@@ -7,9 +7,12 @@
 import type { Role } from '../../../shared/protocol/messages';
 import { exchangeDestination, queueDestination, roomAllKey, roomUserKey } from '../../../shared/protocol/routing';
 import type { RoomSubscriptions } from '../../../shared/protocol/messages';
-import { ensureInstructorQueue } from '../broker/instructor-queue';
+import { deleteInstructorQueue, ensureInstructorQueue } from '../broker/instructor-queue';
 import type { BrokerConnection } from '../broker/broker-connection';
 import { ForbiddenError, NotFoundError } from '../errors';
+import type { Logger } from '../logger';
+import type { PresenceStore } from '../presence/presence-store';
+import type { RevocationReason, Revocations } from '../revocation/revocations';
 import type { Session } from '../sessions/session-store';
 import type { MembershipMirror } from './membership-mirror';
 import { newRoomId, type Room, type RoomStore } from './room-store';
@@ -20,6 +23,9 @@ export class RoomService {
     private readonly mirror: MembershipMirror,
     private readonly broker: BrokerConnection,
     private readonly queueExpiresMs: number,
+    private readonly presence: PresenceStore,
+    private readonly revocations: Revocations,
+    private readonly logger: Logger,
   ) {}
 
   async create(user: Session, name: string): Promise<Room> {
@@ -38,6 +44,48 @@ export class RoomService {
     const role = await this.rooms.addMember(room.id, user.userId, user.role);
     await this.mirror.add(room.id, user.userId, role);
     return { ...room, role };
+  }
+
+  /**
+   * An instructor of the room ends another member's membership. Not its own (that is `leave`)
+   * and not the creator's, so instructors a creator invited cannot take the room from it.
+   */
+  async removeMember(actor: Session, roomId: string, memberId: string): Promise<void> {
+    const { room, role } = await this.requireMember(roomId, actor.userId);
+    if (role !== 'instructor') throw new ForbiddenError('forbidden', "only the room's instructors can remove members");
+    if (memberId === actor.userId) throw new ForbiddenError('cannot_remove_member', 'to leave the room yourself, use POST /api/rooms/:id/leave');
+    if (memberId === room.createdBy) throw new ForbiddenError('cannot_remove_member', "the room's creator cannot be removed");
+    if (!(await this.endMembership(roomId, memberId, 'removed_from_room'))) {
+      throw new NotFoundError('not_found', 'no such member in this room');
+    }
+  }
+
+  /** The caller ends its own membership. */
+  async leave(user: Session, roomId: string): Promise<void> {
+    if (await this.endMembership(roomId, user.userId, 'left_room')) return;
+    await this.requireMember(roomId, user.userId); // throws the right 404 or 403
+  }
+
+  /**
+   * Postgres first (the record), then the revocation request, then the Redis mirror that
+   * broker-auth reads, then presence. Returns false when the user was a member neither in
+   * Postgres nor in the mirror. A retry after a failure half-way finds the membership gone from
+   * Postgres but still in the mirror, and finishes the job.
+   */
+  private async endMembership(roomId: string, userId: string, reason: RevocationReason): Promise<boolean> {
+    const role = await this.rooms.removeMember(roomId, userId);
+    if (!role && !(await this.mirror.role(roomId, userId))) return false;
+    await this.revocations.request(userId, reason);
+    await this.mirror.remove(roomId, userId);
+    await this.presence.leave(roomId, userId);
+    if (role === 'instructor') {
+      // Its queue would go on filling for a day and nobody may read it any more. Best effort:
+      // broker-auth already refuses it to the former instructor, and it expires unused.
+      await deleteInstructorQueue(this.broker, roomId, userId).catch((err: unknown) =>
+        this.logger.warn({ roomId, userId, err: (err as Error).message }, 'could not delete a former instructor queue; it expires unused'),
+      );
+    }
+    return true;
   }
 
   /** The caller's role in the room; 404 for an unknown room, 403 for a non-member. */

@@ -69,6 +69,15 @@ export class RoomStore {
     return (rows[0] as { role: Role }).role;
   }
 
+  /** Ends the membership; returns the role it had, or null when there was none. */
+  async removeMember(roomId: string, userId: string): Promise<Role | null> {
+    const { rows } = await this.pool.query<{ role: Role }>(
+      'DELETE FROM memberships WHERE room_id = $1 AND user_id = $2 RETURNING role',
+      [roomId, userId],
+    );
+    return rows[0]?.role ?? null;
+  }
+
   async roleOf(roomId: string, userId: string): Promise<Role | null> {
     const { rows } = await this.pool.query<{ role: Role }>(
       'SELECT role FROM memberships WHERE room_id = $1 AND user_id = $2',

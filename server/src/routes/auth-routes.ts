@@ -1,35 +1,82 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { BrokerToken } from '../../../shared/protocol/messages';
 import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
-import { AuthError } from '../errors';
+import type { LoginLimiter } from '../auth/login-limiter';
+import { AuthError, RateLimitedError } from '../errors';
+import type { Metrics } from '../metrics';
+import type { Revocations } from '../revocation/revocations';
 import type { RoomStore } from '../rooms/room-store';
-import type { SessionStore } from '../sessions/session-store';
+import type { Session, SessionStore } from '../sessions/session-store';
 import type { UserStore } from '../users/user-store';
 
 const loginBody = z.object({ username: z.string().min(1).max(40), password: z.string().min(1).max(200) }).strict();
+const passwordBody = z
+  .object({ currentPassword: z.string().min(1).max(200), newPassword: z.string().min(10, 'at least 10 characters').max(200) })
+  .strict()
+  .refine((b) => b.newPassword !== b.currentPassword, { path: ['newPassword'], message: 'must differ from the current password' });
 
-export function authRoutes(deps: { users: UserStore; sessions: SessionStore; rooms: RoomStore }): Router {
+/** The client's address as the proxy saw it (`trust proxy` is loopback: X-Forwarded-For from it counts). */
+const clientAddress = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
+
+export function authRoutes(deps: {
+  users: UserStore;
+  sessions: SessionStore;
+  rooms: RoomStore;
+  loginLimiter: LoginLimiter;
+  revocations: Revocations;
+  metrics: Metrics;
+}): Router {
   const router = Router();
   const requireAuth = authenticate(deps.sessions);
 
+  /** Counts a password check against the login limits, or refuses it with 429 and Retry-After. */
+  const limitAttempt = async (username: string, req: Request): Promise<void> => {
+    const refused = await deps.loginLimiter.attempt(username, clientAddress(req));
+    if (!refused) return;
+    deps.metrics.loginRefusals.inc({ limit: refused.limit });
+    throw new RateLimitedError('too_many_attempts', `too many failed logins; retry in ${refused.retryAfterSeconds} s`, refused.retryAfterSeconds);
+  };
+
+  const newSession = (user: Session): Promise<{ token: string; expiresAt: Date }> =>
+    deps.sessions.create({ userId: user.userId, username: user.username, displayName: user.displayName, role: user.role });
+
   router.post('/auth/login', async (req, res) => {
     const body = parse(loginBody, req.body);
+    await limitAttempt(body.username, req);
     const user = await deps.users.authenticate(body.username, body.password);
     if (!user) throw new AuthError('invalid_credentials', 'wrong username or password');
-    const { token, expiresAt } = await deps.sessions.create({
-      userId: user.id,
-      username: user.username,
-      displayName: user.displayName,
-      role: user.role,
-    });
+    await deps.loginLimiter.succeeded(body.username, clientAddress(req));
+    const { token, expiresAt } = await newSession({ userId: user.id, username: user.username, displayName: user.displayName, role: user.role });
     res.json({ token, expiresAt: expiresAt.toISOString(), user });
   });
 
+  /** Ends this session and closes the user's live broker connections (other devices reconnect with their own sessions). */
   router.post('/auth/logout', requireAuth, async (_req, res) => {
-    await deps.sessions.revoke(authOf(res).token);
+    const { token, session } = authOf(res);
+    await deps.sessions.revoke(token);
+    await deps.revocations.request(session.userId, 'logout');
     res.status(204).end();
+  });
+
+  /**
+   * Changes the password, ends every session and broker token of the user, closes its live
+   * broker connections, and answers with a fresh session for the caller. The current password
+   * is checked under the login limits: a stolen session must not become a guessing oracle.
+   */
+  router.post('/auth/password', requireAuth, async (req, res) => {
+    const body = parse(passwordBody, req.body);
+    const { session } = authOf(res);
+    await limitAttempt(session.username, req);
+    if (!(await deps.users.changePassword(session.userId, body.currentPassword, body.newPassword))) {
+      throw new AuthError('invalid_credentials', 'the current password is wrong');
+    }
+    await deps.loginLimiter.succeeded(session.username, clientAddress(req));
+    await deps.sessions.revokeAll(session.userId);
+    await deps.revocations.request(session.userId, 'password_changed');
+    const { token, expiresAt } = await newSession(session);
+    res.json({ token, expiresAt: expiresAt.toISOString(), user: { id: session.userId, username: session.username, displayName: session.displayName, role: session.role } });
   });
 
   router.get('/me', requireAuth, async (_req, res) => {

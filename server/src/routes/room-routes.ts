@@ -46,6 +46,19 @@ export function roomRoutes(deps: { sessions: SessionStore; rooms: RoomStore; roo
     res.json({ room: role === 'instructor' ? room : { ...room, inviteCode: undefined }, role, members });
   });
 
+  /** An instructor removes a member: Postgres, the broker's membership mirror, presence, then its live connections. */
+  router.delete('/rooms/:roomId/members/:userId', async (req, res) => {
+    const memberId = String(req.params.userId ?? '');
+    if (!isUuid(memberId)) throw new NotFoundError('not_found', 'no such member in this room');
+    await deps.roomService.removeMember(authOf(res).session, roomIdOf(req), memberId);
+    res.status(204).end();
+  });
+
+  router.post('/rooms/:roomId/leave', async (req, res) => {
+    await deps.roomService.leave(authOf(res).session, roomIdOf(req));
+    res.status(204).end();
+  });
+
   router.get('/rooms/:roomId/subscriptions', async (req, res) => {
     res.json(await deps.roomService.subscriptions(roomIdOf(req), authOf(res).session.userId));
   });

@@ -24,6 +24,8 @@ interface BrokerTokenRecord {
 const digest = (token: string): string => createHash('sha256').update(token).digest('hex');
 const sessionKey = (hash: string): string => `rc:sess:${hash}`;
 const brokerTokenKey = (hash: string): string => `rc:btok:${hash}`;
+/** Every live session of a user (digest -> expiry in ms), so a password change can end them all. */
+const userSessionsKey = (userId: string): string => `rc:usess:${userId}`;
 const newToken = (): string => randomBytes(32).toString('base64url');
 
 export class SessionStore {
@@ -34,8 +36,18 @@ export class SessionStore {
 
   async create(session: Session): Promise<{ token: string; expiresAt: Date }> {
     const token = newToken();
-    await this.redis.set(sessionKey(digest(token)), JSON.stringify(session), 'EX', this.ttl.sessionSeconds);
-    return { token, expiresAt: new Date(Date.now() + this.ttl.sessionSeconds * 1000) };
+    const hash = digest(token);
+    const expiresAt = new Date(Date.now() + this.ttl.sessionSeconds * 1000);
+    const index = userSessionsKey(session.userId);
+    await this.redis
+      .multi()
+      .set(sessionKey(hash), JSON.stringify(session), 'EX', this.ttl.sessionSeconds)
+      .zadd(index, expiresAt.getTime(), hash)
+      // Entries of sessions that expired on their own go; the index lives as long as its newest session.
+      .zremrangebyscore(index, '-inf', Date.now())
+      .expire(index, this.ttl.sessionSeconds)
+      .exec();
+    return { token, expiresAt };
   }
 
   async get(token: string): Promise<Session | null> {
@@ -46,6 +58,20 @@ export class SessionStore {
   /** Ends the session; its broker tokens stop working with it. */
   async revoke(token: string): Promise<void> {
     await this.redis.del(sessionKey(digest(token)));
+  }
+
+  /** Ends every session of the user (and so every broker token issued under them). */
+  async revokeAll(userId: string): Promise<number> {
+    const index = userSessionsKey(userId);
+    const hashes = await this.redis.zrange(index, '0', '-1');
+    if (hashes.length === 0) return 0;
+    await this.redis
+      .multi()
+      .del(...hashes.map(sessionKey))
+      // Only what was read: a session created meanwhile (the fresh one after a password change) stays.
+      .zrem(index, ...hashes)
+      .exec();
+    return hashes.length;
   }
 
   /** A short-lived STOMP passcode bound to this session. */

@@ -1,6 +1,6 @@
 import type { Role } from '../../../shared/protocol/messages';
 import type { User } from '../../../shared/protocol/rooms';
-import type { Pool } from '../db/pool';
+import { inTransaction, type Pool } from '../db/pool';
 import { hashPassword, verifyPassword } from './passwords';
 
 export type { User };
@@ -40,6 +40,21 @@ export class UserStore {
     // Hash even for unknown users so response time does not reveal which usernames exist.
     const ok = await verifyPassword(password, row?.password_hash ?? DUMMY_HASH);
     return row && ok ? toUser(row) : null;
+  }
+
+  /**
+   * Replaces the password when `current` is right; false when it is wrong. The row is locked
+   * while the current password is checked, so two concurrent changes cannot both succeed.
+   */
+  async changePassword(userId: string, current: string, next: string): Promise<boolean> {
+    const nextHash = await hashPassword(next);
+    return inTransaction(this.pool, async (db) => {
+      const { rows } = await db.query<{ password_hash: string }>('SELECT password_hash FROM users WHERE id = $1 FOR UPDATE', [userId]);
+      const row = rows[0];
+      if (!row || !(await verifyPassword(current, row.password_hash))) return false;
+      await db.query('UPDATE users SET password_hash = $2 WHERE id = $1', [userId, nextHash]);
+      return true;
+    });
   }
 
   async byIds(ids: string[]): Promise<User[]> {
