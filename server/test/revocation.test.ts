@@ -111,6 +111,10 @@ describe('revocation of live broker connections', () => {
     await closesWithin(quick, AFTER_CACHE_MS);
     expect(await subscribeRefused(await connectAs(removed, 0), room)).toBe(true);
 
+    // The invite code does not let it back in.
+    const rejoin = await removed.api.post('/api/rooms/join', { inviteCode: room.inviteCode });
+    expect([rejoin.status, rejoin.body.error.code]).toEqual([403, 'removed_from_room']);
+
     // Messages sent after the removal reach the members, not the removed learner.
     const before = seen.length;
     expect((await room.instructor.api.post(`/api/rooms/${room.id}/messages`, chat('after removal'))).status).toBe(201);
@@ -131,6 +135,8 @@ describe('revocation of live broker connections', () => {
     expect(await h.server.services.presence.online(room.id)).not.toContain(learner.id);
     const again = await learner.api.post(`/api/rooms/${room.id}/leave`);
     expect([again.status, again.body.error.code]).toEqual([403, 'not_a_member']);
+    // Leaving is no removal: the invite code lets it back in.
+    expect((await learner.api.post('/api/rooms/join', { inviteCode: room.inviteCode })).status).toBe(200);
   });
 
   it('on a password change, ends every session and closes every connection, and answers with a fresh session', async () => {

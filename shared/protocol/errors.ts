@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'too_many_attempts',
   // Removing a member the caller may not remove (the room's creator, or oneself: leave instead).
   'cannot_remove_member',
+  // Joining a room an instructor removed the caller from.
+  'removed_from_room',
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',

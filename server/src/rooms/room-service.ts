@@ -17,6 +17,8 @@ import type { Session } from '../sessions/session-store';
 import type { MembershipMirror } from './membership-mirror';
 import { newRoomId, type Room, type RoomStore } from './room-store';
 
+const removedError = (): ForbiddenError => new ForbiddenError('removed_from_room', 'an instructor removed you from this room');
+
 export class RoomService {
   constructor(
     private readonly rooms: RoomStore,
@@ -40,22 +42,26 @@ export class RoomService {
   async join(user: Session, inviteCode: string): Promise<Room & { role: Role }> {
     const room = await this.rooms.byInviteCode(inviteCode.trim().toUpperCase());
     if (!room) throw new NotFoundError('invite_not_found', 'no room has this invite code');
+    // Checked first so a removed instructor's refused join declares no queue; addMember checks again atomically.
+    if (await this.rooms.wasRemoved(room.id, user.userId)) throw removedError();
     if (user.role === 'instructor') await ensureInstructorQueue(this.broker, room.id, user.userId, this.queueExpiresMs);
     const role = await this.rooms.addMember(room.id, user.userId, user.role);
+    if (!role) throw removedError();
     await this.mirror.add(room.id, user.userId, role);
     return { ...room, role };
   }
 
   /**
-   * An instructor of the room ends another member's membership. Not its own (that is `leave`)
-   * and not the creator's, so instructors a creator invited cannot take the room from it.
+   * An instructor of the room ends another member's membership for good: the invite code no
+   * longer lets it back in. Not its own (that is `leave`) and not the creator's, so instructors
+   * a creator invited cannot take the room from it.
    */
   async removeMember(actor: Session, roomId: string, memberId: string): Promise<void> {
     const { room, role } = await this.requireMember(roomId, actor.userId);
     if (role !== 'instructor') throw new ForbiddenError('forbidden', "only the room's instructors can remove members");
     if (memberId === actor.userId) throw new ForbiddenError('cannot_remove_member', 'to leave the room yourself, use POST /api/rooms/:id/leave');
     if (memberId === room.createdBy) throw new ForbiddenError('cannot_remove_member', "the room's creator cannot be removed");
-    if (!(await this.endMembership(roomId, memberId, 'removed_from_room'))) {
+    if (!(await this.endMembership(roomId, memberId, 'removed_from_room', actor.userId))) {
       throw new NotFoundError('not_found', 'no such member in this room');
     }
   }
@@ -72,8 +78,8 @@ export class RoomService {
    * Postgres nor in the mirror. A retry after a failure half-way finds the membership gone from
    * Postgres but still in the mirror, and finishes the job.
    */
-  private async endMembership(roomId: string, userId: string, reason: RevocationReason): Promise<boolean> {
-    const role = await this.rooms.removeMember(roomId, userId);
+  private async endMembership(roomId: string, userId: string, reason: RevocationReason, removedBy?: string): Promise<boolean> {
+    const role = await this.rooms.removeMember(roomId, userId, removedBy);
     if (!role && !(await this.mirror.role(roomId, userId))) return false;
     await this.revocations.request(userId, reason);
     await this.mirror.remove(roomId, userId);

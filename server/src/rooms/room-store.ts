@@ -58,24 +58,46 @@ export class RoomStore {
     return rows[0] ? toRoom(rows[0]) : null;
   }
 
-  /** Adds the member (idempotent); returns the role the member has in the room. */
-  async addMember(roomId: string, userId: string, role: Role): Promise<Role> {
+  /**
+   * Adds the member (idempotent); returns the role the member has in the room, or null when an
+   * instructor removed this user from the room (migration 004).
+   */
+  async addMember(roomId: string, userId: string, role: Role): Promise<Role | null> {
     const { rows } = await this.pool.query<{ role: Role }>(
-      `INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, $3)
+      `INSERT INTO memberships (room_id, user_id, role)
+       SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM room_removals WHERE room_id = $1 AND user_id = $2)
        ON CONFLICT (room_id, user_id) DO UPDATE SET role = memberships.role
        RETURNING role`,
       [roomId, userId, role],
     );
-    return (rows[0] as { role: Role }).role;
+    return rows[0]?.role ?? null;
   }
 
-  /** Ends the membership; returns the role it had, or null when there was none. */
-  async removeMember(roomId: string, userId: string): Promise<Role | null> {
-    const { rows } = await this.pool.query<{ role: Role }>(
-      'DELETE FROM memberships WHERE room_id = $1 AND user_id = $2 RETURNING role',
-      [roomId, userId],
-    );
-    return rows[0]?.role ?? null;
+  async wasRemoved(roomId: string, userId: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query('SELECT 1 FROM room_removals WHERE room_id = $1 AND user_id = $2', [roomId, userId]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  /**
+   * Ends the membership; returns the role it had, or null when there was none. With
+   * `removedBy` (an instructor removing the member) the user may not join again.
+   */
+  async removeMember(roomId: string, userId: string, removedBy?: string): Promise<Role | null> {
+    return inTransaction(this.pool, async (db) => {
+      const { rows } = await db.query<{ role: Role }>('DELETE FROM memberships WHERE room_id = $1 AND user_id = $2 RETURNING role', [
+        roomId,
+        userId,
+      ]);
+      const role = rows[0]?.role ?? null;
+      if (role && removedBy) {
+        await db.query('INSERT INTO room_removals (room_id, user_id, removed_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
+          roomId,
+          userId,
+          removedBy,
+        ]);
+      }
+      return role;
+    });
   }
 
   async roleOf(roomId: string, userId: string): Promise<Role | null> {
