@@ -10,6 +10,8 @@ import type { StompHeaders } from '@stomp/stompjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { instructorQueueName, roomAllKey } from '../../shared/protocol/routing';
+import { claimKeys } from '../src/broker-auth/queue-claims';
+import { createRedis } from '../src/redis';
 import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from './helpers/harness';
 import { connectStomp, waitFor, webStompUrl, type StompSession } from './helpers/stomp';
 
@@ -345,6 +347,29 @@ describe('the attack from issue 10: a queue left behind for someone else', () =>
     expect(await subscribe(again, `/amq/queue/${q}`, {}, (m) => heard.push(m))).toBe('refused');
     expect(heard).toEqual([]);
     await waitFor(async () => (await queueInfo(q)) === null, `${q} to be gone`, SUBSCRIPTION_QUEUE_EXPIRES_MS + 5000);
+  });
+});
+
+describe('a live queue whose claim has lapsed', () => {
+  it('cannot be re-claimed, consumed or bound by anyone, its owner included', async () => {
+    const q = subscriptionName();
+    const owner = await stompAs(room.learners[0]!);
+    const heard: RoomMessage[] = [];
+    expect(await subscribe(owner, `/exchange/amq.topic/${roomAllKey(room.id)}`, { 'x-queue-name': q }, (m) => heard.push(m))).toBe('allowed');
+    // Claims are kept minutes, connections live for hours: forget this one as Redis would.
+    const redis = createRedis(h.config, () => undefined);
+    await redis.del(...claimKeys(q));
+    await redis.quit();
+
+    const stranger = await stompAs(otherRoom.learners[0]!, 1);
+    expect(await subscribe(stranger, `/exchange/amq.topic/${roomAllKey(otherRoom.id)}`, { 'x-queue-name': q })).toBe('refused');
+    for (const user of [otherRoom.learners[0]!, room.learners[0]!]) {
+      const s = await stompAs(user, 2);
+      expect(await subscribe(s, `/amq/queue/${q}`), user.username).toBe('refused');
+    }
+    const sent = await room.instructor.api.post(`/api/rooms/${room.id}/messages`, chat('still only mine'));
+    await waitFor(() => heard.some((m) => m.id === sent.body.id), 'the owner to keep receiving');
+    await owner.disconnect();
   });
 });
 

@@ -19,24 +19,30 @@ const lookups: AuthLookups = {
   checkBrokerToken: async (u, p) => u === LEARNER && p === 'good',
   roleOf: async (r, u) => members[`${r}/${u}`] ?? null,
   claimQueue: async (q, u) => {
-    if (!owners.has(q)) owners.set(q, u);
-    return owners.get(q)!;
+    const fresh = !owners.has(q);
+    if (fresh) owners.set(q, u);
+    return { owner: owners.get(q)!, fresh };
+  },
+  releaseQueue: async (q, u) => {
+    if (owners.get(q) === u) owners.delete(q);
   },
   queueOwner: async (q) => owners.get(q) ?? null,
   firstConsume: async (q) => !consumed.has(q) && Boolean(consumed.add(q)),
   queueShape: async (q) => shapes.get(q) ?? null,
 };
-let queueSeq = 0;
-/** A fresh subscription queue name that exists with `shape` (as if declared). */
-const subscriptionQueue = (shape: QueueShape = TEMPORARY): string => {
-  const q = `stomp-subscription-test${++queueSeq}`;
-  shapes.set(q, shape);
-  return q;
-};
 const topic = (username: string, routing_key: string, permission = 'read') =>
   decideTopic({ username, vhost: '/', name: 'amq.topic', permission, routing_key }, lookups);
 const resource = (username: string, resource: string, name: string, permission: string) =>
   decideResource({ username, vhost: '/', resource, name, permission }, lookups);
+let queueSeq = 0;
+const freshName = (): string => `stomp-subscription-test${++queueSeq}`;
+/** `user` declares a fresh subscription queue with `shape`: configure is asked first, then the queue exists. */
+async function declared(user: string, shape: QueueShape = TEMPORARY): Promise<string> {
+  const q = freshName();
+  expect((await resource(user, 'queue', q, 'configure')).allow).toBe(true);
+  shapes.set(q, shape);
+  return q;
+}
 
 describe('broker-auth policy', () => {
   it('allows login only with the user’s own live token', async () => {
@@ -71,8 +77,7 @@ describe('broker-auth policy', () => {
   });
 
   it('lets the user who declared a subscription queue bind it and consume it once', async () => {
-    const q = subscriptionQueue();
-    expect((await resource(LEARNER, 'queue', q, 'configure')).allow).toBe(true);
+    const q = await declared(LEARNER);
     expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(true);
     expect((await resource(LEARNER, 'queue', q, 'write')).allow).toBe(true);
     // Deleting it again (STOMP cleans up after a refused bind) is configure too.
@@ -82,8 +87,7 @@ describe('broker-auth policy', () => {
   });
 
   it("refuses every permission on another user's subscription queue name", async () => {
-    const q = subscriptionQueue();
-    expect((await resource(LEARNER, 'queue', q, 'configure')).allow).toBe(true);
+    const q = await declared(LEARNER);
     for (const permission of ['configure', 'write', 'read']) {
       expect((await resource(INSTRUCTOR, 'queue', q, permission)).allow).toBe(false);
     }
@@ -91,10 +95,22 @@ describe('broker-auth policy', () => {
     expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(true);
   });
 
+  it('refuses claiming the name of a queue that exists once its claim has lapsed, to anyone', async () => {
+    const q = await declared(LEARNER);
+    owners.delete(q); // the claim expired while the queue lives on
+    for (const user of [INSTRUCTOR, LEARNER]) {
+      expect((await resource(user, 'queue', q, 'configure')).allow).toBe(false);
+      expect((await resource(user, 'queue', q, 'read')).allow).toBe(false);
+      expect((await resource(user, 'queue', q, 'write')).allow).toBe(false);
+    }
+    expect(owners.has(q)).toBe(false);
+  });
+
   it('refuses consuming a subscription queue nobody declared, or one that is gone', async () => {
-    const q = subscriptionQueue();
-    expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(false);
-    const gone = `stomp-subscription-gone${++queueSeq}`;
+    const undeclared = freshName();
+    shapes.set(undeclared, TEMPORARY);
+    expect((await resource(LEARNER, 'queue', undeclared, 'read')).allow).toBe(false);
+    const gone = freshName();
     expect((await resource(LEARNER, 'queue', gone, 'configure')).allow).toBe(true);
     expect((await resource(LEARNER, 'queue', gone, 'read')).allow).toBe(false);
   });
@@ -107,13 +123,11 @@ describe('broker-auth policy', () => {
       { ...TEMPORARY, arguments: { 'x-queue-type': 'quorum' }, durable: true, autoDelete: false },
     ];
     for (const shape of lingering) {
-      const q = subscriptionQueue(shape);
-      expect((await resource(LEARNER, 'queue', q, 'configure')).allow).toBe(true);
+      const q = await declared(LEARNER, shape);
       expect((await resource(LEARNER, 'queue', q, 'read')).allow, JSON.stringify(shape)).toBe(false);
     }
     // Exclusive without auto-delete still dies with its connection.
-    const exclusive = subscriptionQueue({ ...TEMPORARY, autoDelete: false, exclusive: true });
-    expect((await resource(LEARNER, 'queue', exclusive, 'configure')).allow).toBe(true);
+    const exclusive = await declared(LEARNER, { ...TEMPORARY, autoDelete: false, exclusive: true });
     expect((await resource(LEARNER, 'queue', exclusive, 'read')).allow).toBe(true);
   });
 

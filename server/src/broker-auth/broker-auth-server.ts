@@ -39,6 +39,7 @@ export async function startBrokerAuthServer(config: Config, port = config.broker
     checkBrokerToken: (u, p) => sessions.checkBrokerToken(u, p),
     roleOf: (r, u) => mirror.role(r, u),
     claimQueue: (q, u) => claims.claim(q, u),
+    releaseQueue: (q, u) => claims.release(q, u),
     queueOwner: (q) => claims.owner(q),
     firstConsume: (q) => claims.firstConsume(q),
     queueShape: (q) => shapes.get(q),

@@ -7,7 +7,8 @@
  * - no browser user may publish anywhere or configure any queue but STOMP's own temporary
  *   subscription queues. Only the server's broker user (internal backend) publishes;
  * - a subscription queue (`stomp-subscription-…`, a name the client can also choose) belongs
- *   to the first user who declares it; only that user may bind it, and it may be consumed
+ *   to the first user who declares it (a name whose queue exists cannot be claimed anew);
+ *   only that user may bind it, and it may be consumed
  *   once, by the SUBSCRIBE that declared it, and only if it dies with its consumers: not
  *   durable, auto-delete (or exclusive), no `x-*` arguments. So no queue a browser reads
  *   outlives its connection or can be reopened by anyone (docs/decisions/0007-browser-queues.md).
@@ -19,8 +20,10 @@ import type { QueueShape } from './queue-shape';
 export interface AuthLookups {
   checkBrokerToken(userId: string, passcode: string): Promise<boolean>;
   roleOf(roomId: string, userId: string): Promise<Role | null>;
-  /** Claims a subscription queue name for `userId` unless someone holds it; returns the holder. */
-  claimQueue(queue: string, userId: string): Promise<string>;
+  /** Claims a subscription queue name for `userId` unless someone holds it; returns the holder and whether this call claimed it. */
+  claimQueue(queue: string, userId: string): Promise<{ owner: string; fresh: boolean }>;
+  /** Undoes a claim this user just made. */
+  releaseQueue(queue: string, userId: string): Promise<void>;
   queueOwner(queue: string): Promise<string | null>;
   /** True the first time it is asked for `queue`, false ever after. */
   firstConsume(queue: string): Promise<boolean>;
@@ -80,9 +83,16 @@ export function lingeringShape(q: QueueShape): string | null {
 }
 
 async function decideSubscriptionQueue(user: string, queue: string, permission: string | undefined, l: AuthLookups): Promise<Decision> {
-  // Declaring (and deleting) is configure: the first user to ask owns the name.
+  // Declaring (and deleting) is configure: the first user to ask owns the name...
   if (permission === 'configure') {
-    return (await l.claimQueue(queue, user)) === user ? allow('own subscription queue') : deny("another user's queue name");
+    const claim = await l.claimQueue(queue, user);
+    if (claim.owner !== user) return deny("another user's queue name");
+    if (!claim.fresh) return allow('own subscription queue');
+    // ...unless the queue already exists: its own claim has lapsed (claims are short), so it is
+    // someone's live queue, never to be re-opened.
+    if ((await l.queueShape(queue)) === null) return allow('new subscription queue');
+    await l.releaseQueue(queue, user);
+    return deny('queue exists but was not declared by this user');
   }
   if ((await l.queueOwner(queue)) !== user) return deny('subscription queue not declared by this user');
   // Binding: the routing key itself is checked by decideTopic.

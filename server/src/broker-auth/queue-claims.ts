@@ -11,14 +11,20 @@
 import type { Redis } from '../redis';
 
 /**
- * How long a claim is remembered. A claim must outlive its queue, or another user could claim
- * the name of a live queue; a subscription queue lives as long as its connection, and browser
- * connections last hours, not days.
+ * How long a claim is remembered. It needs to cover one SUBSCRIBE (declare, consume, bind, and
+ * STOMP's delete after a refusal): seconds. Once it lapses nobody gets the name again while
+ * the queue exists (decide.ts refuses a fresh claim on an existing queue), so a short memory
+ * is safe and keeps Redis small however often clients subscribe.
  */
-export const QUEUE_CLAIM_SECONDS = 7 * 24 * 3600;
+export const QUEUE_CLAIM_SECONDS = 600;
 
 const ownerKey = (queue: string): string => `rc:bq:owner:${queue}`;
 const consumedKey = (queue: string): string => `rc:bq:consumed:${queue}`;
+/** The Redis keys of a queue's claim (tests let a claim lapse by deleting them). */
+export const claimKeys = (queue: string): string[] => [ownerKey(queue), consumedKey(queue)];
+
+/** Deletes the claim only if `userId` still holds it. */
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 export class QueueClaims {
   constructor(
@@ -26,18 +32,24 @@ export class QueueClaims {
     private readonly ttlSeconds = QUEUE_CLAIM_SECONDS,
   ) {}
 
-  /** Claims `queue` for `userId` unless someone already holds it; returns the holder. */
-  async claim(queue: string, userId: string): Promise<string> {
-    if ((await this.redis.set(ownerKey(queue), userId, 'EX', this.ttlSeconds, 'NX')) === 'OK') return userId;
-    // Held already; if the claim expired in between, the name is free again: claim it afresh.
-    return (await this.redis.get(ownerKey(queue))) ?? this.claim(queue, userId);
+  /** Claims `queue` for `userId` unless someone already holds it; returns the holder and whether this call made the claim. */
+  async claim(queue: string, userId: string): Promise<{ owner: string; fresh: boolean }> {
+    if ((await this.redis.set(ownerKey(queue), userId, 'EX', this.ttlSeconds, 'NX')) === 'OK') return { owner: userId, fresh: true };
+    const owner = await this.redis.get(ownerKey(queue));
+    // Held a moment ago; if the claim lapsed in between, the name is free again: claim it afresh.
+    return owner === null ? this.claim(queue, userId) : { owner, fresh: false };
+  }
+
+  /** Gives up a claim just made (the queue turned out to exist already). */
+  async release(queue: string, userId: string): Promise<void> {
+    await this.redis.eval(RELEASE, 1, ownerKey(queue), userId);
   }
 
   async owner(queue: string): Promise<string | null> {
     return this.redis.get(ownerKey(queue));
   }
 
-  /** True only the first time it is asked for `queue`. */
+  /** True only the first time it is asked for `queue` (within the claim's lifetime). */
   async firstConsume(queue: string): Promise<boolean> {
     return (await this.redis.set(consumedKey(queue), '1', 'EX', this.ttlSeconds, 'NX')) === 'OK';
   }
