@@ -8,10 +8,10 @@
  *   subscription queues. Only the server's broker user (internal backend) publishes;
  * - a subscription queue (`stomp-subscription-…`, a name the client can also choose) belongs
  *   to the first user who declares it (a name whose queue exists cannot be claimed anew);
- *   only that user may bind it, and it may be consumed
- *   once, by the SUBSCRIBE that declared it, and only if it dies with its consumers: not
- *   durable, auto-delete (or exclusive), no `x-*` arguments. So no queue a browser reads
- *   outlives its connection or can be reopened by anyone (docs/decisions/0007-browser-queues.md).
+ *   only that user may bind it, and it may be consumed once, by the SUBSCRIBE that declared
+ *   it, and only if it dies with its consumers: not durable, auto-delete (or exclusive), no
+ *   `x-*` arguments. So no queue a browser reads outlives its connection or can be reopened
+ *   by anyone (docs/decisions/0007-browser-queues.md).
  */
 import type { Role } from '../../../shared/protocol/messages';
 import { ROOM_EXCHANGE, isUuid, parseInstructorQueue, parseRoomKey } from '../../../shared/protocol/routing';
