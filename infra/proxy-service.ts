@@ -23,6 +23,8 @@ function service(config: Config): NodeService {
     logFile: path.join(log, 'proxy.log'),
     healthUrl: `http://${ADMIN_HOST}:${config.proxy.adminPort}/healthz`,
     // Two per WebSocket (the browser's and the broker node's): room for 30,000 and then some.
+    // Raised just after the proxy starts; the proxy re-reads it for its default per-address
+    // limit (a quarter of the WebSockets it allows: proxy/src/descriptor-budget.ts).
     openFiles: 65_536,
   };
 }

@@ -60,6 +60,10 @@ describe('the proxy at its file descriptor limit', () => {
         ROOMCAST_PROXY_TLS_KEY: certs.keyFile,
         // No health-check sockets competing for the last descriptors while the test counts them.
         ROOMCAST_PROXY_HEALTH_INTERVAL_MS: '600000',
+        // This is about running out of descriptors: the per-address share of so few (derived by
+        // default) and the CONNECT deadline would refuse or close these sockets first.
+        ROOMCAST_PROXY_MAX_CONNECTIONS_PER_IP: '1000',
+        ROOMCAST_PROXY_CONNECT_TIMEOUT_MS: '600000',
       },
       stdio: 'ignore',
     });
