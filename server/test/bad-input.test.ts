@@ -1,6 +1,7 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SessionStore } from '../src/sessions/session-store';
-import { ApiClient } from './helpers/api-client';
+import { ApiClient, type ApiResponse } from './helpers/api-client';
 import { chat, makeRoom, makeUser, startHarness, uniqueName, type Harness, type TestRoom, type TestUser } from './helpers/harness';
 
 let h: Harness;
@@ -215,6 +216,24 @@ describe('the same checks on every JSON route', () => {
     expect([deep.status, deep.body.error.code]).toEqual([413, 'json_too_deep']);
     const huge = await learner.api.request('POST', '/api/rooms/join', '{"inviteCode":1e999}');
     expect([huge.status, huge.body.error.code]).toEqual([400, 'number_out_of_range']);
+  });
+
+  it('refuses a body that does not decode (bad Content-Encoding, unknown charset) with a 4xx', async () => {
+    const join = JSON.stringify({ inviteCode: 'ABCDEFGH' });
+    const send = (headers: Record<string, string>, body: Uint8Array | string): Promise<ApiResponse> =>
+      learner.api.request('POST', '/api/rooms/join', body as string, { 'content-type': 'application/json', ...headers });
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      const res = await send({ 'content-encoding': encoding }, join);
+      expect([res.status, res.body.error.code], encoding).toEqual([400, 'invalid_request']);
+    }
+    const unknown = await send({ 'content-encoding': 'compress' }, join);
+    expect([unknown.status, unknown.body.error.code]).toEqual([415, 'unsupported_media_type']);
+    const latin1 = await send({ 'content-type': 'application/json; charset=latin1' }, join);
+    expect([latin1.status, latin1.body.error.code]).toEqual([415, 'unsupported_media_type']);
+    // A real gzip body is read like any other; a bomb is cut off at the request size limit.
+    expect((await send({ 'content-encoding': 'gzip' }, gzipSync(join))).body.error.code).toBe('invite_not_found');
+    const bomb = await send({ 'content-encoding': 'gzip' }, gzipSync(Buffer.alloc(10_000_000, 32)));
+    expect([bomb.status, bomb.body.error.code]).toEqual([413, 'payload_too_large']);
   });
 
   it('still accepts requests without a body', async () => {

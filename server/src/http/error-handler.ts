@@ -3,13 +3,18 @@ import type { ErrorBody } from '../../../shared/protocol/errors';
 import { AppError, NotFoundError, RateLimitedError, toAppError } from '../errors';
 import type { Logger } from '../logger';
 
-/** Errors raised by express.json() before any route runs. */
+/** Errors raised by express.json() (and the http-errors it uses) before any route runs. */
 function bodyParserError(err: unknown): AppError | null {
-  const type = (err as { type?: unknown })?.type;
-  if (type === 'entity.too.large') return new AppError(413, 'payload_too_large', 'request body is larger than the server accepts');
-  if (type === 'entity.parse.failed') return new AppError(400, 'invalid_json', 'request body is not valid JSON');
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return new AppError(415 as number, 'invalid_request', 'unsupported request encoding');
+  const e = err as { type?: unknown; status?: unknown; expose?: unknown };
+  if (e?.type === 'entity.too.large') return new AppError(413, 'payload_too_large', 'request body is larger than the server accepts');
+  if (e?.type === 'entity.parse.failed') return new AppError(400, 'invalid_json', 'request body is not valid JSON');
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
+    return new AppError(415, 'unsupported_media_type', 'unsupported request encoding or charset; send UTF-8 JSON');
+  }
+  // Any other client error http-errors marks as safe to show: a body that does not inflate
+  // (Content-Encoding: gzip over plain bytes), a body shorter than its Content-Length, ...
+  if (e?.expose === true && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    return new AppError(e.status, 'invalid_request', 'the request body could not be read (check Content-Encoding and Content-Length)');
   }
   return null;
 }
