@@ -10,7 +10,9 @@ import type { StompHeaders } from '@stomp/stompjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { instructorQueueName, roomAllKey } from '../../shared/protocol/routing';
+import { createServer } from 'node:net';
 import { claimKeys } from '../src/broker-auth/queue-claims';
+import { QueueShapeLookup, QueueShapeUnavailableError } from '../src/broker-auth/queue-shape';
 import { createRedis } from '../src/redis';
 import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from './helpers/harness';
 import { connectStomp, waitFor, webStompUrl, type StompSession } from './helpers/stomp';
@@ -370,6 +372,33 @@ describe('a live queue whose claim has lapsed', () => {
     const sent = await room.instructor.api.post(`/api/rooms/${room.id}/messages`, chat('still only mine'));
     await waitFor(() => heard.some((m) => m.id === sent.body.id), 'the owner to keep receiving');
     await owner.disconnect();
+  });
+});
+
+describe("broker-auth's view of a queue (management API)", () => {
+  /** A loopback port nothing listens on: a node that is down. */
+  async function closedPort(): Promise<number> {
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const { port } = srv.address() as { port: number };
+    await new Promise((r) => srv.close(r));
+    return port;
+  }
+
+  it('reads the shape from another node when one is down, null for no queue, and fails closed when none answers', async () => {
+    const down = await closedPort();
+    const nodes = h.config.rabbitmq.nodes;
+    const withDown = (count: number) => ({
+      ...h.config,
+      rabbitmq: { ...h.config.rabbitmq, nodes: nodes.map((n, i) => (i < count ? { ...n, managementPort: down } : n)) },
+    });
+    const lookup = new QueueShapeLookup(withDown(nodes.length - 1));
+    const iq = instructorQueueName(room.id, room.instructor.id);
+    for (let i = 0; i < nodes.length; i++) {
+      expect(await lookup.get(iq)).toEqual({ durable: true, autoDelete: false, exclusive: false, arguments: expect.objectContaining({ 'x-queue-type': 'quorum' }) });
+    }
+    expect(await lookup.get(subscriptionName())).toBeNull();
+    await expect(new QueueShapeLookup(withDown(nodes.length)).get(iq)).rejects.toBeInstanceOf(QueueShapeUnavailableError);
   });
 });
 

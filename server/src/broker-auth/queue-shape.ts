@@ -21,6 +21,8 @@ export class QueueShapeUnavailableError extends Error {
 }
 
 const REQUEST_TIMEOUT_MS = 2000;
+/** A node whose management API just failed is asked last for this long (it is likely down). */
+const FAILED_NODE_BACKOFF_MS = 5000;
 const VHOST = '%2F';
 
 /** An empty argument table may come as `{}` or `[]`; anything unexpected counts as arguments (fail closed). */
@@ -34,18 +36,27 @@ export class QueueShapeLookup {
   private readonly endpoints: string[];
   private readonly authorization: string;
   private next = 0;
+  private readonly failedAt: number[];
 
   constructor(config: Config) {
     this.endpoints = config.rabbitmq.nodes.map((n) => `http://127.0.0.1:${n.managementPort}`);
     this.authorization = `Basic ${Buffer.from(`${config.rabbitmq.user}:${config.rabbitmq.password}`).toString('base64')}`;
+    this.failedAt = this.endpoints.map(() => 0);
   }
 
-  /** The queue's shape, or null when no such queue exists. Tries each node once, starting at a rotating one. */
-  async get(queue: string): Promise<QueueShape | null> {
+  /** Every node once, from a rotating start, the ones that failed lately at the end. */
+  private order(): number[] {
     const start = this.next++ % this.endpoints.length;
+    const all = this.endpoints.map((_, i) => (start + i) % this.endpoints.length);
+    const recent = (i: number): boolean => Date.now() - (this.failedAt[i] ?? 0) < FAILED_NODE_BACKOFF_MS;
+    return [...all.filter((i) => !recent(i)), ...all.filter(recent)];
+  }
+
+  /** The queue's shape, or null when no such queue exists. Tries each node once. */
+  async get(queue: string): Promise<QueueShape | null> {
     let lastError: unknown;
-    for (let i = 0; i < this.endpoints.length; i++) {
-      const endpoint = this.endpoints[(start + i) % this.endpoints.length];
+    for (const i of this.order()) {
+      const endpoint = this.endpoints[i];
       try {
         const res = await fetch(`${endpoint}/api/queues/${VHOST}/${encodeURIComponent(queue)}?disable_stats=true`, {
           headers: { authorization: this.authorization },
@@ -62,6 +73,7 @@ export class QueueShapeLookup {
         };
       } catch (err) {
         // A node that is down (or its management listener) is normal during failover: ask the next.
+        this.failedAt[i] = Date.now();
         lastError = err;
       }
     }
