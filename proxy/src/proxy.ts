@@ -18,6 +18,7 @@ import { HealthChecker, httpProbe, tcpProbe } from './health-checks';
 import { createHttpHandler } from './http-forwarding';
 import { createProxyMetrics } from './metrics';
 import { createRedirectServer } from './redirect-server';
+import { dropSilentConnections } from './silent-connections';
 import { loadTlsMaterial } from './tls-certificate';
 import { UpstreamPool, type UpstreamSnapshot } from './upstreams';
 import { WebSocketTunnels } from './websocket-tunnels';
@@ -173,6 +174,8 @@ export async function createProxy(config: Config, options: ProxyOptions = {}): P
   // The raw TCP socket, before TLS: counted from the first byte, handshake included.
   server.on('connection', (socket: net.Socket) => connections.add(socket));
   server.on('upgrade', tunnels.handleUpgrade);
+  // Saying nothing after the handshake is given as long as a WebSocket gets to log in.
+  dropSilentConnections(server, config.proxy.connectTimeoutMs);
   server.on('tlsClientError', (err, socket) => {
     metrics.refused.inc({ reason: 'tls_handshake' });
     logger.debug({ ip: socket.remoteAddress, err: err.message }, 'TLS handshake failed');

@@ -9,7 +9,7 @@ import { exchangeDestination, instructorQueueName, queueDestination, roomAllKey,
 import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../server/test/helpers/harness';
 import { subscribeWithReceipt, waitFor } from '../../server/test/helpers/stomp';
 import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-import { startTestProxy, type TestProxy } from './helpers/proxy';
+import { openTls, startTestProxy, type TestProxy } from './helpers/proxy';
 import { openRawStomp, type RawStomp } from './helpers/raw-stomp';
 
 const CONNECT_TIMEOUT_MS = 1000;
@@ -180,5 +180,24 @@ describe('the STOMP gate', () => {
     const s = await connected(room.learners[0]!);
     s.send('ACK', { id: 'x'.repeat(70 * 1024) });
     await expectRefused(s, 'frame_too_large', before);
+  });
+});
+
+describe('a connection that says nothing', () => {
+  it('is dropped when it has not sent a request within the CONNECT deadline of its TLS handshake', async () => {
+    const socket = await openTls(p.proxy.ports.https, certs.ca);
+    const opened = Date.now();
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(CONNECT_TIMEOUT_MS - 50);
+    expect(Date.now() - opened).toBeLessThan(CONNECT_TIMEOUT_MS + 1500);
+  });
+
+  it('leaves a logged-in WebSocket open past the deadline', async () => {
+    const token = await brokerToken(room.learners[0]!);
+    const session = await p.stomp(token.login, token.passcode);
+    const closed = session.closed.then(() => 'closed');
+    // Past the deadline, the WebSocket (heart-beats off) is still open.
+    const outcome = await Promise.race([closed, new Promise((r) => setTimeout(() => r('open'), CONNECT_TIMEOUT_MS + 500))]);
+    expect(outcome).toBe('open');
   });
 });
