@@ -182,6 +182,14 @@ export async function createProxy(config: Config, options: ProxyOptions = {}): P
     socket.destroy();
   });
   const redirect = createRedirectServer(publicHost(config.proxy.host), () => ports.https);
+  // The redirect port draws on the same descriptors: its connections count toward their
+  // address's share (one over it is simply closed: a redirect is not worth telling why), and
+  // one that says nothing is dropped like on the HTTPS port.
+  redirect.on('connection', (socket: net.Socket) => {
+    connections.add(socket);
+    if (connections.isOverLimit(socket)) socket.destroy();
+  });
+  redirect.setTimeout(config.proxy.connectTimeoutMs);
   const admin = createAdminServer(metrics.registry, () => [...apps.snapshot(), ...brokers.snapshot()]);
 
   const servers = [server, redirect, admin];

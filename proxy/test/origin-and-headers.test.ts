@@ -3,6 +3,7 @@
  * the default per-address connection limit.
  */
 import type http from 'node:http';
+import net from 'node:net';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../shared/config';
@@ -104,6 +105,32 @@ describe('headers on the HTTPS port', () => {
     const res = await fetch(`${p.proxy.httpUrl}/`, { redirect: 'manual' });
     expect(res.status).toBe(308);
     expect(res.headers.get('strict-transport-security')).toBe(null);
+  });
+});
+
+describe('the plain-HTTP port', () => {
+  /** A TCP connection to the redirect port that sends nothing; resolves with how long it lived. */
+  const silent = (port: number): Promise<number> =>
+    new Promise((resolve) => {
+      const opened = Date.now();
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.on('error', () => undefined);
+      socket.once('close', () => resolve(Date.now() - opened));
+    });
+
+  it("drops a connection that says nothing, and counts toward its address's limit", async () => {
+    const q = await startTestProxy(certs, { app: [stub.url] }, { ROOMCAST_PROXY_MAX_CONNECTIONS_PER_IP: '2', ROOMCAST_PROXY_CONNECT_TIMEOUT_MS: '1000' });
+    try {
+      const held = [silent(q.proxy.ports.http), silent(q.proxy.ports.http)];
+      // The third from the same address is closed at once; the two within the limit at the deadline.
+      expect(await silent(q.proxy.ports.http)).toBeLessThan(500);
+      for (const lived of await Promise.all(held)) {
+        expect(lived).toBeGreaterThanOrEqual(950);
+        expect(lived).toBeLessThan(2500);
+      }
+    } finally {
+      await q.close();
+    }
   });
 });
 
