@@ -75,6 +75,12 @@ describe('revocation of live broker connections', () => {
     expect(Number(/^auth_cache\.cache_ttl = (\d+)$/m.exec(template)?.[1])).toBe(BROKER_AUTHZ_CACHE_MS);
   });
 
+  it("runs as a broker user allowed to close other users' connections", async () => {
+    const admin = new BrokerAdmin(managementUrls(h.config), h.config.rabbitmq);
+    // If this fails on a running cluster: rabbitmqctl set_user_tags <broker user> administrator (see rabbitmq/definitions.template.json).
+    expect(await admin.canCloseConnections()).toBe(true);
+  });
+
   it('closes the connections of a user who logs out, and its broker tokens stop working', async () => {
     const room = await makeRoom(h, 1);
     const learner = room.learners[0]!;

@@ -31,6 +31,13 @@ export class BrokerAdmin {
     this.authorization = `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`;
   }
 
+  /** Whether the broker user may close other users' connections (its tags include administrator). */
+  async canCloseConnections(): Promise<boolean> {
+    const me = (await this.request('GET', '/api/whoami')) as { tags?: string[] | string };
+    const tags = Array.isArray(me.tags) ? me.tags : String(me.tags ?? '').split(',');
+    return tags.includes('administrator');
+  }
+
   /** Names of the user's open connections on any node of the cluster. */
   async connectionsOf(user: string): Promise<string[]> {
     const rows = (await this.request('GET', `/api/connections/username/${encodeURIComponent(user)}`)) as { name: string }[];

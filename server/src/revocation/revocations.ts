@@ -83,10 +83,16 @@ export class Revocations {
     this.sweepSoon();
   }
 
-  /** Sweeps due jobs every half second until `stop`. */
+  /** Sweeps due jobs every half second until `stop`; says loudly at once if closing cannot work. */
   start(): void {
     this.stopped = false;
     this.timer = setInterval(() => this.sweepSoon(), SWEEP_INTERVAL_MS);
+    this.admin.canCloseConnections().then(
+      (can) => {
+        if (!can) this.logger.error('the broker user lacks the administrator tag: revoked broker connections cannot be closed');
+      },
+      (err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not check the broker user (management API); revocations will be retried'),
+    );
   }
 
   /** Stops sweeping; jobs still due stay in Redis for the other app servers (or the next start). */
