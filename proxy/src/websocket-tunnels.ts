@@ -32,6 +32,8 @@ import { OPCODE, ServerFrameBoundaries, serverFrame } from './websocket-frames';
 
 /** How long a closing socket may take to flush before it is cut. */
 const CLOSE_GRACE_MS = 1000;
+/** A broker that has not answered a client's CONNECT by then is given up on. */
+const BROKER_ANSWER_TIMEOUT_MS = 30_000;
 /** A node that accepted the connection but has not answered the upgrade by then is given up on. */
 const UPGRADE_TIMEOUT_MS = 10_000;
 
@@ -64,6 +66,8 @@ interface Tunnel {
   readonly broker: ServerFrameBoundaries;
   /** Runs until the broker's first frame (the answer to CONNECT) arrives. */
   connectTimer: NodeJS.Timeout | undefined;
+  /** The client's CONNECT has gone to the broker; the timer now waits for its answer. */
+  connectSeen: boolean;
   /** The proxy's last frames, written once the broker's frame in progress has been relayed. */
   tail: Buffer | null;
 }
@@ -158,6 +162,7 @@ export class WebSocketTunnels {
       gate: new ClientStreamGate(this.deps.gate),
       broker: new ServerFrameBoundaries(),
       connectTimer: undefined,
+      connectSeen: false,
       tail: null,
     };
     this.tunnels.add(tunnel);
@@ -237,7 +242,23 @@ export class WebSocketTunnels {
     t.client.resume();
     upstreamSocket.on('data', (chunk: Buffer) => this.fromBroker(t, chunk));
     const ms = this.deps.connectTimeoutMs;
-    t.connectTimer = setTimeout(() => this.refuse(t, new GateRefusal('connect_timeout', `no STOMP CONNECT accepted within ${ms} ms`)), ms);
+    t.connectTimer = setTimeout(() => this.refuse(t, new GateRefusal('connect_timeout', `no STOMP CONNECT within ${ms} ms`)), ms);
+  }
+
+  /**
+   * The client has sent its CONNECT: from now on only the broker can be slow, which is no
+   * reason to cut the client. During a reconnect storm (a node or the proxy restarted, every
+   * client logging in again) broker-auth answers in seconds, and cutting at the client's
+   * deadline would only make every client start over and prolong the storm. A broker that
+   * never answers still frees the descriptors after `BROKER_ANSWER_TIMEOUT_MS`.
+   */
+  private connectSent(t: Tunnel): void {
+    clearTimeout(t.connectTimer);
+    t.connectTimer = setTimeout(
+      () => this.refuse(t, new GateRefusal('connect_timeout', `the broker did not answer the CONNECT within ${BROKER_ANSWER_TIMEOUT_MS} ms`)),
+      BROKER_ANSWER_TIMEOUT_MS,
+    );
+    t.connectSeen = true;
   }
 
   private fromClient(t: Tunnel, upstreamSocket: Duplex, chunk: Buffer): void {
@@ -251,6 +272,7 @@ export class WebSocketTunnels {
       return;
     }
     if (allowed.length === 0) return;
+    if (!t.connectSeen && t.connectTimer !== undefined && t.gate.login !== null) this.connectSent(t);
     if (!upstreamSocket.write(allowed.length === 1 ? allowed[0] : Buffer.concat(allowed))) {
       t.client.pause();
       upstreamSocket.once('drain', () => t.client.resume());

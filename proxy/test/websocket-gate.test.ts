@@ -8,6 +8,7 @@ import type { RoomMessage } from '../../shared/protocol/messages';
 import { exchangeDestination, instructorQueueName, queueDestination, roomAllKey, roomUserKey } from '../../shared/protocol/routing';
 import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../server/test/helpers/harness';
 import { subscribeWithReceipt, waitFor } from '../../server/test/helpers/stomp';
+import { brokerAuthStatus } from '../../infra/broker-auth-service';
 import { makeTestCertificates, type TestCertificates } from './helpers/certs';
 import { openTls, startTestProxy, type TestProxy } from './helpers/proxy';
 import { openRawStomp, type RawStomp } from './helpers/raw-stomp';
@@ -93,6 +94,26 @@ describe('the STOMP gate', () => {
     const { at } = await s.closed;
     expect(at - opened).toBeGreaterThanOrEqual(CONNECT_TIMEOUT_MS - 50);
     expect(at - opened).toBeLessThan(CONNECT_TIMEOUT_MS + 1500);
+  });
+
+  it('waits for a slow broker once the CONNECT is sent, instead of cutting the client at the deadline', async () => {
+    // broker-auth stopped: RabbitMQ cannot answer a fresh passcode until it resumes, as during a
+    // reconnect storm. The client did its part in time; only the answer is late.
+    const auth = (await brokerAuthStatus(h.config)).pid;
+    expect(auth).not.toBeNull();
+    const before = await refusedCount('connect_timeout');
+    const { login, passcode } = await brokerToken(room.learners[1]!);
+    const s = await open();
+    process.kill(auth as number, 'SIGSTOP');
+    try {
+      s.send('CONNECT', { 'accept-version': '1.2', host: '/', login, passcode, 'heart-beat': '0,0' });
+      await new Promise((r) => setTimeout(r, CONNECT_TIMEOUT_MS * 2.5));
+    } finally {
+      process.kill(auth as number, 'SIGCONT');
+    }
+    await s.next('CONNECTED');
+    expect(await refusedCount('connect_timeout')).toBe(before);
+    s.ws.close();
   });
 
   it('closes a socket right after the broker refuses its CONNECT', async () => {
