@@ -112,21 +112,22 @@ export class MessageStore {
     through: number;
     broadcastThrough: number | null;
   }> {
-    // The three parts are disjoint. The personal ones are read by sender and by recipient through
-    // their indexes, so an old personal cursor costs the caller's own few rows, not a scan of the
-    // room since then.
+    // The three parts are disjoint. Each is limited on its own, in seq order, so Postgres merges
+    // three index scans that stop after a page instead of reading and sorting everything after
+    // the cursors. The personal ones use the sender and recipient indexes (migration 003), so an
+    // old personal cursor costs the caller's own few rows, not a scan of the room since then.
     type Head = { head: string; head_broadcast: string };
     const { rows } = await this.pool.query<(MessageRow & Head) | (Head & { id: null })>(
       `WITH head AS (SELECT last_seq, last_broadcast_seq FROM rooms WHERE id = $1),
        visible AS (
-         SELECT ${MESSAGE_COLUMNS} FROM messages m
-          WHERE m.room_id = $1 AND m.seq > $2 AND ($3 OR m.audience = 'everyone')
+         (SELECT ${MESSAGE_COLUMNS} FROM messages m
+           WHERE m.room_id = $1 AND m.seq > $2 AND ($3 OR m.audience = 'everyone') ORDER BY m.seq LIMIT $6)
          UNION ALL
-         SELECT ${MESSAGE_COLUMNS} FROM messages m
-          WHERE NOT $3 AND m.room_id = $1 AND m.sender_id = $4 AND m.seq > $5 AND m.audience <> 'everyone'
+         (SELECT ${MESSAGE_COLUMNS} FROM messages m
+           WHERE NOT $3 AND m.room_id = $1 AND m.sender_id = $4 AND m.seq > $5 AND m.audience <> 'everyone' ORDER BY m.seq LIMIT $6)
          UNION ALL
-         SELECT ${MESSAGE_COLUMNS} FROM messages m
-          WHERE NOT $3 AND m.room_id = $1 AND m.recipient_id = $4 AND m.sender_id <> $4 AND m.seq > $5
+         (SELECT ${MESSAGE_COLUMNS} FROM messages m
+           WHERE NOT $3 AND m.room_id = $1 AND m.recipient_id = $4 AND m.sender_id <> $4 AND m.seq > $5 ORDER BY m.seq LIMIT $6)
          ORDER BY seq LIMIT $6)
        SELECT h.last_seq AS head, h.last_broadcast_seq AS head_broadcast, v.*
          FROM head h LEFT JOIN visible v ON true ORDER BY v.seq`,

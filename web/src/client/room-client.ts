@@ -256,10 +256,12 @@ export class RoomClient extends Emitter<RoomClientEvents> {
       for (;;) {
         const page: ResyncPage = await this.s.api.messagesAfter(this.s.roomId, cursors, this.s.resyncPageSize);
         for (const m of page.messages) this.accept(m);
-        // Each page is complete up to `through`, so progress survives a later page's failure.
-        this.personalThrough = Math.max(this.personalThrough, page.through);
+        // Each page is complete up to `through`, so progress survives a later page's failure. A
+        // server that does not say (an older one, during a rolling upgrade) proves nothing.
+        const through = Number.isSafeInteger(page.through) ? page.through : 0;
+        this.personalThrough = Math.max(this.personalThrough, through);
         if (!page.hasMore) {
-          if (page.broadcastThrough !== null) stream?.completeUpTo(page.through, page.broadcastThrough);
+          if (Number.isSafeInteger(page.broadcastThrough)) stream?.completeUpTo(through, page.broadcastThrough as number);
           break;
         }
         cursors = { after: Math.max(cursors.after, page.nextAfter), personalAfter: Math.max(cursors.personalAfter, page.nextAfter) };

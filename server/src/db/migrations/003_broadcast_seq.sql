@@ -6,6 +6,11 @@
 -- newest seq up to which it holds every one of them is a resync point proven complete
 -- (docs/guarantees.md, "Complete up to"). Instructors receive every message: seq serves them.
 
+-- The backfill reads every message once: on a large database it takes minutes (about 110 s for
+-- 3 million messages), longer than the app's statement timeout, and holds the tables' locks
+-- meanwhile, so sends wait until it is done. Plan the upgrade for a quiet moment.
+SET LOCAL statement_timeout = 0;
+
 ALTER TABLE rooms ADD COLUMN last_broadcast_seq bigint NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN broadcast_seq bigint;
 
@@ -21,9 +26,10 @@ ALTER TABLE messages ADD CONSTRAINT messages_broadcast_seq
   CHECK ((audience = 'everyone') = (broadcast_seq IS NOT NULL));
 ALTER TABLE messages ADD CONSTRAINT messages_room_broadcast_seq UNIQUE (room_id, broadcast_seq);
 
--- A learner's resync reads the messages addressed to it from a seq that may be older than the
--- room-wide one; this keeps that read to those few rows.
+-- A learner's resync reads its own messages and those addressed to it from a seq that may be
+-- older than the room-wide one; these keep that read to those few rows.
 CREATE INDEX messages_recipient ON messages (room_id, recipient_id, seq) WHERE recipient_id IS NOT NULL;
+CREATE INDEX messages_sender_personal ON messages (room_id, sender_id, seq) WHERE audience <> 'everyone';
 
 DROP FUNCTION roomcast_send(uuid, uuid, text, text, text, uuid, text, jsonb, text);
 
