@@ -58,10 +58,20 @@ function track(t: Tracker, latencies: number[], id: unknown, sentAt: unknown): v
   if (typeof sentAt === 'number') latencies.push(now() - sentAt);
 }
 
+/**
+ * A random source address in 127.0.0.0/8 (all of it is loopback on Linux): thousands of
+ * clients then look like the many addresses they are in real life, not one address that the
+ * proxy's per-address limit would stop at a quarter of its descriptors.
+ */
+const loopbackSource = (): string => {
+  const byte = (min: number): number => min + Math.floor(Math.random() * (255 - min));
+  return `127.${byte(1)}.${byte(0)}.${byte(1)}`;
+};
+
 function connectOne(spec: ClientSpec, p: SubscribersParams, latencies: number[]): Promise<Tracker> {
   const t: Tracker = { room: spec.room, seen: new Set(), duplicates: 0, close: () => undefined };
   let connected = false;
-  const wsOptions = { ca: p.ca, rejectUnauthorized: Boolean(p.ca) };
+  const wsOptions = { ca: p.ca, rejectUnauthorized: Boolean(p.ca), localAddress: loopbackSource() };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`connect timeout ${spec.url}`)), 30_000);
     const ok = (): void => {
