@@ -25,7 +25,13 @@ afterAll(async () => {
   await rm(webDir, { recursive: true, force: true });
 });
 
-const COMMON = { 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+const COMMON = {
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+};
 
 function expectHeaders(headers: Headers, csp: string, what: string): void {
   for (const [name, value] of Object.entries(COMMON)) expect(headers.get(name), `${name} on ${what}`).toBe(value);
@@ -52,24 +58,27 @@ describe('security headers', () => {
     }
   });
 
-  it('sends nosniff, DENY, no-referrer and a deny-all policy on API answers, errors and 404s', async () => {
+  it('sends nosniff, DENY, no-referrer and a deny-all policy on API answers, errors and 404s, and no-store under /api', async () => {
     const anonymous = new ApiClient(h.server.url);
-    const cases: [string, Promise<{ status: number; headers: Headers }>][] = [
-      ['200 /api/me', user.api.get('/api/me')],
-      ['200 /healthz', h.api.get('/healthz')],
-      ['200 /metrics', h.api.get('/metrics')],
-      ['401', anonymous.get('/api/me')],
-      ['400 invalid_json', anonymous.request('POST', '/api/auth/login', '{"username":')],
-      ['413', anonymous.request('POST', '/api/auth/login', JSON.stringify({ username: 'x'.repeat(100_000) }))],
-      ['415', anonymous.request('POST', '/api/auth/login', '{}', { 'content-type': 'text/plain' })],
-      ['404 api', anonymous.get('/api/nope')],
-      ['404 page', anonymous.get('/no-such-page.html')],
-      ['404 room', user.api.get('/api/rooms/not-a-room')],
+    // [status, under /api, response]
+    const cases: [number, boolean, Promise<{ status: number; headers: Headers }>][] = [
+      [200, true, user.api.get('/api/me')],
+      [200, false, h.api.get('/healthz')],
+      [200, false, h.api.get('/metrics')],
+      [401, true, anonymous.get('/api/me')],
+      [400, true, anonymous.request('POST', '/api/auth/login', '{"username":')],
+      [413, true, anonymous.request('POST', '/api/auth/login', JSON.stringify({ username: 'x'.repeat(100_000) }))],
+      [415, true, anonymous.request('POST', '/api/auth/login', '{}', { 'content-type': 'text/plain' })],
+      [404, true, anonymous.get('/api/nope')],
+      [404, false, anonymous.get('/no-such-page.html')],
+      [404, true, user.api.get('/api/rooms/not-a-room')],
     ];
-    for (const [what, pending] of cases) {
+    for (const [status, api, pending] of cases) {
       const res = await pending;
-      expect(res.status, what).toBe(Number(what.slice(0, 3)));
+      const what = `${res.status} ${api ? 'API' : 'other'}`;
+      expect(res.status, what).toBe(status);
       expectHeaders(res.headers, API_CSP, what);
+      if (api) expect(res.headers.get('cache-control'), what).toBe('no-store');
     }
   });
 

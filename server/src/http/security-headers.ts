@@ -19,13 +19,18 @@ export const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'no
 
 /** Sets the headers for a non-page response; `pageHeaders` upgrades the policy for pages. */
 export function securityHeaders() {
-  return (_req: Request, res: Response, next: NextFunction): void => {
+  return (req: Request, res: Response, next: NextFunction): void => {
     res.set({
       'Content-Security-Policy': API_CSP,
       'X-Frame-Options': 'DENY',
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'no-referrer',
+      // No other site's page may hold a reference to ours, nor load our responses into its process.
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Resource-Policy': 'same-origin',
     });
+    // API answers carry session tokens and room messages: no cache on the way may keep them.
+    if (req.path.startsWith('/api/')) res.set('Cache-Control', 'no-store');
     next();
   };
 }
