@@ -23,6 +23,8 @@ const httpsOrigin = z
   .refine((o) => URL.canParse(o) && new URL(o).protocol === 'https:' && new URL(o).origin === o, 'each must be an https origin such as https://rooms.example.org');
 
 const schema = z.object({
+  // Only chooses defaults (see TEST_PROFILE); read before the rest.
+  ROOMCAST_PROFILE: z.enum(['dev', 'test']).default('dev'),
   ROOMCAST_DATA_DIR: z.string().min(1).default(path.join(repoRoot, '.data')),
   ROOMCAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
@@ -164,8 +166,36 @@ export class ConfigError extends Error {
 
 const LOOPBACK = '127.0.0.1';
 
+/**
+ * `ROOMCAST_PROFILE=test` (what `npm test` and the test helpers use): its own data folder and a
+ * port for every service, so tests never touch what `npm start` runs on the same machine, and
+ * never stop its broker nodes. Variables set explicitly still win.
+ */
+const TEST_PROFILE: Record<string, string> = {
+  ROOMCAST_DATA_DIR: path.join(repoRoot, '.data-test'),
+  ROOMCAST_PG_PORT: '24432',
+  ROOMCAST_REDIS_PORT: '24379',
+  ROOMCAST_RABBITMQ_EPMD_PORT: '24369',
+  ROOMCAST_RABBITMQ_AMQP_PORT_BASE: '24672',
+  ROOMCAST_RABBITMQ_WEB_STOMP_PORT_BASE: '24680',
+  ROOMCAST_RABBITMQ_STOMP_PORT_BASE: '24690',
+  ROOMCAST_RABBITMQ_PROMETHEUS_PORT_BASE: '24700',
+  ROOMCAST_RABBITMQ_MANAGEMENT_PORT_BASE: '24710',
+  ROOMCAST_RABBITMQ_DIST_PORT_BASE: '24720',
+  ROOMCAST_BROKER_AUTH_PORT: '24800',
+  ROOMCAST_APP_PORT: '24300',
+  ROOMCAST_PROXY_HTTPS_PORT: '24443',
+  ROOMCAST_PROXY_HTTP_PORT: '24080',
+  ROOMCAST_PROXY_ADMIN_PORT: '24180',
+};
+
 /** Reads and validates the environment once; throws ConfigError naming every bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
+  const profile = given.ROOMCAST_PROFILE;
+  if (profile !== undefined && profile !== 'dev' && profile !== 'test') {
+    throw new ConfigError(`invalid configuration: ROOMCAST_PROFILE: must be dev or test, not ${JSON.stringify(profile)}`);
+  }
+  const env = profile === 'test' ? { ...TEST_PROFILE, ...given } : given;
   const known = new Set(Object.keys(schema.shape));
   const unknown = Object.keys(env).filter((k) => k.startsWith('ROOMCAST_') && !known.has(k));
   if (unknown.length > 0) {
