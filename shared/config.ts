@@ -72,7 +72,7 @@ const schema = z.object({
   ROOMCAST_PROXY_HEALTH_INTERVAL_MS: positiveInt.default(1500),
 
   ROOMCAST_SESSION_TTL_SECONDS: positiveInt.default(12 * 3600),
-  // Login limits (server/src/auth/login-limiter.ts, docs/security.md). Strict per account and
+  // Login limits (server/src/auth/attempt-limiter.ts, docs/security.md). Strict per account and
   // address: one guesser gets 5 tries per 15 minutes, a person with typos is not hindered.
   ROOMCAST_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS: positiveInt.default(5),
   ROOMCAST_LOGIN_ACCOUNT_ADDRESS_WINDOW_SECONDS: positiveInt.default(15 * 60),
@@ -133,7 +133,7 @@ export interface Config {
     healthIntervalMs: number;
   };
   sessionTtlSeconds: number;
-  /** Failed logins allowed per window before a 429; see server/src/auth/login-limiter.ts. */
+  /** Failed logins allowed per window before a 429; see server/src/auth/attempt-limiter.ts. */
   loginLimits: {
     perAccountAddress: { maxFailures: number; windowSeconds: number };
     perAccount: { maxFailures: number; windowSeconds: number };

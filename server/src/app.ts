@@ -72,7 +72,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use(jsonGuard());
   app.use(healthRoutes({ pool, redis, broker, metrics }));
   app.use('/api', authRoutes({ users, sessions, rooms, loginLimiter: services.loginLimiter, revocations: services.revocations, metrics }));
-  app.use('/api', roomRoutes({ sessions, rooms, roomService }));
+  app.use('/api', roomRoutes({ sessions, rooms, roomService, inviteLimiter: services.inviteLimiter, metrics }));
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
   // The browser pages (npm run build:web). Never under /api: an unknown API path stays a JSON 404.

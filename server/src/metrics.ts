@@ -11,6 +11,7 @@ export interface Metrics {
   httpRequests: Counter<'method' | 'route' | 'status'>;
   sendLatency: Histogram;
   loginRefusals: Counter<'limit'>;
+  inviteRefusals: Counter<'limit'>;
   brokerConnectionsRevoked: Counter<'reason'>;
   revocationFailures: Counter;
 }
@@ -56,6 +57,12 @@ export function createMetrics(outboxBacklog: () => Promise<number>): Metrics {
     loginRefusals: new Counter({
       name: 'roomcast_login_refusals_total',
       help: 'Login attempts refused with 429 before the password was checked, by the limit that refused them.',
+      labelNames: ['limit'],
+      registers: [registry],
+    }),
+    inviteRefusals: new Counter({
+      name: 'roomcast_invite_refusals_total',
+      help: 'Joins refused with 429 before the invite code was looked up (too many unknown codes), by the limit that refused them.',
       labelNames: ['limit'],
       registers: [registry],
     }),

@@ -16,7 +16,7 @@ import { PresenceStore } from './presence/presence-store';
 import { createRedis, type Redis } from './redis';
 import { BrokerAdmin, managementUrls } from './revocation/broker-admin';
 import { Revocations } from './revocation/revocations';
-import { LoginLimiter } from './auth/login-limiter';
+import { AttemptLimiter } from './auth/attempt-limiter';
 import { MembershipMirror } from './rooms/membership-mirror';
 import { RoomService } from './rooms/room-service';
 import { RoomStore } from './rooms/room-store';
@@ -38,7 +38,8 @@ export interface Services {
   marks: PublishedMarks;
   sendMessage: SendMessage;
   presence: PresenceStore;
-  loginLimiter: LoginLimiter;
+  loginLimiter: AttemptLimiter;
+  inviteLimiter: AttemptLimiter;
   revocations: Revocations;
   close(): Promise<void>;
 }
@@ -74,7 +75,8 @@ export function buildServices(config: Config, logger: Logger): Services {
     },
   });
   const sendMessage = new SendMessage(messages, publisher, marks, metrics, logger);
-  const loginLimiter = new LoginLimiter(redis, config.loginLimits);
+  const loginLimiter = AttemptLimiter.login(redis, config.loginLimits);
+  const inviteLimiter = AttemptLimiter.invites(redis);
   return {
     pool,
     redis,
@@ -91,6 +93,7 @@ export function buildServices(config: Config, logger: Logger): Services {
     sendMessage,
     presence,
     loginLimiter,
+    inviteLimiter,
     revocations,
     async close() {
       await revocations.stop();

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addressKey } from '../src/auth/login-limiter';
+import { addressKey } from '../src/auth/attempt-limiter';
 import { ApiClient, type ApiResponse } from './helpers/api-client';
 import { testConfig } from './helpers/config';
 import { PASSWORD, makeUser, startHarness, uniqueName, type Harness, type TestUser } from './helpers/harness';

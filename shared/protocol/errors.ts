@@ -22,7 +22,7 @@ export const ERROR_CODES = [
   'lone_surrogate',
   'number_out_of_range',
   'json_too_deep',
-  // Login attempts over the limit (server/src/auth/login-limiter.ts); Retry-After says when to retry.
+  // Login attempts over the limit (server/src/auth/attempt-limiter.ts); Retry-After says when to retry.
   'too_many_attempts',
   // Removing a member the caller may not remove (the room's creator, or oneself: leave instead).
   'cannot_remove_member',

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { BrokerToken } from '../../../shared/protocol/messages';
 import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
-import type { LoginLimiter } from '../auth/login-limiter';
+import type { AttemptLimiter } from '../auth/attempt-limiter';
+import { clientAddress } from '../http/client-address';
 import { AuthError, RateLimitedError } from '../errors';
 import type { Metrics } from '../metrics';
 import type { Revocations } from '../revocation/revocations';
@@ -18,13 +19,12 @@ const passwordBody = z
   .refine((b) => b.newPassword !== b.currentPassword, { path: ['newPassword'], message: 'must differ from the current password' });
 
 /** The client's address as the proxy saw it (`trust proxy` is loopback: X-Forwarded-For from it counts). */
-const clientAddress = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
 
 export function authRoutes(deps: {
   users: UserStore;
   sessions: SessionStore;
   rooms: RoomStore;
-  loginLimiter: LoginLimiter;
+  loginLimiter: AttemptLimiter;
   revocations: Revocations;
   metrics: Metrics;
 }): Router {

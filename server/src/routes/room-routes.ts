@@ -1,9 +1,12 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { isUuid } from '../../../shared/protocol/routing';
-import { NotFoundError } from '../errors';
+import type { AttemptLimiter } from '../auth/attempt-limiter';
+import { NotFoundError, RateLimitedError } from '../errors';
 import { authOf, authenticate } from '../http/authenticate';
+import { clientAddress } from '../http/client-address';
 import { parse } from '../http/validate';
+import type { Metrics } from '../metrics';
 import type { RoomService } from '../rooms/room-service';
 import type { RoomStore } from '../rooms/room-store';
 import type { SessionStore } from '../sessions/session-store';
@@ -18,7 +21,13 @@ export function roomIdOf(req: Request): string {
   return id;
 }
 
-export function roomRoutes(deps: { sessions: SessionStore; rooms: RoomStore; roomService: RoomService }): Router {
+export function roomRoutes(deps: {
+  sessions: SessionStore;
+  rooms: RoomStore;
+  roomService: RoomService;
+  inviteLimiter: AttemptLimiter;
+  metrics: Metrics;
+}): Router {
   const router = Router();
   router.use('/rooms', authenticate(deps.sessions));
 
@@ -32,9 +41,22 @@ export function roomRoutes(deps: { sessions: SessionStore; rooms: RoomStore; roo
     res.json({ rooms: await deps.rooms.forUser(authOf(res).session.userId) });
   });
 
+  /**
+   * An invite code is the only secret between a stranger with an account and a room: a join is
+   * counted as a guess before the code is looked up, and taken back when the code was right.
+   */
   router.post('/rooms/join', async (req, res) => {
     const body = parse(joinBody, req.body);
-    const room = await deps.roomService.join(authOf(res).session, body.inviteCode);
+    const { session } = authOf(res);
+    const address = clientAddress(req);
+    const refused = await deps.inviteLimiter.attempt(session.userId, address);
+    if (refused) {
+      deps.metrics.inviteRefusals.inc({ limit: refused.limit });
+      const s = refused.retryAfterSeconds;
+      throw new RateLimitedError('too_many_attempts', `too many unknown invite codes; retry in ${s} s`, s);
+    }
+    const room = await deps.roomService.join(session, body.inviteCode);
+    await deps.inviteLimiter.succeeded(session.userId, address);
     res.json({ room });
   });
 

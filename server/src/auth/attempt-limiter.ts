@@ -1,5 +1,7 @@
 /**
- * Login attempt limits, kept in Redis so every app server counts together.
+ * Limits on guessing a secret, kept in Redis so every app server counts together: passwords at
+ * login (`AttemptLimiter.login`), invite codes at join (`AttemptLimiter.invites`). Both are the
+ * same game, a secret tried against an account from some address, so one mechanism serves both.
  *
  * Three fixed windows, each a counter with an expiry:
  * - per (account, address), strict: one guesser gets a few tries at one account;
@@ -20,6 +22,17 @@ import type { Config } from '../../../shared/config';
 import type { Redis } from '../redis';
 
 export type LoginLimit = 'account_address' | 'account' | 'address';
+
+/**
+ * Failed joins (unknown invite codes). An invite code has about 40 bits: guessing one takes
+ * billions of tries, so these bound a guesser to a few hundred a day per account and address
+ * while a person who mistypes a code a few times is never stopped.
+ */
+export const INVITE_LIMITS: Config['loginLimits'] = {
+  perAccountAddress: { maxFailures: 10, windowSeconds: 15 * 60 },
+  perAccount: { maxFailures: 20, windowSeconds: 15 * 60 },
+  perAddress: { maxFailures: 50, windowSeconds: 15 * 60 },
+};
 
 /** An address the account logged in from is exempt from the per-account limit this long. */
 const KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600;
@@ -76,16 +89,29 @@ export function addressKey(ip: string): string {
 // Usernames are user input: hashed so a key never holds odd characters or grows with them.
 const h = (s: string): string => createHash('sha256').update(s).digest('base64url').slice(0, 22);
 
-export class LoginLimiter {
-  constructor(
+export class AttemptLimiter {
+  private constructor(
     private readonly redis: Redis,
     private readonly limits: Config['loginLimits'],
+    /** Keeps each secret's counts apart in Redis. */
+    private readonly secret: 'login' | 'invite',
   ) {}
+
+  /** Password guesses; the account is the username tried. */
+  static login(redis: Redis, limits: Config['loginLimits']): AttemptLimiter {
+    return new AttemptLimiter(redis, limits, 'login');
+  }
+
+  /** Invite code guesses; the account is the user id trying them. */
+  static invites(redis: Redis): AttemptLimiter {
+    return new AttemptLimiter(redis, INVITE_LIMITS, 'invite');
+  }
 
   private keys(username: string, ip: string): string[] {
     const account = h(username.toLowerCase());
     const address = h(addressKey(ip));
-    return [`rc:login:pair:${account}:${address}`, `rc:login:acct:${account}`, `rc:login:addr:${address}`, `rc:login:known:${account}:${address}`];
+    const p = `rc:${this.secret}`;
+    return [`${p}:pair:${account}:${address}`, `${p}:acct:${account}`, `${p}:addr:${address}`, `${p}:known:${account}:${address}`];
   }
 
   /** Counts the attempt, or says which limit refuses it and for how many seconds. */
