@@ -95,7 +95,9 @@ export async function ensureRabbitCluster(config: Config, log: Logger): Promise<
 export async function startNode(config: Config, index: number, log: Logger = silentLogger): Promise<void> {
   const node = nodeAt(config, index);
   ensureCookie(config);
-  if (!existsSync(sharedPaths(config).definitionsFile)) writeDefinitions(config);
+  // Always from the current template: a node imports the file at boot, and an old one would
+  // take back what changed since (a tag of the server's user, a policy).
+  writeDefinitions(config);
   await bringUp(config, node, log);
   await ensureListening(config, node, log);
 }
