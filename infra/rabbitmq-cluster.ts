@@ -11,7 +11,7 @@ import { dataPaths } from './paths';
 import { runCommand, signalIfAlive, waitForExit, waitUntil } from './processes';
 import { isPortOpen, type ServiceStatus } from './probes';
 import { RabbitError, rabbitmqctl, serverProgramHint } from './rabbitmq-ctl';
-import { ensureCookie, hasNodeData, nodePaths, sharedPaths, writeDefinitions } from './rabbitmq-files';
+import { ensureCookie, hasNodeData, nodePaths, writeDefinitions } from './rabbitmq-files';
 import { BOOT_TIMEOUT_MS, HOST, bringUp, closedPorts, ensureListening, nodeAt, nodePid, stopNodeProcess } from './rabbitmq-node';
 
 /**
