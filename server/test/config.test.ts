@@ -22,4 +22,25 @@ describe('configuration', () => {
   it('reads a valid override', () => {
     expect(loadConfig({ ROOMCAST_APP_PORT: '8081' }).app.port).toBe(8081);
   });
+
+  it('gives the test profile its own ports and data folder, with explicit settings still winning', () => {
+    const dev = loadConfig({});
+    const test = loadConfig({ ROOMCAST_PROFILE: 'test' });
+    const ports = (c: typeof dev): number[] => [
+      c.postgres.port,
+      c.redis.port,
+      c.app.port,
+      c.brokerAuth.port,
+      c.proxy.httpsPort,
+      c.proxy.httpPort,
+      c.proxy.adminPort,
+      c.rabbitmq.epmdPort,
+      ...c.rabbitmq.nodes.flatMap((n) => [n.amqpPort, n.webStompPort, n.stompPort, n.prometheusPort, n.managementPort, n.distPort]),
+    ];
+    const shared = ports(test).filter((p) => ports(dev).includes(p));
+    expect(shared).toEqual([]);
+    expect(test.dataDir).not.toBe(dev.dataDir);
+    expect(loadConfig({ ROOMCAST_PROFILE: 'test', ROOMCAST_APP_PORT: '8081' }).app.port).toBe(8081);
+    expect(() => loadConfig({ ROOMCAST_PROFILE: 'staging' })).toThrow(/ROOMCAST_PROFILE/);
+  });
 });

@@ -1,7 +1,12 @@
 import { loadConfig, type Config } from '../../../shared/config';
 
-/** The configuration tests run with: the real local services, quiet logs, a fast outbox relay. */
+/**
+ * The configuration tests run with: the test profile's own services (never what `npm start`
+ * runs), quiet logs, a fast outbox relay. The profile goes into this process's environment, so
+ * the services and servers that infra starts from here read the same one.
+ */
 export function testConfig(overrides: Record<string, string> = {}): Config {
+  process.env.ROOMCAST_PROFILE ??= 'test';
   return loadConfig({
     ...process.env,
     ROOMCAST_LOG_LEVEL: process.env.ROOMCAST_LOG_LEVEL ?? 'silent',
