@@ -95,8 +95,10 @@ export class RoomClient extends Emitter<RoomClientEvents> {
         return message;
       },
       onChange: (o) => this.emit('outgoing', o),
+      onError: (err) => this.emit('error', err, false),
       backoff: this.s.reconnect,
       waker: this.waker,
+      persist: this.s.persistUnsent ? { ...this.s.persistUnsent, roomId } : null,
     });
     this.presence = new PresenceReporter(
       api,
@@ -116,7 +118,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     return this.log.messages;
   }
 
-  /** Our sends not yet stored by the server, oldest first. */
+  /** Our sends not yet stored by the server (being sent, or failed until discarded or edited), oldest first. */
   get pending(): readonly OutgoingMessage[] {
     return this.sends.pending;
   }
@@ -128,15 +130,28 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     globalThis.addEventListener?.('online', this.onOnline);
     this.tokens.startRenewal();
     this.presence.start();
+    // Unsent messages a previous page left in storage: shown (an `outgoing` event each) and sent again.
+    this.sends.start();
     void this.run();
   }
 
   /**
    * Queues a message; it is POSTed at once when possible, and retried with the same client
-   * message id after network or server errors until the server has stored it.
+   * message id after network or server errors until the server has stored it. One the server
+   * refuses becomes `failed` and waits for `discard` or `edit`; it never holds up later sends.
    */
   send(request: OutgoingRequest): OutgoingMessage {
     return this.sends.enqueue(request);
+  }
+
+  /** Drops a `failed` send. False when no failed send has this id. */
+  discard(clientMsgId: string): boolean {
+    return this.sends.discard(clientMsgId);
+  }
+
+  /** Takes a `failed` send back to be edited: its request, to `send` again as a new message (new id); null when no failed send has this id. */
+  edit(clientMsgId: string): OutgoingRequest | null {
+    return this.sends.edit(clientMsgId);
   }
 
   /** Disconnects for good. `leave` also removes this member from presence at once (page unload). */

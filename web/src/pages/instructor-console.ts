@@ -48,6 +48,18 @@ void bootRoomPage({
     };
 
     return {
+      edit(request) {
+        text.value = typeof request.body.text === 'string' ? request.body.text : '';
+        const recipient = request.audience === 'member' ? request.recipientId : undefined;
+        if (!recipient) {
+          to.value = EVERYONE;
+          return;
+        }
+        if (![...to.options].some((o) => o.value === recipient)) fillRecipients();
+        // Never let a private reply fall back to "Everyone": keep its recipient even if they left the list.
+        if (![...to.options].some((o) => o.value === recipient)) to.append(el('option', { value: recipient }, `Privately to ${names.nameOf(recipient)}`));
+        to.value = recipient;
+      },
       decorate(item, m) {
         if (m.senderId === session.user.id) return;
         const reply = el('button', { type: 'button', class: 'reply' }, 'Reply privately');

@@ -27,6 +27,12 @@ void bootRoomPage({
       text.value = '';
       text.focus();
     };
-    return {};
+    return {
+      edit(request) {
+        text.value = typeof request.body.text === 'string' ? request.body.text : '';
+        const choice = Object.keys(TARGETS).find((k) => TARGETS[k]?.audience === request.audience && TARGETS[k]?.kind === request.kind);
+        if (choice) to.value = choice;
+      },
+    };
   },
 });

@@ -34,6 +34,17 @@ const timeOf = (iso: string): string => new Date(iso).toLocaleTimeString([], { h
 /** Extra controls a page adds to a message (the console's "Reply privately"). */
 export type MessageDecorator = (item: HTMLLIElement, message: RoomMessage) => void;
 
+/** What the buttons of a message the server refused do. */
+export interface FailedActions {
+  discard(o: OutgoingMessage): void;
+  /** Puts the text back in the composer; sending it again makes a new message. */
+  edit(o: OutgoingMessage): void;
+}
+
+/** At most this much of a message's text in its buttons' accessible names. */
+const NAME_TEXT_CHARS = 40;
+const shortText = (text: string): string => (text.length > NAME_TEXT_CHARS ? `${text.slice(0, NAME_TEXT_CHARS)}…` : text);
+
 export class MessageView {
   private readonly items = new Map<string, HTMLLIElement>();
   private readonly pendingItems = new Map<string, HTMLLIElement>();
@@ -43,6 +54,7 @@ export class MessageView {
     private readonly pendingList: HTMLOListElement,
     private readonly names: MemberNames,
     private readonly self: User,
+    private readonly failedActions: FailedActions,
     private readonly decorate: MessageDecorator = () => undefined,
   ) {
     names.onChange(() => {
@@ -69,9 +81,17 @@ export class MessageView {
     if (panel && atBottom) panel.scrollTop = panel.scrollHeight;
   }
 
-  /** Follows one of our sends: "sending", then "sent" (its seq known), or "failed" with the server's reason. */
+  /**
+   * Follows one of our sends: "sending", then "sent" (its seq known), or "failed" with the
+   * server's reason and buttons to discard or edit it; a discarded one goes away.
+   */
   outgoing(o: OutgoingMessage): void {
     if (o.status === 'sent') return; // insert() already put it in place
+    if (o.status === 'discarded') {
+      this.pendingItems.get(o.clientMsgId)?.remove();
+      this.pendingItems.delete(o.clientMsgId);
+      return;
+    }
     let item = this.pendingItems.get(o.clientMsgId);
     if (!item) {
       item = el('li', { class: 'msg msg-own', 'data-client-msg-id': o.clientMsgId });
@@ -85,8 +105,26 @@ export class MessageView {
     }
     item.dataset.status = o.status;
     const status = item.querySelector('.msg-status') as HTMLElement;
-    if (o.status === 'failed') status.textContent = `not sent: ${o.error?.message ?? 'refused'}`;
-    else status.textContent = o.error ? 'sending… (will retry)' : 'sending…';
+    if (o.status === 'failed') {
+      status.textContent = 'not sent';
+      this.showRefusal(item, o);
+    } else status.textContent = o.error ? 'sending… (will retry)' : 'sending…';
+  }
+
+  /** The server's reason, and what the person can do about it. */
+  private showRefusal(item: HTMLLIElement, o: OutgoingMessage): void {
+    if (item.querySelector('.msg-actions')) return;
+    const text = textOf(o.request.body);
+    item.dataset.errorCode = o.error?.code ?? '';
+    const discard = el('button', { type: 'button', class: 'discard', 'aria-label': `Discard unsent message: ${shortText(text)}` }, 'Discard');
+    const edit = el('button', { type: 'button', class: 'edit', 'aria-label': `Edit unsent message: ${shortText(text)}` }, 'Edit');
+    discard.onclick = () => this.failedActions.discard(o);
+    edit.onclick = () => this.failedActions.edit(o);
+    item.append(
+      // role=status: a screen reader hears that the message did not go, and why.
+      el('p', { class: 'msg-error', role: 'status' }, `The server refused it: ${o.error?.message ?? 'no reason given'}`),
+      el('div', { class: 'msg-actions' }, discard, edit),
+    );
   }
 
   private render(item: HTMLLIElement, m: RoomMessage): void {

@@ -4,7 +4,7 @@
  */
 import type { RoomPresence } from '../../../shared/protocol/presence';
 import type { Role } from '../../../shared/protocol/messages';
-import { ApiError, RoomClient, type ConnectionState, type RoomcastApi, type RoomDetails } from '../client/index';
+import { ApiError, RoomClient, clearUnsent, type ConnectionState, type OutgoingRequest, type RoomcastApi, type RoomDetails } from '../client/index';
 import { required, showView } from './dom';
 import { errorText } from './error-text';
 import { askLogin } from './login-view';
@@ -25,6 +25,8 @@ export interface RoomPage {
 export interface PageHooks {
   decorate?: MessageDecorator;
   onPresence?(presence: RoomPresence): void;
+  /** Puts a refused message back in the composer (text and recipient) to be edited and sent as a new message. */
+  edit(request: OutgoingRequest): void;
 }
 
 export interface RoomPageOptions {
@@ -50,6 +52,8 @@ export async function bootRoomPage(options: RoomPageOptions): Promise<void> {
   const api = pageApi(session);
   const logout = required<HTMLButtonElement>('logout');
   logout.onclick = () => {
+    // A shared computer: what this user left unsent is not for the next person at this browser.
+    if (session) forgetUnsent(session.user.id);
     void api
       .logout()
       .catch(() => undefined)
@@ -93,6 +97,17 @@ export async function bootRoomPage(options: RoomPageOptions): Promise<void> {
   }
 }
 
+/** Storage for unsent messages; reading `window.localStorage` itself throws where the browser disables it. */
+const localStorageOf = (): Storage => window.localStorage;
+
+function forgetUnsent(userId: string): void {
+  try {
+    clearUnsent(localStorageOf(), userId);
+  } catch {
+    // No storage: nothing was kept.
+  }
+}
+
 function openRoom(api: RoomcastApi, session: StoredSession, details: RoomDetails, options: RoomPageOptions): void {
   const settings = readPageSettings();
   const roomId = details.room.id;
@@ -106,13 +121,34 @@ function openRoom(api: RoomcastApi, session: StoredSession, details: RoomDetails
     roomId,
     stompUrls: settings.stompUrls,
     ...(settings.webSocketFactory ? { webSocketFactory: settings.webSocketFactory } : {}),
+    // Unsent messages survive a reload, kept per user (and room) so another login here never sees them.
+    persistUnsent: { storage: localStorageOf, userId: session.user.id },
   });
   const hooks = options.setup({ api, session, details, client, names });
-  const view = new MessageView(required('messages'), required('pending'), names, session.user, hooks.decorate);
+  const composerText = required<HTMLInputElement>('message-text');
+  const view = new MessageView(
+    required('messages'),
+    required('pending'),
+    names,
+    session.user,
+    {
+      discard(o) {
+        client.discard(o.clientMsgId);
+        composerText.focus();
+      },
+      edit(o) {
+        const request = client.edit(o.clientMsgId);
+        if (request) hooks.edit(request);
+        composerText.focus();
+      },
+    },
+    hooks.decorate,
+  );
 
   const state = required('connection');
   const online = required('online-count');
   const banner = required('room-error');
+  const sendNotice = required('send-notice');
   client.on('state', (s) => {
     state.dataset.state = s;
     state.textContent = STATE_TEXT[s];
@@ -125,6 +161,10 @@ function openRoom(api: RoomcastApi, session: StoredSession, details: RoomDetails
     hooks.onPresence?.(p);
   });
   client.on('error', (err, fatal) => {
+    if (err.code === 'storage_unavailable') {
+      sendNotice.textContent = 'This browser cannot keep unsent messages (storage is off or full): if you reload, anything not yet sent is lost.';
+      sendNotice.hidden = false;
+    }
     if (!fatal) return;
     if (err instanceof ApiError && err.status === 401) {
       clearSession();
