@@ -2,7 +2,7 @@
  * Drives one person's roomcast page in its own browser context, the way that person would:
  * log in, open the room, type, read what is shown.
  */
-import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { expect, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
 import { PASSWORD, type TestUser } from '../../server/test/helpers/harness';
 import type { Target } from './target';
 
@@ -100,6 +100,11 @@ export class RoomPageDriver {
     await this.page.locator('#audience').selectOption(to);
     await this.page.locator('#message-text').fill(text);
     await this.page.locator('#message-text').press('Enter');
+  }
+
+  /** One of this person's messages the server has not stored (being sent, or refused), by its text. */
+  unsent(text: string): Locator {
+    return this.page.locator('#pending > li', { hasText: text });
   }
 
   /** The room's messages as shown, top to bottom. */
