@@ -191,6 +191,38 @@ describe('transient failures', () => {
     for (const o of sent) expect(new Set(server.calls.filter((c) => c.body.text === o.request.body.text).map((c) => c.clientMsgId))).toEqual(new Set([o.clientMsgId]));
   });
 
+  it('after an outage the waiting messages are stored in the order they were typed, even with no signal that it ended', async () => {
+    const server = new FakeRoomServer();
+    let down = true;
+    server.answer = () => (down ? { status: 502, code: 'bad_gateway', message: 'no app server' } : 'store');
+    const { queue } = makeQueue(server);
+    const typed: OutgoingMessage[] = [];
+    for (const t of ['first', 'second', 'third']) {
+      typed.push(queue.enqueue(chat(t)));
+      await wait(700);
+    }
+    down = false;
+    await wait(16_000);
+    expect(typed.map((o) => o.status)).toEqual(['sent', 'sent', 'sent']);
+    expect(server.storedTexts()).toEqual(['first', 'second', 'third']);
+  });
+
+  it('a message typed while older ones wait to be retried is sent at once, after them', async () => {
+    const server = new FakeRoomServer();
+    let online = false;
+    server.answer = () => (online ? 'store' : 'network');
+    const { queue } = makeQueue(server);
+    queue.enqueue(chat('older 1'));
+    queue.enqueue(chat('older 2'));
+    await wait(5000);
+    // Back online (no event), and the backoff is long by now: the new message does not wait for it, nor overtake.
+    online = true;
+    const fresh = queue.enqueue(chat('new'));
+    await flush();
+    expect(fresh.status).toBe('sent');
+    expect(server.storedTexts()).toEqual(['older 1', 'older 2', 'new']);
+  });
+
   it('a lost answer is retried with the same id and the server stores the message once', async () => {
     const server = new FakeRoomServer();
     server.answer = (_r, attempt) => (attempt === 1 ? 'lost' : 'store');

@@ -3,15 +3,18 @@
  * once, and every retry reuses it: the server stores a message once per id, so a POST whose
  * answer was lost can be sent again safely.
  *
- * One POST at a time, oldest first, so messages keep the order they were typed in while
- * nothing goes wrong. A message that fails never holds up the others:
+ * Sending goes in passes: one POST at a time, every unsent message once, oldest first, so
+ * messages keep the order they were typed in, and after an outage they go again in that order.
+ * A message that fails never holds up the others, which are tried in the same pass:
  * - refused (a 4xx other than 401, 408, 429): `failed` with the server's reason, never retried
  *   (the same request would be refused again); the person discards it or edits it, and an
  *   edited text is a new message with a new id, since the server may have tied the old id to
  *   the refused content (`idempotency_conflict`);
- * - anything else (no answer, 5xx, 408, 429, 401): retried with the same id after its own
- *   backoff, while the messages behind it go ahead. A `Retry-After` holds every send for that
- *   long (the server is saying it cannot take more), up to MAX_RETRY_AFTER_MS.
+ * - anything else (no answer, 5xx, 408, 429, 401): stays `sending` and is tried again, with the
+ *   same id, in the next pass. Passes after a failed one wait out a backoff, cut short when a
+ *   new message is queued (it must not wait behind an older one's backoff) or when the client's
+ *   waker fires (network or connection back). A `Retry-After` holds every send for that long
+ *   (the server is saying it cannot take more), up to MAX_RETRY_AFTER_MS.
  *
  * With `persist`, every unsent message (being sent or failed) is also kept in the browser's
  * storage and restored by `start`, so a reload loses nothing (see unsent-store.ts).
@@ -80,10 +83,6 @@ export interface SendQueueDeps {
 interface Entry {
   readonly outgoing: OutgoingMessage;
   readonly queuedAt: number;
-  /** Transient failures so far: the next backoff's exponent. */
-  attempt: number;
-  /** Not tried again before this time (ms since the epoch). */
-  dueAt: number;
 }
 
 // A function, not an inline comparison: the status can change while a POST is awaited.
@@ -96,7 +95,7 @@ export class SendQueue {
   /** Unsent messages (sending and failed) in the order they were queued. */
   private readonly entries: Entry[] = [];
   private readonly store: UnsentStore | null;
-  /** Cuts the queue's own pause short when there is something new to send; the client's waker is for the network. */
+  /** Cuts the queue's own pause short when there is something new to send (the client's waker is the network's, shared). */
   private readonly kicks = new Waker();
   /** A `Retry-After` holds every send until then. */
   private heldUntil = 0;
@@ -165,7 +164,7 @@ export class SendQueue {
     const outgoing: OutgoingMessage = { clientMsgId: request.clientMsgId, request, status: 'sending', message: null, error: null };
     // Strictly increasing, so the restored order is the typed order even for two messages in one millisecond.
     this.lastQueuedAt = Math.max(Date.now(), this.lastQueuedAt + 1);
-    const entry: Entry = { outgoing, queuedAt: this.lastQueuedAt, attempt: 0, dueAt: 0 };
+    const entry: Entry = { outgoing, queuedAt: this.lastQueuedAt };
     this.entries.push(entry);
     this.save(entry);
     this.deps.onChange(outgoing);
@@ -175,7 +174,7 @@ export class SendQueue {
 
   private entryOf(r: UnsentRecord): Entry {
     const error = r.error ? new RoomClientError(r.error.code, r.error.message) : null;
-    return { outgoing: { clientMsgId: r.clientMsgId, request: r.request, status: r.status, message: null, error }, queuedAt: r.queuedAt, attempt: 0, dueAt: 0 };
+    return { outgoing: { clientMsgId: r.clientMsgId, request: r.request, status: r.status, message: null, error }, queuedAt: r.queuedAt };
   }
 
   private save(entry: Entry): void {
@@ -195,54 +194,64 @@ export class SendQueue {
     if (this.running || this.stopped) return;
     this.running = true;
     try {
-      while (!this.stopped) {
-        const now = Date.now();
-        const sending = this.entries.filter((e) => isSending(e.outgoing));
-        if (sending.length === 0) break;
-        // The oldest message that is due goes first: with no failures that is simply the oldest.
-        const due = now >= this.heldUntil ? sending.find((e) => e.dueAt <= now) : undefined;
-        if (due) await this.attempt(due);
-        else await this.pause(Math.max(this.heldUntil, Math.min(...sending.map((e) => e.dueAt))) - now);
+      // Passes in a row with a transient failure: the backoff's exponent.
+      let failedPasses = 0;
+      while (!this.stopped && this.entries.some((e) => isSending(e.outgoing))) {
+        const held = this.heldUntil - Date.now();
+        if (held > 0) await this.pause(held);
+        else if (await this.pass()) failedPasses = 0;
+        else await this.pause(backoffDelay(failedPasses++, this.deps.backoff));
       }
     } finally {
       this.running = false;
     }
   }
 
-  private async attempt(entry: Entry): Promise<void> {
+  /**
+   * Tries every message being sent once, oldest first (those queued meanwhile included).
+   * True when none failed transiently; stops early when the server asked to wait.
+   */
+  private async pass(): Promise<boolean> {
+    const tried = new Set<Entry>();
+    let clean = true;
+    for (;;) {
+      const next = this.entries.find((e) => isSending(e.outgoing) && !tried.has(e));
+      if (!next || this.stopped) return clean;
+      if (Date.now() < this.heldUntil) return false;
+      tried.add(next);
+      if (!(await this.attempt(next))) clean = false;
+    }
+  }
+
+  /** One POST. False when it failed transiently (to be tried again). */
+  private async attempt(entry: Entry): Promise<boolean> {
     const o = entry.outgoing;
     let message: RoomMessage;
     try {
       message = await this.deps.post(o.request);
     } catch (err) {
       // Its copy arrived meanwhile: stored after all, nothing to retry.
-      if (!isSending(o)) return;
+      if (!isSending(o)) return true;
       o.error = asClientError(err);
-      if (isRefusal(err)) {
+      const refused = isRefusal(err);
+      if (refused) {
         o.status = 'failed';
         this.save(entry);
       } else {
-        const now = Date.now();
-        entry.dueAt = now + backoffDelay(entry.attempt++, this.deps.backoff);
         const retryAfterMs = err instanceof ApiError ? err.retryAfterMs : null;
-        if (retryAfterMs !== null) this.heldUntil = Math.max(this.heldUntil, now + Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
+        if (retryAfterMs !== null) this.heldUntil = Math.max(this.heldUntil, Date.now() + Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
       }
       this.deps.onChange(o);
-      return;
+      return refused;
     }
     this.markSent(entry, message);
+    return true;
   }
 
-  /**
-   * Waits until `ms` pass, something new is queued, or the client's waker fires. The last
-   * means the network or the connection is back: every backoff ends (not a `Retry-After`,
-   * which is the server's), and the waiting messages go again in their order.
-   */
+  /** Waits `ms`, or less: until a new message is queued or the client's waker fires (network or connection back). */
   private async pause(ms: number): Promise<void> {
-    const until = Date.now() + ms;
-    const networkBack = await Promise.race([this.deps.waker.sleep(ms).then(() => true), this.kicks.sleep(ms).then(() => false)]);
+    await Promise.race([this.deps.waker.sleep(ms), this.kicks.sleep(ms)]);
     this.kicks.wake();
-    if (networkBack && Date.now() < until) for (const e of this.entries) e.dueAt = 0;
   }
 
   private markSent(entry: Entry, message: RoomMessage): void {
