@@ -412,15 +412,17 @@ describe('unsent messages across a reload', () => {
     const server = new FakeRoomServer();
     const prefix = `roomcast.unsent/${USER_ID}/${ROOM_ID}/`;
     storage.setItem(`${prefix}not-json`, '{');
+    storage.setItem(`${prefix}%E0%A4%A`, '{}');
     storage.setItem(`${prefix}wrong-id`, JSON.stringify({ clientMsgId: 'other', request: {}, status: 'sending', error: null, queuedAt: 1 }));
     storage.setItem(`${prefix}no-body`, JSON.stringify({ clientMsgId: 'no-body', request: { clientMsgId: 'no-body', audience: 'everyone', kind: 'chat' }, status: 'sending', error: null, queuedAt: 1 }));
     storage.setItem('unrelated', 'kept');
-    const { queue } = makeQueue(server, { storage: () => storage });
+    const { queue, errors } = makeQueue(server, { storage: () => storage });
     queue.start();
     await flush();
     expect(queue.pending).toEqual([]);
     expect(server.calls).toEqual([]);
     expect([...storage.items.keys()]).toEqual(['unrelated']);
+    expect(errors).toEqual([]);
   });
 
   it('storage the browser disables degrades to memory only, with one non-fatal error', async () => {

@@ -74,6 +74,15 @@ function parseRecord(text: string | null, clientMsgId: string): UnsentRecord | n
   return ok ? (r as unknown as UnsentRecord) : null;
 }
 
+/** The client message id in the last part of a key; '' (matching no record) when it is not valid URI encoding. */
+function decodedId(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return '';
+  }
+}
+
 /** Every key of `storage` that starts with `prefix` (collected first: removing while iterating shifts the indexes). */
 function keysWithPrefix(storage: StorageLike, prefix: string): string[] {
   const keys: string[] = [];
@@ -110,7 +119,7 @@ export class UnsentStore {
     const records: UnsentRecord[] = [];
     try {
       for (const key of keysWithPrefix(this.storage, this.prefix)) {
-        const record = parseRecord(this.storage.getItem(key), decodeURIComponent(key.slice(this.prefix.length)));
+        const record = parseRecord(this.storage.getItem(key), decodedId(key.slice(this.prefix.length)));
         if (record) records.push(record);
         else this.storage.removeItem(key);
       }
