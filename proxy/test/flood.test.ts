@@ -7,9 +7,7 @@
  * (127.0.0.2) logs in, subscribes and receives a message through it meanwhile.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import https from 'node:https';
-import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +19,7 @@ import { chat, makeRoom, PASSWORD, startHarness, type Harness } from '../../serv
 import { connectStomp, subscribeWithReceipt, waitFor } from '../../server/test/helpers/stomp';
 import { perAddressLimit } from '../src/descriptor-budget';
 import { makeTestCertificates, type TestCertificates } from './helpers/certs';
+import { freePort } from './helpers/ports';
 import { httpsFetch } from './helpers/proxy';
 import { stompText } from './helpers/raw-stomp';
 
@@ -31,14 +30,6 @@ const SILENT = 500;
 const FAILING_LOGIN = 100;
 const FLOODER = '127.0.0.1';
 const OTHER = '127.0.0.2';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  return port;
-}
 
 interface FloodSocket {
   /** The upgrade's answer: 101, or the refusal's status (0: the connection failed). */

@@ -5,8 +5,6 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { once } from 'node:events';
-import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,14 +12,7 @@ import { repoRoot } from '../../shared/config';
 import type { UpstreamSnapshot } from '../src/index';
 import { waitFor } from '../../server/test/helpers/stomp';
 import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  return port;
-}
+import { freePort } from './helpers/ports';
 
 type Outcome = { ws: WebSocket } | { status: number; body: string } | { error: string };
 

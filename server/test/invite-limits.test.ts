@@ -7,11 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INVITE_LIMITS } from '../src/auth/attempt-limiter';
 import type { ApiResponse } from './helpers/api-client';
-import { makeRoom, makeUser, startHarness, type Harness, type TestUser } from './helpers/harness';
+import { freshAddress, makeRoom, makeUser, startHarness, type Harness, type TestUser } from './helpers/harness';
 
 let h: Harness;
-/** A random private address per call, as the proxy would send it in X-Forwarded-For. */
-const freshAddress = (): string => `10.${[...randomBytes(3)].join('.')}`;
 
 beforeAll(async () => {
   h = await startHarness();

@@ -3,14 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addressKey } from '../src/auth/attempt-limiter';
 import { ApiClient, type ApiResponse } from './helpers/api-client';
 import { testConfig } from './helpers/config';
-import { PASSWORD, makeUser, startHarness, uniqueName, type Harness, type TestUser } from './helpers/harness';
+import { PASSWORD, freshAddress, makeUser, startHarness, uniqueName, type Harness, type TestUser } from './helpers/harness';
 
 let h: Harness;
-/**
- * A random private address per call, as the proxy would send it in X-Forwarded-For: counts
- * live in Redis for minutes, so fixed addresses would carry them into the next run.
- */
-const freshAddress = (): string => `10.${[...randomBytes(3)].join('.')}`;
 
 beforeAll(async () => {
   h = await startHarness();

@@ -71,3 +71,9 @@ export function chat(text: string, extra: Record<string, unknown> = {}): Record<
   counter++;
   return { clientMsgId: `c-${Date.now()}-${counter}-${randomBytes(3).toString('hex')}`, audience: 'everyone', kind: 'chat', body: { text }, ...extra };
 }
+
+/**
+ * A random private address, as the proxy would send it in X-Forwarded-For: limits count per
+ * address in Redis for minutes, so a fixed one would carry counts into the next run.
+ */
+export const freshAddress = (): string => `10.${[...randomBytes(3)].join('.')}`;
