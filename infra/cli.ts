@@ -44,6 +44,9 @@ async function printStatus(config: Config): Promise<void> {
 }
 
 async function startAll(config: Config): Promise<void> {
+  // Services this run finds running belong to someone else (another checkout's run, the tests):
+  // stopping them on Ctrl-C would take them away from under it.
+  const servicesWereUp = (await servicesStatus(config)).every((s) => s.up);
   const { appUrls, proxy, started } = await ensureSystem(config, log);
   const demo = await seedDemo(config);
   console.log(
@@ -63,7 +66,11 @@ async function startAll(config: Config): Promise<void> {
     log.info('everything was already running; `npm stop` stops it');
     return;
   }
-  log.info('running; Ctrl-C (or `npm stop` elsewhere) stops everything');
+  log.info(
+    servicesWereUp
+      ? 'running; Ctrl-C stops the app servers and the proxy (the services were already running and stay up; `npm stop` stops everything)'
+      : 'running; Ctrl-C (or `npm stop` elsewhere) stops everything',
+  );
   const stoppedElsewhere = await new Promise<boolean>((resolve) => {
     process.once('SIGINT', () => resolve(false));
     process.once('SIGTERM', () => resolve(false));
@@ -74,8 +81,8 @@ async function startAll(config: Config): Promise<void> {
       }
     }, 1000);
   });
-  if (stoppedElsewhere) log.info('the proxy is gone (npm stop?); stopping what is left');
-  await stopAll(config);
+  if (stoppedElsewhere) log.info('the proxy is gone (npm stop?); stopping what is left of this run');
+  await (servicesWereUp ? stopFrontEnds(config, log) : stopAll(config));
   process.exit(0);
 }
 
