@@ -12,6 +12,8 @@ import type { StompHead } from './stomp-frames';
 /** The only headers a SUBSCRIBE may carry: everything else (x-queue-name, durable, auto-delete, exclusive, x-* …) shapes a queue. */
 const SUBSCRIBE_HEADERS = new Set(['id', 'destination', 'ack', 'prefetch-count', 'receipt']);
 const ACK_MODES = new Set(['auto', 'client', 'client-individual']);
+/** SUBSCRIBE frames a connection may send over its life, per subscription it may hold at once. */
+const SUBSCRIBES_PER_SLOT = 4;
 
 export interface SessionLimits {
   maxSubscriptions: number;
@@ -34,6 +36,8 @@ export class StompSessionPolicy {
   login: string | null = null;
   /** Live subscriptions: id → destination. */
   private readonly subscriptions = new Map<string, string>();
+  /** SUBSCRIBE frames passed on this connection, unsubscribed ones included. */
+  private subscribes = 0;
   private readonly handlers: Record<string, Handler>;
 
   constructor(private readonly limits: SessionLimits) {
@@ -102,6 +106,14 @@ export class StompSessionPolicy {
     if (this.subscriptions.size >= this.limits.maxSubscriptions) {
       throw new GateRefusal('too_many_subscriptions', `at most ${this.limits.maxSubscriptions} subscriptions per connection`);
     }
+    // Each SUBSCRIBE costs the broker a queue and broker-auth a claim kept 10 minutes in Redis;
+    // a connection that unsubscribes and subscribes in a loop would multiply both. The client
+    // subscribes once per destination and connection, so a few times the cap is plenty.
+    const lifetime = this.limits.maxSubscriptions * SUBSCRIBES_PER_SLOT;
+    if (this.subscribes >= lifetime) {
+      throw new GateRefusal('too_many_subscriptions', `at most ${lifetime} SUBSCRIBE frames per connection; reconnect to start over`);
+    }
+    this.subscribes++;
     this.subscriptions.set(id, destination);
   }
 

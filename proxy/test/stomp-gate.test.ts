@@ -152,6 +152,17 @@ describe('the STOMP gate', () => {
     expect(g3.push(subscribe(rooms[4]!))).toHaveLength(1);
   });
 
+  it('refuses a connection that subscribes and unsubscribes in a loop, past a few times its cap', () => {
+    const gate = connected();
+    const all = exchangeDestination(roomAllKey(room));
+    const lifetime = limits.maxSubscriptions * 4;
+    for (let i = 0; i < lifetime; i++) {
+      gate.push(subscribe(all, {}, `s${i}`));
+      gate.push(clientFrame(stomp('UNSUBSCRIBE', { id: `s${i}` })));
+    }
+    expect(refusal(() => gate.push(subscribe(all, {}, 'one-more')))).toBe('too_many_subscriptions');
+  });
+
   it('refuses frames over the size limit, compressed, unmasked or malformed ones', () => {
     const big = 'x'.repeat(limits.maxFrameBytes + 1);
     expect(refusal(() => connected().push(clientFrame(stomp('ACK', { id: big }))))).toBe('frame_too_large');
