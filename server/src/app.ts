@@ -10,7 +10,7 @@ import { repoRoot, type Config } from '../../shared/config';
 import type { BrokerConnection } from './broker/broker-connection';
 import { migrate } from './db/migrate';
 import { errorHandler, notFound } from './http/error-handler';
-import { jsonGuard } from './http/json-guard';
+import { jsonGuard, refuseInvalidUtf8 } from './http/json-guard';
 import { requestLog } from './http/request-log';
 import { pageHeaders, securityHeaders } from './http/security-headers';
 import { createLogger, type Logger } from './logger';
@@ -68,7 +68,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.set('trust proxy', 'loopback');
   app.use(securityHeaders());
   app.use(requestLog(logger, metrics));
-  app.use(express.json({ limit: MAX_REQUEST_BYTES, strict: true }));
+  app.use(express.json({ limit: MAX_REQUEST_BYTES, strict: true, verify: refuseInvalidUtf8 }));
   app.use(jsonGuard());
   app.use(healthRoutes({ pool, redis, broker, metrics }));
   app.use('/api', authRoutes({ users, sessions, rooms, loginLimiter: services.loginLimiter, revocations: services.revocations, metrics }));

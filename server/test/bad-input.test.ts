@@ -157,6 +157,20 @@ describe('JSON that parses but cannot be kept exactly', () => {
     await expectRoundTrip('{"text":"\\ud83d\\ude00 and \\u00e9"}');
   });
 
+  it('refuses bytes that are not UTF-8 with 400 invalid_utf8, instead of storing U+FFFD in their place', async () => {
+    const [head, tail] = rawSend('{"text":"@"}').split('@') as [string, string];
+    for (const bad of [[0xff, 0xfe], [0xc3], [0xed, 0xa0, 0x80]]) {
+      const res = await fetch(`${h.server.url}${path()}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${learner.token}` },
+        body: Buffer.concat([Buffer.from(head), Buffer.from(bad), Buffer.from(tail)]),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_utf8');
+    }
+    await expectRoundTrip('{"text":"caf\u00e9 \u4e2d"}');
+  });
+
   it('refuses nesting deep enough to overflow a recursive walk with 413 json_too_deep', async () => {
     // About 5,000 levels in under 16 KiB: before the guard this overflowed the stack (500).
     await expectRefused(learner.api.request('POST', path(), rawSend(nested(2500))), 413, 'json_too_deep');

@@ -1,6 +1,7 @@
 /** Error codes the HTTP API returns in `{ "error": { "code", "message" } }`. */
 export const ERROR_CODES = [
   'invalid_json',
+  'invalid_utf8',
   'invalid_request',
   'payload_too_large',
   'body_too_large',

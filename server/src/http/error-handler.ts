@@ -8,6 +8,8 @@ function bodyParserError(err: unknown): AppError | null {
   const e = err as { type?: unknown; status?: unknown; expose?: unknown };
   if (e?.type === 'entity.too.large') return new AppError(413, 'payload_too_large', 'request body is larger than the server accepts');
   if (e?.type === 'entity.parse.failed') return new AppError(400, 'invalid_json', 'request body is not valid JSON');
+  // Thrown by our own `verify` (refuseInvalidUtf8); body-parser wraps it and would call it 403.
+  if (e?.type === 'entity.verify.failed') return new AppError(400, 'invalid_utf8', 'the request body is not valid UTF-8');
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
     return new AppError(415, 'unsupported_media_type', 'unsupported request encoding or charset; send UTF-8 JSON');
   }

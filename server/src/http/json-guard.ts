@@ -14,8 +14,17 @@
  * Postgres jsonb unchanged (up to jsonb's key order), `__proto__` keys included: JSON.parse
  * makes them own properties and nothing here copies objects.
  */
+import { isUtf8 } from 'node:buffer';
 import type { NextFunction, Request, Response } from 'express';
 import { AppError } from '../errors';
+
+/**
+ * express.json's `verify`: the raw body must be valid UTF-8. The decoder would otherwise turn
+ * each bad byte into U+FFFD, and the server would store something other than what was sent.
+ */
+export function refuseInvalidUtf8(_req: unknown, _res: unknown, body: Buffer): void {
+  if (!isUtf8(body)) throw new AppError(400, 'invalid_utf8', 'the request body is not valid UTF-8');
+}
 
 /** Objects and arrays nested deeper than this are refused; a message body needs a handful. */
 export const MAX_JSON_DEPTH = 32;
