@@ -57,6 +57,22 @@ describe('invite code guessing', () => {
     expect((await join(other, room.inviteCode, freshAddress())).status).toBe(200);
   });
 
+  it('is given only to instructors: no answer to a learner carries it', async () => {
+    const room = await makeRoom(h, 1);
+    const learner = room.learners[0]!;
+    for (const path of ['/api/me', '/api/rooms', `/api/rooms/${room.id}`]) {
+      const res = await learner.api.get(path);
+      expect(res.status).toBe(200);
+      expect(JSON.stringify(res.body), path).not.toContain(room.inviteCode);
+    }
+    const joined = await join(await makeUser(h, 'learner'), room.inviteCode, freshAddress());
+    expect(joined.status).toBe(200);
+    expect(joined.body.room.inviteCode).toBeUndefined();
+    for (const path of ['/api/me', '/api/rooms', `/api/rooms/${room.id}`]) {
+      expect(JSON.stringify((await room.instructor.api.get(path)).body), path).toContain(room.inviteCode);
+    }
+  });
+
   it('counts one address across accounts', async () => {
     const from = freshAddress();
     let refused: ApiResponse | undefined;

@@ -145,6 +145,13 @@ describe('revocation of live broker connections', () => {
     expect((await learner.api.post('/api/rooms/join', { inviteCode: room.inviteCode })).status).toBe(200);
   });
 
+  it("refuses the room's creator leaving it, which would leave the room without its instructor", async () => {
+    const room = await makeRoom(h, 0);
+    const res = await room.instructor.api.post(`/api/rooms/${room.id}/leave`);
+    expect([res.status, res.body.error.code]).toEqual([403, 'creator_cannot_leave']);
+    expect(await h.server.services.mirror.role(room.id, room.instructor.id)).toBe('instructor');
+  });
+
   it('on a password change, ends every session and closes every connection, and answers with a fresh session', async () => {
     const room = await makeRoom(h, 1);
     const learner = room.learners[0]!;

@@ -33,7 +33,7 @@ export async function seedDemo(config: Config): Promise<DemoSeed> {
     const learners = await Promise.all(LEARNERS.map((l) => services.users.create({ ...l, password: DEMO_PASSWORD })));
     const session = { userId: ada.id, username: ada.username, displayName: ada.displayName, role: ada.role };
     const existing = (await services.rooms.forUser(ada.id)).find((r) => r.name === DEMO_ROOM);
-    const room = existing ?? (await services.roomService.create(session, DEMO_ROOM));
+    const room = (existing && (await services.rooms.get(existing.id))) ?? (await services.roomService.create(session, DEMO_ROOM));
     for (const l of learners) {
       await services.roomService.join({ userId: l.id, username: l.username, displayName: l.displayName, role: l.role }, room.inviteCode);
     }

@@ -66,8 +66,10 @@ export class RoomService {
     }
   }
 
-  /** The caller ends its own membership. */
+  /** The caller ends its own membership; the room's creator cannot, or the room could be left without an instructor. */
   async leave(user: Session, roomId: string): Promise<void> {
+    const room = await this.rooms.get(roomId);
+    if (room?.createdBy === user.userId) throw new ForbiddenError('creator_cannot_leave', "the room's creator cannot leave it");
     if (await this.endMembership(roomId, user.userId, 'left_room')) return;
     await this.requireMember(roomId, user.userId); // throws the right 404 or 403
   }

@@ -32,6 +32,16 @@ export function newInviteCode(): string {
 
 export const newRoomId = (): string => randomUUID();
 
+/** A room as a member may see it: the invite code admits anyone, so only instructors get it. */
+export type VisibleRoom = Omit<Room, 'inviteCode'> & { inviteCode?: string };
+
+export function asSeenBy(room: Room, role: Role): VisibleRoom {
+  if (role === 'instructor') return room;
+  const seen: VisibleRoom = { ...room };
+  delete seen.inviteCode;
+  return seen;
+}
+
 export class RoomStore {
   constructor(private readonly pool: Pool) {}
 
@@ -108,13 +118,13 @@ export class RoomStore {
     return rows[0]?.role ?? null;
   }
 
-  async forUser(userId: string): Promise<(Room & { role: Role })[]> {
+  async forUser(userId: string): Promise<(VisibleRoom & { role: Role })[]> {
     const { rows } = await this.pool.query<RoomRow & { role: Role }>(
       `SELECT ${ROOM_COLUMNS}, m.role FROM rooms r JOIN memberships m ON m.room_id = r.id
        WHERE m.user_id = $1 ORDER BY r.created_at`,
       [userId],
     );
-    return rows.map((r) => ({ ...toRoom(r), role: r.role }));
+    return rows.map((r) => ({ ...asSeenBy(toRoom(r), r.role), role: r.role }));
   }
 
   async members(roomId: string): Promise<Member[]> {

@@ -8,7 +8,7 @@ import { clientAddress } from '../http/client-address';
 import { parse } from '../http/validate';
 import type { Metrics } from '../metrics';
 import type { RoomService } from '../rooms/room-service';
-import type { RoomStore } from '../rooms/room-store';
+import { asSeenBy, type RoomStore } from '../rooms/room-store';
 import type { SessionStore } from '../sessions/session-store';
 
 const createBody = z.object({ name: z.string().trim().min(1).max(120) }).strict();
@@ -57,7 +57,7 @@ export function roomRoutes(deps: {
     }
     const room = await deps.roomService.join(session, body.inviteCode);
     await deps.inviteLimiter.succeeded(session.userId, address);
-    res.json({ room });
+    res.json({ room: { ...asSeenBy(room, room.role), role: room.role } });
   });
 
   router.get('/rooms/:roomId', async (req, res) => {
@@ -65,7 +65,7 @@ export function roomRoutes(deps: {
     const { room, role } = await deps.roomService.requireMember(roomId, authOf(res).session.userId);
     const members = await deps.rooms.members(roomId);
     // Learners see who is in the room; only instructors get the invite code to share.
-    res.json({ room: role === 'instructor' ? room : { ...room, inviteCode: undefined }, role, members });
+    res.json({ room: asSeenBy(room, role), role, members });
   });
 
   /** An instructor removes a member: Postgres, the broker's membership mirror, presence, then its live connections. */
