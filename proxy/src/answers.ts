@@ -13,8 +13,17 @@ const errorJson = (code: ErrorCode, message: string): string => JSON.stringify({
  * nothing): a browser that saw it uses https for this host, on every port, for a year.
  */
 export const STRICT_TRANSPORT_SECURITY = 'max-age=31536000';
-/** The proxy's own answers are JSON and must never be sniffed into something else. */
-const NOSNIFF = { 'x-content-type-options': 'nosniff' };
+/**
+ * The proxy's own answers are JSON errors: never sniffed into something else, framed, cached or
+ * allowed to load anything, the same as the app server's API answers.
+ */
+const NOSNIFF = {
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
 
 export function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
   const body = errorJson(code, message);

@@ -90,7 +90,7 @@ describe('the Origin of a WebSocket upgrade', () => {
 });
 
 describe('headers on the HTTPS port', () => {
-  it('sends Strict-Transport-Security on forwarded answers and on its own, nosniff on its own errors', async () => {
+  it('sends Strict-Transport-Security on forwarded answers and on its own, and the API headers (nosniff, CSP, no framing) on its own errors', async () => {
     const forwarded = await p.api().get('/echo');
     expect(forwarded.status).toBe(200);
     expect(forwarded.headers.get('strict-transport-security')).toBe('max-age=31536000');
@@ -99,6 +99,10 @@ describe('headers on the HTTPS port', () => {
     expect(own.status).toBe(404);
     expect(own.headers.get('strict-transport-security')).toBe('max-age=31536000');
     expect(own.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(own.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
+    expect(own.headers.get('x-frame-options')).toBe('DENY');
+    expect(own.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(own.headers.get('cache-control')).toBe('no-store');
   });
 
   it('sends no Strict-Transport-Security on the plain-HTTP redirect', async () => {
