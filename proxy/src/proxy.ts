@@ -181,7 +181,7 @@ export async function createProxy(config: Config, options: ProxyOptions = {}): P
     logger.debug({ ip: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
     socket.destroy();
   });
-  const redirect = createRedirectServer(publicHost(config.proxy.host), () => ports.https);
+  const redirect = createRedirectServer(() => [...(origins ??= allowedOrigins(config, ports.https))]);
   // The redirect port draws on the same descriptors: its connections count toward their
   // address's share (one over it is simply closed: a redirect is not worth telling why), and
   // one that says nothing is dropped like on the HTTPS port.

@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,6 +77,22 @@ describe('the plain-HTTP port', () => {
     const res = await fetch(`http://127.0.0.1:${p.proxy.ports.http}/api/rooms?x=1`, { method: 'POST', redirect: 'manual' });
     expect(res.status).toBe(308);
     expect(res.headers.get('location')).toBe(`https://127.0.0.1:${p.proxy.ports.https}/api/rooms?x=1`);
+  });
+
+  it('never sends a browser to a host that is not one of its public origins', async () => {
+    const locationFor = (host: string): Promise<string | undefined> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: p.proxy.ports.http, path: '/x', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.headers.location);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await locationFor('evil.example')).toBe(`https://localhost:${p.proxy.ports.https}/x`);
+    expect(await locationFor('evil.example:8080')).toBe(`https://localhost:${p.proxy.ports.https}/x`);
+    expect(await locationFor('LOCALHOST:80')).toBe(`https://localhost:${p.proxy.ports.https}/x`);
+    expect(await locationFor('127.0.0.1')).toBe(`https://127.0.0.1:${p.proxy.ports.https}/x`);
   });
 });
 
