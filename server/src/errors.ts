@@ -35,7 +35,7 @@ export class AuthError extends AppError {
 
 export class ForbiddenError extends AppError {
   override name = 'ForbiddenError';
-  constructor(code: 'forbidden' | 'not_a_member' | 'cannot_remove_member' | 'creator_cannot_leave' | 'removed_from_room', message: string) {
+  constructor(code: 'forbidden' | 'not_a_member' | 'cannot_remove_member' | 'creator_cannot_leave' | 'instructor_only_kind' | 'removed_from_room', message: string) {
     super(403, code, message);
   }
 }

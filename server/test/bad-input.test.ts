@@ -52,6 +52,12 @@ describe('bad input on send', () => {
     await expectRefused(learner.api.post(path(), chat('z'.repeat(100 * 1024))), 413, 'payload_too_large');
   });
 
+  it("refuses a learner's announcement or answer (the pages show them as the instructor's word) with 403 instructor_only_kind", async () => {
+    await expectRefused(learner.api.post(path(), chat('class is cancelled', { kind: 'announcement' })), 403, 'instructor_only_kind');
+    await expectRefused(learner.api.post(path(), chat('the answer is 42', { kind: 'answer' })), 403, 'instructor_only_kind');
+    expect((await room.instructor.api.post(path(), chat('class is on', { kind: 'announcement' }))).status).toBe(201);
+  });
+
   it('refuses invalid JSON with 400 invalid_json', async () => {
     await expectRefused(learner.api.request('POST', path(), '{"clientMsgId": "a", '), 400, 'invalid_json');
   });

@@ -28,6 +28,7 @@ export const ERROR_CODES = [
   // Removing a member the caller may not remove (the room's creator, or oneself: leave instead).
   'cannot_remove_member',
   'creator_cannot_leave',
+  'instructor_only_kind',
   // Joining a room an instructor removed the caller from.
   'removed_from_room',
   // Answered by the TLS proxy itself, before any app server sees the request.

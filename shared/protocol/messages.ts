@@ -6,6 +6,8 @@ export const MAX_BODY_BYTES = 16 * 1024;
 
 export const MESSAGE_KINDS = ['chat', 'question', 'answer', 'action', 'announcement'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
+/** Kinds only an instructor may send: the pages show them as the instructor's word. */
+export const INSTRUCTOR_KINDS: readonly MessageKind[] = ['announcement', 'answer'];
 
 export const AUDIENCES = ['everyone', 'instructors', 'member'] as const;
 export type Audience = (typeof AUDIENCES)[number];

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { sendMessageRequest, type ResyncPage } from '../../../shared/protocol/messages';
+import { INSTRUCTOR_KINDS, sendMessageRequest, type ResyncPage } from '../../../shared/protocol/messages';
+import { ForbiddenError } from '../errors';
 import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
 import type { MessageStore } from '../messages/message-store';
@@ -36,7 +37,11 @@ export function messageRoutes(deps: {
     // prototype instead of adding the key: the key would vanish. Send the object JSON.parse
     // made (own properties only, vetted by jsonGuard) so the body round-trips exactly.
     const body = { ...parsed, body: (req.body as { body: Record<string, unknown> }).body };
-    const { message, replayed } = await deps.sendMessage.send(roomId, authOf(res).session.userId, body);
+    const { session } = authOf(res);
+    if (session.role !== 'instructor' && INSTRUCTOR_KINDS.includes(body.kind)) {
+      throw new ForbiddenError('instructor_only_kind', `only instructors send "${body.kind}" messages; send a chat or a question`);
+    }
+    const { message, replayed } = await deps.sendMessage.send(roomId, session.userId, body);
     if (replayed) res.set('Idempotent-Replayed', 'true');
     res.status(201).json({ id: message.id, seq: message.seq, message });
     stop();
