@@ -2,6 +2,15 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** One `no-restricted-imports` block per folder: the import patterns its files may not use. */
+const boundaries = (rules) =>
+  Object.entries(rules).map(([folder, forbidden]) => ({
+    files: [folder],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: forbidden, message: `${folder} may not import this (docs/architecture.md)` }] }],
+    },
+  }));
+
 export default tseslint.config(
   { ignores: ['node_modules/', '.data*/', 'dist/', 'web/dist/', 'e2e/screenshots/', 'bench/results/'] },
   js.configs.recommended,
@@ -27,6 +36,14 @@ export default tseslint.config(
     files: ['infra/cli.ts'],
     rules: { 'no-console': 'off' },
   },
+  // The arrows between parts (docs/architecture.md): a part never imports the tooling around it,
+  // the server and the proxy never import each other, the browser code only the protocol.
+  ...boundaries({
+    'shared/protocol/**': ['**/shared/config*', '**/shared/cli-args*', '**/server/**', '**/proxy/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', 'node:*'],
+    'web/src/**': ['**/shared/config*', '**/shared/cli-args*', '**/server/**', '**/proxy/**', '**/infra/**', '**/bench/**', '**/e2e/**', 'node:*'],
+    'server/src/**': ['**/proxy/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', '**/test/**'],
+    'proxy/src/**': ['**/server/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', '**/test/**'],
+  }),
   {
     files: ['eslint.config.js', 'vitest.config.ts'],
     ...tseslint.configs.disableTypeChecked,
