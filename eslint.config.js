@@ -39,10 +39,11 @@ export default tseslint.config(
   // The arrows between parts (docs/architecture.md): a part never imports the tooling around it,
   // the server and the proxy never import each other, the browser code only the protocol.
   ...boundaries({
-    'shared/protocol/**': ['**/shared/config*', '**/shared/cli-args*', '**/server/**', '**/proxy/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', 'node:*'],
-    'web/src/**': ['**/shared/config*', '**/shared/cli-args*', '**/server/**', '**/proxy/**', '**/infra/**', '**/bench/**', '**/e2e/**', 'node:*'],
+    'shared/protocol/**': ['**/runtime/**', '**/server/**', '**/proxy/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', 'node:*'],
+    'web/src/**': ['**/runtime/**', '**/server/**', '**/proxy/**', '**/infra/**', '**/bench/**', '**/e2e/**', 'node:*'],
     'server/src/**': ['**/proxy/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', '**/test/**'],
     'proxy/src/**': ['**/server/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', '**/test/**'],
+    'runtime/*.ts': ['**/server/**', '**/proxy/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**'],
   }),
   {
     files: ['eslint.config.js', 'vitest.config.ts'],

@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['server/test/**/*.test.ts', 'infra/test/**/*.test.ts', 'proxy/test/**/*.test.ts', 'shared/test/**/*.test.ts', 'bench/test/**/*.test.ts'],
+    include: ['server/test/**/*.test.ts', 'infra/test/**/*.test.ts', 'proxy/test/**/*.test.ts', 'runtime/test/**/*.test.ts', 'bench/test/**/*.test.ts'],
     globalSetup: ['server/test/global-setup.ts'],
     // The suites share one broker cluster and some stop its nodes: run files one at a time.
     fileParallelism: false,

@@ -9,8 +9,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseCli } from '../shared/cli-args';
-import { loadConfig, repoRoot } from '../shared/config';
+import { parseCli } from '../runtime/cli-args';
+import { loadConfig, repoRoot } from '../runtime/config';
 import { appServersStatus } from '../infra/app-servers';
 import { servicesStatus, type Logger } from '../infra/index';
 import { proxyStatus } from '../infra/proxy-service';

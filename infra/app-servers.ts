@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot, type Config } from '../shared/config';
+import { repoRoot, type Config } from '../runtime/config';
 import type { Logger } from './logger';
 import { isHealthy, runningPid, startNodeService, stopNodeService, type NodeService } from './node-process';
 import { dataPaths } from './paths';

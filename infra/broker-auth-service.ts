@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot, type Config } from '../shared/config';
+import { repoRoot, type Config } from '../runtime/config';
 import type { Logger } from './logger';
 import { isHealthy, NodeServiceError, runningPid, startNodeService, stopNodeService, type NodeService } from './node-process';
 import { dataPaths } from './paths';

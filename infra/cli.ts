@@ -2,7 +2,7 @@
  * `tsx infra/cli.ts <command>` (`npm run services -- <command>`). Each command is one entry
  * of the table below; any failure prints one line saying what to do and exits 1.
  */
-import { loadConfig, type Config } from '../shared/config';
+import { loadConfig, type Config } from '../runtime/config';
 import { seedDemo } from '../server/src/cli/seed-demo';
 import { appServersStatus } from './app-servers';
 import { ensureServices, servicesStatus, stopServices, type Logger } from './index';

@@ -3,7 +3,7 @@
  * Services: PostgreSQL, Redis, the broker-auth HTTP service and the RabbitMQ cluster, each on
  * loopback and the ports in `Config`, with all state under `config.dataDir`.
  */
-import type { Config } from '../shared/config';
+import type { Config } from '../runtime/config';
 import { brokerAuthStatus, ensureBrokerAuth, stopBrokerAuth } from './broker-auth-service';
 import type { Logger } from './logger';
 import { ensureOsPackages, SERVICE_PACKAGES } from './os-packages';

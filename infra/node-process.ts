@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../shared/config';
+import { repoRoot } from '../runtime/config';
 import type { Logger } from './logger';
 import { ensureDir } from './paths';
 import { isProcessAlive, isRoot, logTail, readPidFile, terminate, waitUntil } from './processes';

@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Config } from '../shared/config';
+import type { Config } from '../runtime/config';
 
 export interface DataPaths {
   root: string;

@@ -6,7 +6,7 @@
 import { appendFileSync, chmodSync, closeSync, existsSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import type { Config } from '../shared/config';
+import type { Config } from '../runtime/config';
 import type { Logger } from './logger';
 import { dataPaths, ensureDir } from './paths';
 import { isProcessAlive, isRoot, logTail, readPidFile, runChecked, terminate, waitUntil } from './processes';

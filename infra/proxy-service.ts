@@ -3,7 +3,7 @@
  * `proxy/src/main.ts` under tsx, checked through its loopback admin port.
  */
 import path from 'node:path';
-import { repoRoot, type Config } from '../shared/config';
+import { repoRoot, type Config } from '../runtime/config';
 import { publicUrl, tlsFiles } from '../proxy/src/index';
 import type { Logger } from './logger';
 import { isHealthy, runningPid, startNodeService, stopNodeService, type NodeService } from './node-process';

@@ -5,7 +5,7 @@
  * for its peers' tables. The node controls below are also what the failure tests use.
  */
 import { existsSync, writeFileSync } from 'node:fs';
-import type { Config, RabbitNode } from '../shared/config';
+import type { Config, RabbitNode } from '../runtime/config';
 import { silentLogger, type Logger } from './logger';
 import { dataPaths } from './paths';
 import { runCommand, signalIfAlive, waitForExit, waitUntil } from './processes';

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Config, RabbitNode } from '../shared/config';
+import type { Config, RabbitNode } from '../runtime/config';
 import { dataPaths, ensureDir } from './paths';
 import { runChecked } from './processes';
 import { ENABLED_PLUGINS_FILE, nodePaths, sharedPaths } from './rabbitmq-files';

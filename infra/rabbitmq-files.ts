@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot, type Config, type RabbitNode } from '../shared/config';
+import { repoRoot, type Config, type RabbitNode } from '../runtime/config';
 import { dataPaths, ensureDir } from './paths';
 
 /** A template is missing a value or renders to something RabbitMQ would reject. */

@@ -3,7 +3,7 @@
  * boot, check its listeners, stop it. rabbitmq-cluster.ts builds the cluster from these.
  */
 import type { ChildProcess } from 'node:child_process';
-import type { Config, RabbitNode } from '../shared/config';
+import type { Config, RabbitNode } from '../runtime/config';
 import type { Logger } from './logger';
 import { isProcessAlive, logTail, readPidFile, sleep, terminate, waitUntil } from './processes';
 import { assertPortFree, isPortOpen } from './probes';

@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import type { Config } from '../shared/config';
+import type { Config } from '../runtime/config';
 import type { Logger } from './logger';
 import { dataPaths, ensureDir } from './paths';
 import { isProcessAlive, logTail, readPidFile, runChecked, terminate, waitUntil } from './processes';

@@ -3,7 +3,7 @@
  * proxy in front of them. Shared by `npm start`, the chaos run and the benchmarks.
  */
 import { readFileSync } from 'node:fs';
-import type { Config } from '../shared/config';
+import type { Config } from '../runtime/config';
 import { ensureAppServers, stopAppServers } from './app-servers';
 import { ensureServices, type Logger } from './index';
 import { ensureProxy, stopProxy, type ProxyInfo } from './proxy-service';

@@ -4,7 +4,7 @@
  * until every connected client (the web page's client library) is live again.
  */
 import { killNode, startNode } from '../../infra/index';
-import type { Config } from '../../shared/config';
+import type { Config } from '../../runtime/config';
 import { round } from '../lib/stats';
 import { HttpClient } from '../lib/http-client';
 import { dropBenchQueues, makeBenchRooms } from '../lib/roomcast-fixtures';

@@ -1,6 +1,6 @@
 /** The baselines as benchmark targets: the same rooms and posts, their own servers. */
 import { randomBytes } from 'node:crypto';
-import type { Config } from '../../shared/config';
+import type { Config } from '../../runtime/config';
 import type { PreparedRooms, Target } from '../lib/target';
 import { startWorker, type WorkerHandle } from '../lib/workers';
 import type { SocketIoParams } from '../baselines/socketio-server';

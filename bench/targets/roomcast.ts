@@ -3,7 +3,7 @@
  * straight to the Web-STOMP listeners and app servers (baseline (a): the proxy's cost).
  * The system runs as `npm start` runs it: app server processes, the proxy, the broker cluster.
  */
-import type { Config } from '../../shared/config';
+import type { Config } from '../../runtime/config';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
 import type { Services } from '../../server/src/services';
 import { dropBenchQueues, makeBenchRooms, type BenchRoom } from '../lib/roomcast-fixtures';

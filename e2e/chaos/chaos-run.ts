@@ -7,8 +7,8 @@
  *
  *   npm run chaos -- [--duration 120] [--rooms 8] [--viewers 24] [--rate 20] [--processes 4]
  */
-import { parseCli } from '../../shared/cli-args';
-import { loadConfig } from '../../shared/config';
+import { parseCli } from '../../runtime/cli-args';
+import { loadConfig } from '../../runtime/config';
 import type { Logger } from '../../infra/index';
 import { ensureSystem, stopFrontEnds } from '../../infra/system';
 import { createLogger } from '../../server/src/logger';

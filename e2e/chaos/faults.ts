@@ -3,7 +3,7 @@
  * broker nodes, app servers, the proxy, Postgres. Every fault has its repair.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import type { Config } from '../../shared/config';
+import type { Config } from '../../runtime/config';
 import { appServersStatus, ensureAppServers } from '../../infra/app-servers';
 import { killNode, servicesStatus, startNode, type Logger } from '../../infra/index';
 import { waitUntil } from '../../infra/processes';

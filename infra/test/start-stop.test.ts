@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../../shared/config';
+import { repoRoot } from '../../runtime/config';
 import { testConfig } from '../../server/test/helpers/config';
 import { appServersStatus } from '../app-servers';
 import { servicesStatus } from '../index';

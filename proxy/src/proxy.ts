@@ -9,7 +9,7 @@ import https from 'node:https';
 import type net from 'node:net';
 import HttpProxy from 'http-proxy';
 import { pino, type Logger } from 'pino';
-import type { Config } from '../../shared/config';
+import type { Config } from '../../runtime/config';
 import { createAdminServer } from './admin-server';
 import { ClientConnections } from './client-connections';
 import { connectionLimit } from './descriptor-budget';

@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Config } from '../../shared/config';
+import type { Config } from '../../runtime/config';
 import { CertificateError } from './errors';
 
 const run = promisify(execFile);

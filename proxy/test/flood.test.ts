@@ -11,7 +11,7 @@ import https from 'node:https';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../shared/config';
+import { repoRoot } from '../../runtime/config';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
 import { ApiClient } from '../../server/test/helpers/api-client';

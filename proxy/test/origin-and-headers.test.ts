@@ -6,7 +6,7 @@ import type http from 'node:http';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../shared/config';
+import { ConfigError, loadConfig } from '../../runtime/config';
 import { connectionLimit, perAddressLimit, RESERVED_DESCRIPTORS } from '../src/descriptor-budget';
 import { makeTestCertificates, type TestCertificates } from './helpers/certs';
 import { startTestProxy, type TestProxy } from './helpers/proxy';

@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../shared/config';
+import { repoRoot } from '../../runtime/config';
 import type { UpstreamSnapshot } from '../src/index';
 import { waitFor } from '../../server/test/helpers/stomp';
 import { makeTestCertificates, type TestCertificates } from './helpers/certs';

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
 import express from 'express';
-import { repoRoot, type Config } from '../../shared/config';
+import { repoRoot, type Config } from '../../runtime/config';
 import type { BrokerConnection } from './broker/broker-connection';
 import { migrate } from './db/migrate';
 import { errorHandler, notFound } from './http/error-handler';

@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino';
-import type { Config } from '../../shared/config';
+import type { Config } from '../../runtime/config';
 
 export type { Logger };
 

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { Config } from '../../shared/config';
+import type { Config } from '../../runtime/config';
 
 export type { Redis };
 

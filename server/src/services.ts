@@ -2,7 +2,7 @@
  * Builds every store and service from the configuration: used by the app server, the demo
  * seed and the tests, so all of them run the same code against the same real services.
  */
-import type { Config } from '../../shared/config';
+import type { Config } from '../../runtime/config';
 import { BrokerConnection } from './broker/broker-connection';
 import { Publisher } from './broker/publisher';
 import { createPool, type Pool } from './db/pool';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../shared/config';
+import { ConfigError, loadConfig } from '../../runtime/config';
 
 describe('configuration', () => {
   it('has defaults that work on one machine', () => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../shared/config';
+import { repoRoot } from '../../runtime/config';
 import { exchangeDestination, instructorQueueName, roomAllKey } from '../../shared/protocol/routing';
 import { createLogger } from '../src/logger';
 import { createMetrics } from '../src/metrics';

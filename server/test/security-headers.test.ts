@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile, copyFile } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../shared/config';
+import { repoRoot } from '../../runtime/config';
 import { API_CSP, PAGE_CSP } from '../src/http/security-headers';
 import { ApiClient } from './helpers/api-client';
 import { makeUser, startHarness, type Harness, type TestUser } from './helpers/harness';

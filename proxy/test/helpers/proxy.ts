@@ -5,7 +5,7 @@
  */
 import https from 'node:https';
 import tls from 'node:tls';
-import type { Config } from '../../../shared/config';
+import type { Config } from '../../../runtime/config';
 import { ApiClient, type Fetch } from '../../../server/test/helpers/api-client';
 import { testConfig } from '../../../server/test/helpers/config';
 import { connectStomp, type StompSession } from '../../../server/test/helpers/stomp';

@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import type { Config } from '../../../shared/config';
+import type { Config } from '../../../runtime/config';
 import type { Redis } from '../redis';
 
 export type LoginLimit = 'account_address' | 'account' | 'address';

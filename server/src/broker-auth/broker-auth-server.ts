@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Config } from '../../../shared/config';
+import type { Config } from '../../../runtime/config';
 import { createLogger, type Logger } from '../logger';
 import { createRedis } from '../redis';
 import { MembershipMirror } from '../rooms/membership-mirror';

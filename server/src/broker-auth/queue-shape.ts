@@ -4,7 +4,7 @@
  * carries arguments. RabbitMQ's auth backend is never told these when a queue is declared; by
  * the time the consume is authorized the queue exists and the management API shows it.
  */
-import type { Config } from '../../../shared/config';
+import type { Config } from '../../../runtime/config';
 
 export interface QueueShape {
   durable: boolean;

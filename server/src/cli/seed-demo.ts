@@ -3,7 +3,7 @@
  * what exists. `npm start` calls `seedDemo`; `npm run seed` runs it on its own.
  */
 import { pathToFileURL } from 'node:url';
-import { loadConfig, type Config } from '../../../shared/config';
+import { loadConfig, type Config } from '../../../runtime/config';
 import { migrate } from '../db/migrate';
 import { createLogger } from '../logger';
 import { buildServices } from '../services';

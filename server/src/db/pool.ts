@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Config } from '../../../shared/config';
+import type { Config } from '../../../runtime/config';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;

@@ -6,7 +6,7 @@
  * The server's broker user needs the `administrator` tag for this (rabbitmq/definitions.template.json):
  * the API lets `monitoring` users list every connection but close only their own.
  */
-import type { Config } from '../../../shared/config';
+import type { Config } from '../../../runtime/config';
 
 /** One node's management API did not answer, or answered with an error. */
 export class BrokerAdminError extends Error {

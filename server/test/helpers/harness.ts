@@ -3,7 +3,7 @@
  * makes users and rooms with unique names so tests never see each other's data.
  */
 import { randomBytes } from 'node:crypto';
-import type { Config } from '../../../shared/config';
+import type { Config } from '../../../runtime/config';
 import type { Role } from '../../../shared/protocol/messages';
 import { startAppServer, type AppServer, type AppServerOptions } from '../../src/app';
 import { ApiClient } from './api-client';

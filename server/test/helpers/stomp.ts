@@ -4,7 +4,7 @@
  */
 import { Client, type IFrame, type IMessage, type StompHeaders } from '@stomp/stompjs';
 import WebSocket, { type ClientOptions } from 'ws';
-import type { Config } from '../../../shared/config';
+import type { Config } from '../../../runtime/config';
 import type { RoomMessage } from '../../../shared/protocol/messages';
 
 export interface StompSession {
