@@ -28,7 +28,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/test/**', 'e2e/**', 'bench/**'],
+    files: ['**/test/**', 'testkit/**', 'e2e/**', 'bench/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off', 'no-console': 'off' },
   },
   {
@@ -39,11 +39,15 @@ export default tseslint.config(
   // The arrows between parts (docs/architecture.md): a part never imports the tooling around it,
   // the server and the proxy never import each other, the browser code only the protocol.
   ...boundaries({
-    'shared/protocol/**': ['**/runtime/**', '**/server/**', '**/proxy/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', 'node:*'],
-    'web/src/**': ['**/runtime/**', '**/server/**', '**/proxy/**', '**/infra/**', '**/bench/**', '**/e2e/**', 'node:*'],
-    'server/src/**': ['**/proxy/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', '**/test/**'],
-    'proxy/src/**': ['**/server/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**', '**/test/**'],
-    'runtime/*.ts': ['**/server/**', '**/proxy/**', '**/web/**', '**/infra/**', '**/bench/**', '**/e2e/**'],
+    'shared/protocol/**': ['**/runtime/**', '**/server/**', '**/proxy/**', '**/web/**', '**/infra/**', '**/testkit/**', '**/bench/**', '**/e2e/**', 'node:*'],
+    'web/src/**': ['**/runtime/**', '**/server/**', '**/proxy/**', '**/infra/**', '**/testkit/**', '**/bench/**', '**/e2e/**', 'node:*'],
+    'server/src/**': ['**/proxy/**', '**/web/**', '**/infra/**', '**/testkit/**', '**/bench/**', '**/e2e/**', '**/test/**'],
+    'proxy/src/**': ['**/server/**', '**/web/**', '**/infra/**', '**/testkit/**', '**/bench/**', '**/e2e/**', '**/test/**'],
+    'runtime/*.ts': ['**/server/**', '**/proxy/**', '**/web/**', '**/infra/**', '**/testkit/**', '**/bench/**', '**/e2e/**'],
+    // The tooling: tests, benchmarks and the chaos run share testkit/, never each other.
+    'testkit/**': ['**/bench/**', '**/e2e/**', '**/*/test/**'],
+    'bench/**': ['**/e2e/**', '**/*/test/**'],
+    'e2e/**': ['**/bench/**', '**/*/test/**'],
   }),
   {
     files: ['eslint.config.js', 'vitest.config.ts'],

@@ -9,7 +9,7 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Server } from 'socket.io';
-import { workerMain } from '../lib/workers';
+import { workerMain } from '../../testkit/workers';
 import { roomPostHandler } from './post-route';
 
 export interface SocketIoParams {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { workerMain } from '../lib/workers';
+import { workerMain } from '../../testkit/workers';
 import { roomPostHandler } from './post-route';
 
 workerMain<Record<string, never>, { broadcast: number }>(async (_p, stopped, ready) => {

@@ -1,6 +1,6 @@
 /** CPU time and memory of processes of this machine, read from /proc (Linux). */
 import { readdirSync, readFileSync } from 'node:fs';
-import { round } from './stats';
+import { round } from '../../testkit/stats';
 
 const CLK_TCK = 100;
 

@@ -4,9 +4,9 @@
  * and the proxy (RSS growth divided by N).
  */
 import { sampleProc } from '../lib/proc-usage';
-import { round } from '../lib/stats';
+import { round } from '../../testkit/stats';
 import type { Target } from '../lib/target';
-import { startWorker } from '../lib/workers';
+import { startWorker } from '../../testkit/workers';
 import type { ClientSpec, SubscribersParams, SubscribersResult } from '../workers/subscribers';
 
 export interface ConnectionsOptions {
@@ -45,7 +45,7 @@ export async function runConnections(target: Target & { memoryPids(): Record<str
   o.progress(`${target.name}: connecting ${clients.length} clients from ${o.clientProcesses} processes`);
   const started = Date.now();
   const workers = shares.map((share) =>
-    startWorker<SubscribersParams, SubscribersResult>('workers/subscribers', { clients: share, ca: prepared.post.ca, concurrency: 100, heartbeatMs: 10_000 }),
+    startWorker<SubscribersParams, SubscribersResult>(new URL('../workers/subscribers.ts', import.meta.url), { clients: share, ca: prepared.post.ca, concurrency: 100, heartbeatMs: 10_000 }),
   );
   await Promise.all(workers.map((w) => w.ready));
   const rampS = (Date.now() - started) / 1000;

@@ -4,9 +4,9 @@
  * accepted for its room exactly once (loss and duplicates must be 0).
  */
 import { cpuPercent, cpuPercentByName, ProcMeter } from '../lib/proc-usage';
-import { round, roundSummary, summarize, type LatencySummary } from '../lib/stats';
+import { round, roundSummary, summarize, type LatencySummary } from '../../testkit/stats';
 import type { Target } from '../lib/target';
-import { startWorker } from '../lib/workers';
+import { startWorker } from '../../testkit/workers';
 import type { PosterParams, PosterResult } from '../workers/poster';
 import type { ClientSpec, SubscribersParams, SubscribersResult } from '../workers/subscribers';
 
@@ -50,14 +50,14 @@ export async function runFanout(target: Target, o: FanoutOptions): Promise<Fanou
   const shares: ClientSpec[][] = Array.from({ length: o.subscriberProcesses }, () => []);
   prepared.clients.forEach((c, i) => shares[i % o.subscriberProcesses]?.push(c));
   const subs = shares.map((clients) =>
-    startWorker<SubscribersParams, SubscribersResult>('workers/subscribers', { clients, ca: prepared.post.ca, concurrency: 50, heartbeatMs: 10_000 }),
+    startWorker<SubscribersParams, SubscribersResult>(new URL('../workers/subscribers.ts', import.meta.url), { clients, ca: prepared.post.ca, concurrency: 50, heartbeatMs: 10_000 }),
   );
   await Promise.all(subs.map((s) => s.ready));
   o.progress(`${target.name}: ${prepared.clients.length} subscribers connected; posting ${o.ratePerSecond}/s for ${o.durationMs / 1000} s`);
 
   const sut = new ProcMeter(target.namedPids());
   const started = Date.now();
-  const poster = startWorker<PosterParams, PosterResult>('workers/poster', {
+  const poster = startWorker<PosterParams, PosterResult>(new URL('../workers/poster.ts', import.meta.url), {
     ...prepared.post,
     ratePerSecond: o.ratePerSecond,
     durationMs: o.durationMs,

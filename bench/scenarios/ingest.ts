@@ -3,9 +3,9 @@
  * on its row lock by design). Measures accepted (persisted) messages per second and POST latency.
  */
 import { cpuPercent, cpuPercentByName, ProcMeter } from '../lib/proc-usage';
-import { round, roundSummary, summarize, type LatencySummary } from '../lib/stats';
+import { round, roundSummary, summarize, type LatencySummary } from '../../testkit/stats';
 import type { Target } from '../lib/target';
-import { startWorker } from '../lib/workers';
+import { startWorker } from '../../testkit/workers';
 import type { PosterParams, PosterResult } from '../workers/poster';
 
 export interface IngestOptions {
@@ -35,7 +35,7 @@ export async function runIngest(target: Target, o: IngestOptions): Promise<Inges
   const sut = new ProcMeter(target.namedPids());
   const started = Date.now();
   const posters = Array.from({ length: o.posterProcesses }, (_, i) =>
-    startWorker<PosterParams, PosterResult>('workers/poster', {
+    startWorker<PosterParams, PosterResult>(new URL('../workers/poster.ts', import.meta.url), {
       ...prepared.post,
       targets: prepared.post.targets.filter((_t, j) => j % o.posterProcesses === i),
       ratePerSecond: o.ratePerSecond / o.posterProcesses,

@@ -5,12 +5,12 @@
  */
 import { killNode, startNode } from '../../infra/index';
 import type { Config } from '../../runtime/config';
-import { round } from '../lib/stats';
-import { HttpClient } from '../lib/http-client';
-import { dropBenchQueues, makeBenchRooms } from '../lib/roomcast-fixtures';
-import { startWorker } from '../lib/workers';
+import { round } from '../../testkit/stats';
+import { HttpClient } from '../../testkit/http-client';
+import { dropBenchQueues, makeBenchRooms } from '../../testkit/roomcast-fixtures';
+import { startWorker } from '../../testkit/workers';
 import type { Services } from '../../server/src/services';
-import type { ChaosClientsParams, ChaosClientsResult } from '../../e2e/chaos/chaos-clients';
+import type { ChaosClientsParams, ChaosClientsResult } from '../../testkit/room-clients-worker';
 
 export interface RecoveryOptions {
   awayClients: number;
@@ -62,7 +62,7 @@ export async function runRecovery(services: Services, config: Config, proxy: { u
   const rooms = await makeBenchRooms(services, 4, Math.ceil(o.liveClients / 4));
   const specs = rooms.flatMap((r) => r.learners.map((l) => ({ userId: l.id, roomId: r.id, token: l.token, role: 'learner' as const }))).slice(0, o.liveClients);
   const worker = startWorker<ChaosClientsParams, ChaosClientsResult>(
-    '../e2e/chaos/chaos-clients',
+    new URL('../../testkit/room-clients-worker.ts', import.meta.url),
     { proxyUrl: proxy.url, ca: proxy.ca, clients: specs, silenceResyncMs: 30_000 },
     { env: { NODE_EXTRA_CA_CERTS: proxy.certFile } },
   );

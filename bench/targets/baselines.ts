@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../../runtime/config';
 import type { PreparedRooms, Target } from '../lib/target';
-import { startWorker, type WorkerHandle } from '../lib/workers';
+import { startWorker, type WorkerHandle } from '../../testkit/workers';
 import type { SocketIoParams } from '../baselines/socketio-server';
 
 function plainRooms(kind: 'socketio' | 'ws', url: string, baseUrl: string, rooms: number, perRoom: number): PreparedRooms {
@@ -14,7 +14,7 @@ function plainRooms(kind: 'socketio' | 'ws', url: string, baseUrl: string, rooms
 }
 
 /** `backing`: the services the server uses (name → pid), measured as part of it. */
-async function serverTarget(name: string, module: string, params: unknown, kind: 'socketio' | 'ws', backing: Record<string, number> = {}): Promise<Target> {
+async function serverTarget(name: string, module: URL, params: unknown, kind: 'socketio' | 'ws', backing: Record<string, number> = {}): Promise<Target> {
   const server: WorkerHandle<unknown> = startWorker(module, params);
   const port = (await server.ready) as number;
   const named = { [name]: server.pid, ...backing };
@@ -36,11 +36,11 @@ async function serverTarget(name: string, module: string, params: unknown, kind:
 export const socketIoTarget = (config: Config, backing: Record<string, number>): Promise<Target> =>
   serverTarget(
     'socket.io+redis+pg',
-    'baselines/socketio-server',
+    new URL('../baselines/socketio-server.ts', import.meta.url),
     { pgUrl: config.postgres.url, redisPort: config.redis.port } satisfies SocketIoParams,
     'socketio',
     backing,
   );
 
 /** (c) bare ws broadcast: no persistence, no broker. */
-export const wsTarget = (): Promise<Target> => serverTarget('bare ws', 'baselines/ws-server', {}, 'ws');
+export const wsTarget = (): Promise<Target> => serverTarget('bare ws', new URL('../baselines/ws-server.ts', import.meta.url), {}, 'ws');

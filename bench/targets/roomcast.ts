@@ -6,7 +6,7 @@
 import type { Config } from '../../runtime/config';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
 import type { Services } from '../../server/src/services';
-import { dropBenchQueues, makeBenchRooms, type BenchRoom } from '../lib/roomcast-fixtures';
+import { dropBenchQueues, makeBenchRooms, type BenchRoom } from '../../testkit/roomcast-fixtures';
 import type { PreparedRooms, Target } from '../lib/target';
 import type { ClientSpec } from '../workers/subscribers';
 

@@ -4,8 +4,8 @@
  * The body carries `sentAt` (ms since epoch) for the subscribers' latency.
  */
 import { randomUUID } from 'node:crypto';
-import { HttpClient } from '../lib/http-client';
-import { workerMain } from '../lib/workers';
+import { HttpClient } from '../../testkit/http-client';
+import { workerMain } from '../../testkit/workers';
 
 export interface PosterTarget {
   /** Overrides the poster's baseUrl for this room (to spread posts over app servers). */

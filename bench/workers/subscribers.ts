@@ -6,7 +6,7 @@
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { connectStompLite } from '../lib/stomp-lite';
-import { workerMain } from '../lib/workers';
+import { workerMain } from '../../testkit/workers';
 
 export type ClientSpec =
   | { kind: 'stomp'; url: string; login: string; passcode: string; destinations: string[]; room: string }

@@ -5,8 +5,8 @@
  * browser's send queue does. Every attempt's outcome is recorded for the final checks.
  */
 import { randomUUID } from 'node:crypto';
-import { HttpClient } from '../../bench/lib/http-client';
-import { workerMain } from '../../bench/lib/workers';
+import { HttpClient } from '../../testkit/http-client';
+import { workerMain } from '../../testkit/workers';
 
 export interface ChaosRoomSpec {
   roomId: string;

@@ -13,10 +13,10 @@ import type { Logger } from '../../infra/index';
 import { ensureSystem, stopFrontEnds } from '../../infra/system';
 import { createLogger } from '../../server/src/logger';
 import { buildServices } from '../../server/src/services';
-import { makeBenchRooms } from '../../bench/lib/roomcast-fixtures';
-import { summarize } from '../../bench/lib/stats';
-import { startWorker } from '../../bench/lib/workers';
-import type { ChaosClientSpec, ChaosClientsParams, ChaosClientsResult } from './chaos-clients';
+import { makeBenchRooms } from '../../testkit/roomcast-fixtures';
+import { summarize } from '../../testkit/stats';
+import { startWorker } from '../../testkit/workers';
+import type { ChaosClientSpec, ChaosClientsParams, ChaosClientsResult } from '../../testkit/room-clients-worker';
 import type { ChaosPosterParams, ChaosPosterResult } from './chaos-poster';
 import { faultSchedule } from './faults';
 import { convergenceAfter, explainMissing, verify, type StoredMessage } from './verify';
@@ -72,7 +72,7 @@ async function main(): Promise<number> {
   clientSpecs.forEach((c, i) => shares[i % processes]?.push(c));
   const clients = shares.map((share) =>
     startWorker<ChaosClientsParams, ChaosClientsResult>(
-      '../e2e/chaos/chaos-clients',
+      new URL('../../testkit/room-clients-worker.ts', import.meta.url),
       { proxyUrl: proxy.url, ca, clients: share, silenceResyncMs: 5000 },
       // The client library uses the global fetch, which trusts only what Node was started with.
       { env: { NODE_EXTRA_CA_CERTS: proxy.certFile } },
@@ -98,7 +98,7 @@ async function main(): Promise<number> {
   await waitAllLive('start', 60_000);
   say(`${clientSpecs.length} clients live in ${processes} processes`);
 
-  const poster = startWorker<ChaosPosterParams, ChaosPosterResult>('../e2e/chaos/chaos-poster', {
+  const poster = startWorker<ChaosPosterParams, ChaosPosterResult>(new URL('./chaos-poster.ts', import.meta.url), {
     proxyUrl: proxy.url,
     ca,
     rooms: made.map((r) => ({

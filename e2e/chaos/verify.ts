@@ -2,7 +2,7 @@
  * The chaos run's verdict, computed from Postgres (the record), the posters' log of every POST,
  * and every client's final view. Pure functions: they only compare.
  */
-import type { ChaosClientView } from './chaos-clients';
+import type { ChaosClientView } from '../../testkit/room-clients-worker';
 import type { PostRecord } from './chaos-poster';
 
 export interface StoredMessage {

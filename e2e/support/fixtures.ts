@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test as base } from '@playwright/test';
-import { startHarness, type Harness, type TestUser } from '../../server/test/helpers/harness';
+import { startHarness, type Harness, type TestUser } from '../../testkit/harness';
 import { RoomPageDriver, type OpenOptions } from './room-page-driver';
 import { reachRoomcast, type Target } from './target';
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { buildWeb } from '../../web/build';
 import { ensureServices, type Logger } from '../../infra/index';
 import { BROWSER_PACKAGES, ensureOsPackages } from '../../infra/os-packages';
-import { testConfig } from '../../server/test/helpers/config';
+import { testConfig } from '../../testkit/test-config';
 
 const log: Logger = {
   info: (msg) => process.stdout.write(`[e2e] ${msg}\n`),

@@ -3,7 +3,7 @@
  * log in, open the room, type, read what is shown.
  */
 import { expect, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
-import { PASSWORD, type TestUser } from '../../server/test/helpers/harness';
+import { PASSWORD, type TestUser } from '../../testkit/harness';
 import type { Target } from './target';
 
 export interface ShownMessage {

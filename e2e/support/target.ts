@@ -5,7 +5,7 @@
  */
 import { createLogger } from '../../server/src/logger';
 import { createProxy } from '../../proxy/src/index';
-import type { Harness } from '../../server/test/helpers/harness';
+import type { Harness } from '../../testkit/harness';
 
 export interface Target {
   /** Origin the pages are loaded from (and the API is called on). */

@@ -1,4 +1,4 @@
-import { makeRoom, type TestUser } from '../../server/test/helpers/harness';
+import { makeRoom, type TestUser } from '../../testkit/harness';
 import { expect, test } from '../support/fixtures';
 
 test('a chat reaches everyone, a question only the instructor, a private reply only its learner', async ({ roomcast, pages }) => {

@@ -1,5 +1,5 @@
 import { killNode, startNode } from '../../infra/index';
-import { chat, makeRoom, type TestUser } from '../../server/test/helpers/harness';
+import { chat, makeRoom, type TestUser } from '../../testkit/harness';
 import { expectOrderedOnce } from '../support/room-page-driver';
 import { expect, test } from '../support/fixtures';
 

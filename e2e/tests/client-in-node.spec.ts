@@ -2,7 +2,7 @@
  * The client library on its own, in Node (as a load test would run it), with a WebSocket
  * factory that drops frames: a resync after a silence recovers what the socket lost.
  */
-import { PASSWORD, chat, makeRoom, type TestUser } from '../../server/test/helpers/harness';
+import { PASSWORD, chat, makeRoom, type TestUser } from '../../testkit/harness';
 import { RoomClient, RoomClientError, RoomcastApi, type ConnectionState } from '../../web/src/client/index';
 import { expect, test } from '../support/fixtures';
 import { steeredSockets } from '../support/node-socket';

@@ -1,4 +1,4 @@
-import { chat, makeRoom, type TestUser } from '../../server/test/helpers/harness';
+import { chat, makeRoom, type TestUser } from '../../testkit/harness';
 import { expectOrderedOnce } from '../support/room-page-driver';
 import { expect, test } from '../support/fixtures';
 

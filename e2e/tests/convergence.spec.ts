@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ResyncPage, RoomMessage, SendMessageRequest } from '../../shared/protocol/messages';
-import { PASSWORD, chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../server/test/helpers/harness';
+import { PASSWORD, chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
 import { RoomClient, RoomcastApi } from '../../web/src/client/index';
 import { expect, test } from '../support/fixtures';
 import { steeredSockets } from '../support/node-socket';

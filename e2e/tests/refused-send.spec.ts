@@ -1,5 +1,5 @@
 import type { Page } from '@playwright/test';
-import { makeRoom, type TestUser } from '../../server/test/helpers/harness';
+import { makeRoom, type TestUser } from '../../testkit/harness';
 import { expect, test } from '../support/fixtures';
 
 /** Well over the server's 16 KiB body limit: the server answers 413 body_too_large. */

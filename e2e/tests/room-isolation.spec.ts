@@ -1,5 +1,5 @@
-import { chat, makeRoom, type TestUser } from '../../server/test/helpers/harness';
-import { brokerDenials } from '../../server/test/helpers/stomp';
+import { chat, makeRoom, type TestUser } from '../../testkit/harness';
+import { brokerDenials } from '../../testkit/stomp';
 import { expect, test } from '../support/fixtures';
 
 test("a learner of room A cannot see room B's messages, by the page or by a crafted STOMP subscription", async ({ roomcast, pages }) => {

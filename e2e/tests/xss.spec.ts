@@ -1,4 +1,4 @@
-import { makeRoom, type TestUser } from '../../server/test/helpers/harness';
+import { makeRoom, type TestUser } from '../../testkit/harness';
 import { expect, test } from '../support/fixtures';
 
 const PAYLOAD = `<img src=x onerror="window.__pwned=1;alert(1)"><script>window.__pwned=2</script><b>bold?</b>`;

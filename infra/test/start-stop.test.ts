@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../runtime/config';
-import { testConfig } from '../../server/test/helpers/config';
+import { testConfig } from '../../testkit/test-config';
 import { appServersStatus } from '../app-servers';
 import { servicesStatus } from '../index';
 import { proxyStatus } from '../proxy-service';

@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killNode, startNode } from '../../infra/index';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
-import { chat, makeRoom, startHarness, type Harness, type TestUser } from '../../server/test/helpers/harness';
-import { subscribeWithReceipt, waitFor, type StompSession } from '../../server/test/helpers/stomp';
+import { chat, makeRoom, startHarness, type Harness, type TestUser } from '../../testkit/harness';
+import { subscribeWithReceipt, waitFor, type StompSession } from '../../testkit/stomp';
 import type { UpstreamSnapshot } from '../src/index';
-import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-import { startTestProxy, type TestProxy } from './helpers/proxy';
+import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
+import { startTestProxy, type TestProxy } from '../../testkit/test-proxy';
 
 let certs: TestCertificates;
 beforeAll(async () => {

@@ -14,14 +14,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../runtime/config';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
-import { ApiClient } from '../../server/test/helpers/api-client';
-import { chat, makeRoom, PASSWORD, startHarness, type Harness } from '../../server/test/helpers/harness';
-import { connectStomp, subscribeWithReceipt, waitFor } from '../../server/test/helpers/stomp';
+import { ApiClient } from '../../testkit/api-client';
+import { chat, makeRoom, PASSWORD, startHarness, type Harness } from '../../testkit/harness';
+import { connectStomp, subscribeWithReceipt, waitFor } from '../../testkit/stomp';
 import { perAddressLimit } from '../src/descriptor-budget';
-import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-import { freePort } from './helpers/ports';
-import { httpsFetch } from './helpers/proxy';
-import { stompText } from './helpers/raw-stomp';
+import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
+import { freePort } from '../../testkit/ports';
+import { httpsFetch } from '../../testkit/test-proxy';
+import { stompText } from '../../testkit/raw-stomp';
 
 const OPEN_FILES = 1024;
 /** The default. */

@@ -2,11 +2,11 @@ import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
 import type { RoomMessage } from '../../shared/protocol/messages';
-import { chat, makeRoom, startHarness, type Harness } from '../../server/test/helpers/harness';
-import { subscribeWithReceipt, waitFor } from '../../server/test/helpers/stomp';
-import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-import { openTls, startTestProxy, tlsExchange, type TestProxy } from './helpers/proxy';
-import { startUpstreamStub, type UpstreamStub } from './helpers/upstream-stub';
+import { chat, makeRoom, startHarness, type Harness } from '../../testkit/harness';
+import { subscribeWithReceipt, waitFor } from '../../testkit/stomp';
+import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
+import { openTls, startTestProxy, tlsExchange, type TestProxy } from '../../testkit/test-proxy';
+import { startUpstreamStub, type UpstreamStub } from '../../testkit/upstream-stub';
 
 let certs: TestCertificates;
 let h: Harness;

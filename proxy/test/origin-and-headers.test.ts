@@ -8,9 +8,9 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../runtime/config';
 import { connectionLimit, perAddressLimit, RESERVED_DESCRIPTORS } from '../src/descriptor-budget';
-import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-import { startTestProxy, type TestProxy } from './helpers/proxy';
-import { startUpstreamStub, type UpstreamStub } from './helpers/upstream-stub';
+import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
+import { startTestProxy, type TestProxy } from '../../testkit/test-proxy';
+import { startUpstreamStub, type UpstreamStub } from '../../testkit/upstream-stub';
 
 type Outcome = { open: true } | { status: number; headers: http.IncomingHttpHeaders; body: string };
 

@@ -10,9 +10,9 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../runtime/config';
 import type { UpstreamSnapshot } from '../src/index';
-import { waitFor } from '../../server/test/helpers/stomp';
-import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-import { freePort } from './helpers/ports';
+import { waitFor } from '../../testkit/stomp';
+import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
+import { freePort } from '../../testkit/ports';
 
 type Outcome = { ws: WebSocket } | { status: number; body: string } | { error: string };
 

@@ -1,10 +1,10 @@
 import https from 'node:https';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeUser, startHarness, type Harness } from '../../server/test/helpers/harness';
-import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-import { startTestProxy } from './helpers/proxy';
-import { startUpstreamStub, type UpstreamStub } from './helpers/upstream-stub';
+import { makeUser, startHarness, type Harness } from '../../testkit/harness';
+import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
+import { startTestProxy } from '../../testkit/test-proxy';
+import { startUpstreamStub, type UpstreamStub } from '../../testkit/upstream-stub';
 
 let certs: TestCertificates;
 let h: Harness;

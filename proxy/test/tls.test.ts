@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testConfig } from '../../server/test/helpers/config';
+import { testConfig } from '../../testkit/test-config';
 import { createProxy } from '../src/index';
-import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-import { startTestProxy, type TestProxy } from './helpers/proxy';
-import { startUpstreamStub, type UpstreamStub } from './helpers/upstream-stub';
+import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
+import { startTestProxy, type TestProxy } from '../../testkit/test-proxy';
+import { startUpstreamStub, type UpstreamStub } from '../../testkit/upstream-stub';
 
 let certs: TestCertificates;
 let upstream: UpstreamStub;

@@ -6,12 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { exchangeDestination, instructorQueueName, queueDestination, roomAllKey, roomUserKey } from '../../shared/protocol/routing';
-import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../server/test/helpers/harness';
-import { subscribeWithReceipt, waitFor } from '../../server/test/helpers/stomp';
+import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
+import { subscribeWithReceipt, waitFor } from '../../testkit/stomp';
 import { brokerAuthStatus } from '../../infra/broker-auth-service';
-import { makeTestCertificates, type TestCertificates } from './helpers/certs';
-import { openTls, startTestProxy, type TestProxy } from './helpers/proxy';
-import { openRawStomp, type RawStomp } from './helpers/raw-stomp';
+import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
+import { openTls, startTestProxy, type TestProxy } from '../../testkit/test-proxy';
+import { openRawStomp, type RawStomp } from '../../testkit/raw-stomp';
 
 const CONNECT_TIMEOUT_MS = 1000;
 

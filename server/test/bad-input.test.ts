@@ -1,8 +1,8 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SessionStore } from '../src/sessions/session-store';
-import { ApiClient, type ApiResponse } from './helpers/api-client';
-import { chat, makeRoom, makeUser, startHarness, uniqueName, type Harness, type TestRoom, type TestUser } from './helpers/harness';
+import { ApiClient, type ApiResponse } from '../../testkit/api-client';
+import { chat, makeRoom, makeUser, startHarness, uniqueName, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
 
 let h: Harness;
 let room: TestRoom;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { exchangeDestination, instructorQueueName, queueDestination, roomAllKey, roomUserKey } from '../../shared/protocol/routing';
-import { chat, makeRoom, startHarness, type Harness, type TestUser } from './helpers/harness';
-import { brokerDenials, connectStomp, subscribeWithReceipt, waitFor, webStompUrl, type StompSession } from './helpers/stomp';
+import { chat, makeRoom, startHarness, type Harness, type TestUser } from '../../testkit/harness';
+import { brokerDenials, connectStomp, subscribeWithReceipt, waitFor, webStompUrl, type StompSession } from '../../testkit/stomp';
 
 let h: Harness;
 const open: StompSession[] = [];

@@ -14,8 +14,8 @@ import { createServer } from 'node:net';
 import { claimKeys } from '../src/broker-auth/queue-claims';
 import { QueueShapeLookup, QueueShapeUnavailableError } from '../src/broker-auth/queue-shape';
 import { createRedis } from '../src/redis';
-import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from './helpers/harness';
-import { connectStomp, waitFor, webStompUrl, type StompSession } from './helpers/stomp';
+import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
+import { connectStomp, waitFor, webStompUrl, type StompSession } from '../../testkit/stomp';
 
 let h: Harness;
 let room: TestRoom;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { exchangeDestination, queueDestination, instructorQueueName, roomAllKey, roomUserKey } from '../../shared/protocol/routing';
-import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from './helpers/harness';
-import { collect, connectStomp, subscribeWithReceipt, waitFor, webStompUrl, type StompSession } from './helpers/stomp';
+import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
+import { collect, connectStomp, subscribeWithReceipt, waitFor, webStompUrl, type StompSession } from '../../testkit/stomp';
 
 let h: Harness;
 const sessions: StompSession[] = [];

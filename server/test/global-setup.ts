@@ -3,7 +3,7 @@
  * PostgreSQL, Redis, the broker-auth service and the 3-node RabbitMQ cluster.
  */
 import { ensureServices } from '../../infra/index';
-import { testConfig } from './helpers/config';
+import { testConfig } from '../../testkit/test-config';
 
 export default async function setup(): Promise<void> {
   const config = testConfig();

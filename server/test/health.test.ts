@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chat, makeRoom, startHarness, type Harness } from './helpers/harness';
-import { connectStomp, webStompUrl } from './helpers/stomp';
+import { chat, makeRoom, startHarness, type Harness } from '../../testkit/harness';
+import { connectStomp, webStompUrl } from '../../testkit/stomp';
 
 let h: Harness;
 beforeAll(async () => {

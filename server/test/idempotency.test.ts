@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chat, makeRoom, startHarness, type Harness } from './helpers/harness';
+import { chat, makeRoom, startHarness, type Harness } from '../../testkit/harness';
 
 let h: Harness;
 beforeAll(async () => {

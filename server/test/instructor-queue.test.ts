@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoomMessage } from '../../shared/protocol/messages';
-import { chat, makeRoom, startHarness, type Harness, type TestUser } from './helpers/harness';
-import { collect, connectStomp, waitFor, webStompUrl } from './helpers/stomp';
+import { chat, makeRoom, startHarness, type Harness, type TestUser } from '../../testkit/harness';
+import { collect, connectStomp, waitFor, webStompUrl } from '../../testkit/stomp';
 
 let h: Harness;
 beforeAll(async () => {

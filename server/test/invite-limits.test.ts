@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INVITE_LIMITS } from '../src/auth/attempt-limiter';
-import type { ApiResponse } from './helpers/api-client';
-import { freshAddress, makeRoom, makeUser, startHarness, type Harness, type TestUser } from './helpers/harness';
+import type { ApiResponse } from '../../testkit/api-client';
+import { freshAddress, makeRoom, makeUser, startHarness, type Harness, type TestUser } from '../../testkit/harness';
 
 let h: Harness;
 

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addressKey } from '../src/auth/attempt-limiter';
-import { ApiClient, type ApiResponse } from './helpers/api-client';
-import { testConfig } from './helpers/config';
-import { PASSWORD, freshAddress, makeUser, startHarness, uniqueName, type Harness, type TestUser } from './helpers/harness';
+import { ApiClient, type ApiResponse } from '../../testkit/api-client';
+import { testConfig } from '../../testkit/test-config';
+import { PASSWORD, freshAddress, makeUser, startHarness, uniqueName, type Harness, type TestUser } from '../../testkit/harness';
 
 let h: Harness;
 

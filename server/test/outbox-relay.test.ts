@@ -4,9 +4,9 @@ import { rabbitmqctl } from '../../infra/rabbitmq-ctl';
 import type { RoomMessage } from '../../shared/protocol/messages';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
 import { sendMessageRequest } from '../../shared/protocol/messages';
-import { testConfig } from './helpers/config';
-import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from './helpers/harness';
-import { collect, connectStomp, waitFor, webStompUrl, type StompSession } from './helpers/stomp';
+import { testConfig } from '../../testkit/test-config';
+import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
+import { collect, connectStomp, waitFor, webStompUrl, type StompSession } from '../../testkit/stomp';
 
 const harnesses: Harness[] = [];
 const sessions: StompSession[] = [];

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PresenceStore } from '../src/presence/presence-store';
-import { makeRoom, makeUser, startHarness, type Harness, type TestUser } from './helpers/harness';
+import { makeRoom, makeUser, startHarness, type Harness, type TestUser } from '../../testkit/harness';
 
 let h: Harness;
 beforeAll(async () => {

@@ -5,8 +5,8 @@ import { ROOM_EXCHANGE } from '../../shared/protocol/routing';
 import { BrokerConnection } from '../src/broker/broker-connection';
 import { Publisher } from '../src/broker/publisher';
 import { createLogger } from '../src/logger';
-import { startHarness, type Harness } from './helpers/harness';
-import { waitFor } from './helpers/stomp';
+import { startHarness, type Harness } from '../../testkit/harness';
+import { waitFor } from '../../testkit/stomp';
 
 /**
  * The app server replaces its publish channel when the channel refuses everything, as RabbitMQ

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoomMessage } from '../../shared/protocol/messages';
-import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from './helpers/harness';
+import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
 
 let h: Harness;
 let room: TestRoom;

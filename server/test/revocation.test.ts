@@ -8,9 +8,9 @@ import { createLogger } from '../src/logger';
 import { createMetrics } from '../src/metrics';
 import { BrokerAdmin, managementUrls } from '../src/revocation/broker-admin';
 import { BROKER_AUTHZ_CACHE_MS, Revocations } from '../src/revocation/revocations';
-import { ApiClient } from './helpers/api-client';
-import { PASSWORD, chat, makeRoom, makeUser, startHarness, type Harness, type TestRoom, type TestUser } from './helpers/harness';
-import { brokerDenials, connectStomp, subscribeWithReceipt, waitFor, webStompUrl, type StompSession } from './helpers/stomp';
+import { ApiClient } from '../../testkit/api-client';
+import { PASSWORD, chat, makeRoom, makeUser, startHarness, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
+import { brokerDenials, connectStomp, subscribeWithReceipt, waitFor, webStompUrl, type StompSession } from '../../testkit/stomp';
 
 let h: Harness;
 const open: StompSession[] = [];

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../runtime/config';
 import { API_CSP, PAGE_CSP } from '../src/http/security-headers';
-import { ApiClient } from './helpers/api-client';
-import { makeUser, startHarness, type Harness, type TestUser } from './helpers/harness';
+import { ApiClient } from '../../testkit/api-client';
+import { makeUser, startHarness, type Harness, type TestUser } from '../../testkit/harness';
 
 const staticDir = path.join(repoRoot, 'web', 'static');
 let h: Harness;

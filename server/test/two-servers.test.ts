@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiClient } from './helpers/api-client';
-import { chat, makeRoom, startHarness, type Harness } from './helpers/harness';
+import { ApiClient } from '../../testkit/api-client';
+import { chat, makeRoom, startHarness, type Harness } from '../../testkit/harness';
 
 let one: Harness;
 let two: Harness;

@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { testConfig } from './helpers/config';
-import { webStompUrl } from './helpers/stomp';
+import { testConfig } from '../../testkit/test-config';
+import { webStompUrl } from '../../testkit/stomp';
 
 /** What a node answers to a client that offers permessage-deflate, as browsers do. */
 function negotiatedExtensions(url: string): Promise<string> {

@@ -4,8 +4,8 @@
  */
 import { Client, type IFrame, type IMessage, type StompHeaders } from '@stomp/stompjs';
 import WebSocket, { type ClientOptions } from 'ws';
-import type { Config } from '../../../runtime/config';
-import type { RoomMessage } from '../../../shared/protocol/messages';
+import type { Config } from '../runtime/config';
+import type { RoomMessage } from '../shared/protocol/messages';
 
 export interface StompSession {
   client: Client;

@@ -5,10 +5,7 @@
  * {type:'result', result} and exits.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
 
 export interface WorkerHandle<R> {
   pid: number;
@@ -23,9 +20,14 @@ export interface WorkerHandle<R> {
   kill(): void;
 }
 
-/** `name` is the module path under bench/ without extension, e.g. `workers/poster`. */
-export function startWorker<P, R>(name: string, params: P, options: { env?: NodeJS.ProcessEnv } = {}): WorkerHandle<R> {
-  const child: ChildProcess = fork(path.join(here, '..', `${name}.ts`), [], {
+/**
+ * `module` is the worker's file as `new URL('./worker.ts', import.meta.url)` from the caller: a
+ * reference bundlers and readers follow, unlike a bare name resolved somewhere else.
+ */
+export function startWorker<P, R>(module: URL, params: P, options: { env?: NodeJS.ProcessEnv } = {}): WorkerHandle<R> {
+  const file = fileURLToPath(module);
+  const name = file.split('/').slice(-2).join('/');
+  const child: ChildProcess = fork(file, [], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -8,8 +8,8 @@
  */
 import WebSocket from 'ws';
 import type { IStompSocket } from '@stomp/stompjs';
-import { RoomClient, RoomcastApi } from '../../web/src/client/index';
-import { reply, workerMain } from '../../bench/lib/workers';
+import { RoomClient, RoomcastApi } from '../web/src/client/index';
+import { reply, workerMain } from './workers';
 
 export interface ChaosClientSpec {
   userId: string;

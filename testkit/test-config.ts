@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from '../../../runtime/config';
+import { loadConfig, type Config } from '../runtime/config';
 
 /**
  * The configuration tests run with: the test profile's own services (never what `npm start`

@@ -4,9 +4,9 @@
  * stores the app server uses. Users are real rows; tokens are real tokens.
  */
 import { randomBytes } from 'node:crypto';
-import { instructorQueueName } from '../../shared/protocol/routing';
-import { hashPassword } from '../../server/src/users/passwords';
-import type { Services } from '../../server/src/services';
+import { instructorQueueName } from '../shared/protocol/routing';
+import { hashPassword } from '../server/src/users/passwords';
+import type { Services } from '../server/src/services';
 
 export interface BenchMember {
   id: string;

@@ -3,11 +3,11 @@
  * makes users and rooms with unique names so tests never see each other's data.
  */
 import { randomBytes } from 'node:crypto';
-import type { Config } from '../../../runtime/config';
-import type { Role } from '../../../shared/protocol/messages';
-import { startAppServer, type AppServer, type AppServerOptions } from '../../src/app';
+import type { Config } from '../runtime/config';
+import type { Role } from '../shared/protocol/messages';
+import { startAppServer, type AppServer, type AppServerOptions } from '../server/src/app';
 import { ApiClient } from './api-client';
-import { testConfig } from './config';
+import { testConfig } from './test-config';
 
 export const PASSWORD = 'test-password-1';
 

@@ -3,7 +3,7 @@
  * do, unlike @stomp/stompjs), over `ws` through the proxy, and records every frame and the close.
  */
 import WebSocket, { type ClientOptions } from 'ws';
-import { waitFor } from '../../../server/test/helpers/stomp';
+import { waitFor } from './stomp';
 
 export interface ReceivedFrame {
   command: string;

@@ -5,11 +5,11 @@
  */
 import https from 'node:https';
 import tls from 'node:tls';
-import type { Config } from '../../../runtime/config';
-import { ApiClient, type Fetch } from '../../../server/test/helpers/api-client';
-import { testConfig } from '../../../server/test/helpers/config';
-import { connectStomp, type StompSession } from '../../../server/test/helpers/stomp';
-import { createProxy, type Proxy, type UpstreamUrls } from '../../src/index';
+import type { Config } from '../runtime/config';
+import { ApiClient, type Fetch } from './api-client';
+import { testConfig } from './test-config';
+import { connectStomp, type StompSession } from './stomp';
+import { createProxy, type Proxy, type UpstreamUrls } from '../proxy/src/index';
 import type { TestCertificates } from './certs';
 
 export interface TestProxy {
