@@ -123,6 +123,21 @@ describe('renewal', () => {
     tokens.stop();
   });
 
+  it('keeps one renewal timer when a connect succeeds while a renewal is in flight and then fails, so stop ends all renewal', async () => {
+    const pending = deferred<Reply>();
+    const { tokens, requests } = tokenServer((nth) => (nth === 2 ? pending.promise : json(200, token(nth, 300_000))));
+    tokens.startRenewal();
+    await tokens.forConnect(); // 1
+    await wait(240_000); // renewal 2 goes out and hangs
+    expect(requests()).toBe(2);
+    await tokens.forConnect(); // 3: a reconnect, which schedules the next renewal
+    pending.resolve('network'); // renewal 2 fails afterwards and schedules a retry
+    await wait(0);
+    tokens.stop();
+    await wait(3_600_000);
+    expect(requests()).toBe(3);
+  });
+
   it('stops renewing at stop, also when a renewal in flight fails or succeeds afterwards', async () => {
     for (const answer of ['network', json(200, token(9, 300_000))] as const) {
       const pending = deferred<Reply>();

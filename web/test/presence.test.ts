@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RoomPresence } from '../../shared/protocol/presence';
 import { ApiError, NetworkError } from '../src/client/errors';
 import { PresenceReporter } from '../src/client/presence';
-import { FakeFetch, apiError, json, type Reply } from './fake-fetch';
+import { FakeFetch, apiError, deferred, json, type Reply } from './fake-fetch';
 
 const ROOM = 'room-1';
 const PATH = `/api/rooms/${ROOM}/presence`;
@@ -111,5 +111,24 @@ describe('PresenceReporter', () => {
     const server = new FakeFetch().on('DELETE', PATH, 'network');
     const presence = new PresenceReporter(server.api(), ROOM, INTERVAL, () => undefined, () => undefined);
     await expect(presence.leave()).rejects.toBeInstanceOf(NetworkError);
+  });
+
+  it('reports nothing from a beat still in flight when it is stopped', async () => {
+    for (const when of ['beat', 'read'] as const) {
+      const held = deferred<Reply>();
+      const server = new FakeFetch()
+        .on('POST', PATH, when === 'beat' ? () => held.promise : { status: 204 })
+        .on('GET', PATH, when === 'read' ? () => held.promise : json(200, learnerView));
+      const seen: RoomPresence[] = [];
+      const errors: unknown[] = [];
+      const presence = new PresenceReporter(server.api(), ROOM, INTERVAL, (p) => seen.push(p), (err) => errors.push(err));
+      presence.start();
+      await wait(0);
+      presence.stop();
+      held.resolve(when === 'beat' ? { status: 204 } : json(200, learnerView));
+      await wait(0);
+      expect([seen, errors], when).toEqual([[], []]);
+      expect(server.seen('GET', PATH).length, when).toBe(when === 'read' ? 1 : 0);
+    }
   });
 });

@@ -59,8 +59,11 @@ export class BrokerTokens {
     this.api.brokerToken().then(
       (token) => this.keep(token),
       () => {
-        // Keep the old spare while it lasts; try again shortly.
-        if (this.renewing) this.renewTimer = setTimeout(() => this.renew(), RETRY_MS);
+        // Keep the old spare while it lasts; try again shortly. A connect may have scheduled a
+        // renewal meanwhile: one timer only, or stop() could not cancel the other.
+        if (!this.renewing) return;
+        clearTimeout(this.renewTimer);
+        this.renewTimer = setTimeout(() => this.renew(), RETRY_MS);
       },
     );
   }

@@ -8,6 +8,8 @@ import type { RoomcastApi } from './api';
 
 export class PresenceReporter {
   private timer: ReturnType<typeof setInterval> | undefined;
+  /** False once stopped: a beat still in flight then reports nothing. */
+  private running = false;
 
   constructor(
     private readonly api: RoomcastApi,
@@ -18,11 +20,13 @@ export class PresenceReporter {
   ) {}
 
   start(): void {
+    this.running = true;
     void this.beat();
     this.timer = setInterval(() => void this.beat(), this.intervalMs);
   }
 
   stop(): void {
+    this.running = false;
     clearInterval(this.timer);
   }
 
@@ -34,9 +38,11 @@ export class PresenceReporter {
   private async beat(): Promise<void> {
     try {
       await this.api.presenceBeat(this.roomId);
-      this.onPresence(await this.api.presence(this.roomId));
+      if (!this.running) return;
+      const presence = await this.api.presence(this.roomId);
+      if (this.running) this.onPresence(presence);
     } catch (err) {
-      this.onError(err);
+      if (this.running) this.onError(err);
     }
   }
 }
