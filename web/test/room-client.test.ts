@@ -31,6 +31,15 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 
 const advance = (ms: number): Promise<void> => vi.advanceTimersByTimeAsync(ms).then(() => undefined);
 
+/** Moves the clock in 100 ms steps until the condition holds, at most `ms`. */
+async function within(ms: number, condition: () => boolean, what: string): Promise<void> {
+  for (let t = 0; t <= ms; t += 100) {
+    if (condition()) return;
+    await advance(100);
+  }
+  throw new Error(`not within ${ms} ms: ${what}`);
+}
+
 /** The broker's routing key of a message, as the app server publishes it. */
 function routingKeyOf(m: RoomMessage): string {
   if (m.audience === 'everyone') return roomAllKey(m.roomId);
@@ -320,6 +329,53 @@ describe("an instructor's queue", () => {
     await h.live();
     await until(() => h.broker.queueDepth(h.queue) === 0, 'acked');
     expect(h.seqs()).toEqual([1]);
+  });
+});
+
+describe('an instructor queue across a cut', () => {
+  it('gets back what was delivered but not acked when the socket died, and shows it once', async () => {
+    const h = setup({ role: 'instructor' });
+    start(h);
+    await h.live();
+    await cutAndReconnect(h);
+    // The catch-up resync after this cut is slow; a question arrives meanwhile and is held, unacked.
+    h.rest.resyncLatencyMs = 5_000;
+    const socket = h.broker.latest;
+    socket.cut();
+    await within(RECONNECT.maxMs, () => h.client.state === 'resyncing' && h.broker.latest !== socket, 'resyncing on a new socket');
+    const question = h.rest.commit({ audience: 'instructors', kind: 'question' });
+    h.publish(question);
+    await advance(0);
+    expect(h.broker.sent('ACK')).toHaveLength(0);
+    // The socket dies before the resync answers: the broker puts the question back in the queue.
+    h.broker.latest.cut();
+    await advance(5_000 + RECONNECT.maxMs);
+    h.rest.resyncLatencyMs = 0;
+    await until(() => h.client.state === 'live' && h.broker.queueDepth(h.queue) === 0, 'live with the queue drained');
+    expect(h.shown.map((m) => m.id)).toEqual([question.id]);
+    expect(h.broker.sent('ACK').length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('the browser going online', () => {
+  it('ends a reconnect backoff at once', async () => {
+    const listeners = new Map<string, () => void>();
+    vi.stubGlobal('addEventListener', (type: string, listener: () => void) => listeners.set(type, listener));
+    vi.stubGlobal('removeEventListener', (type: string) => listeners.delete(type));
+    try {
+      const h = setup();
+      for (const url of URLS) h.broker.down.add(url);
+      start(h);
+      // Five failed rounds: the next backoff is 4-8 s.
+      for (let i = 0; i < 20 && h.broker.sockets.length < 5; i++) await advance(1_000);
+      await until(() => h.client.state === 'offline', 'waiting out a backoff');
+      h.broker.down.clear();
+      listeners.get('online')?.();
+      await h.live();
+      expect(h.broker.sockets).toHaveLength(6);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 });
 
