@@ -446,6 +446,23 @@ describe('state', () => {
   });
 });
 
+describe('after stop', () => {
+  // Known bug, kept as a failing scenario (remove `.fails` once fixed): a resync in flight when
+  // `stop()` is called still puts its answer in the log and emits `message` events after stop
+  // resolved (state 'offline'); a page that switched rooms would show the old room's messages.
+  it.fails('reports nothing once stopped, not even the answer of a resync that was in flight', async () => {
+    const h = setup();
+    h.rest.commit();
+    h.rest.resyncLatencyMs = 1_000;
+    start(h);
+    await h.resyncs(1);
+    await h.client.stop();
+    const shownAtStop = h.shown.length;
+    await advance(5_000);
+    expect(h.shown).toHaveLength(shownAtStop);
+  });
+});
+
 describe('failures', () => {
   it('stops for good when the app server says it is not a member', async () => {
     const h = setup();
