@@ -4,7 +4,7 @@
  * Here a real proxy process runs under a small descriptor limit in front of the real nodes.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,40 @@ function open(url: string, ca: Buffer): Promise<Outcome> {
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     ws.once('error', (e) => resolve({ error: e.message }));
+  });
+}
+
+/** How many TCP connections (anything but a listening socket) process `pid` holds open. */
+function connectedSockets(pid: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    if (inode) inodes.add(inode);
+  }
+  let n = 0;
+  for (const table of ['tcp', 'tcp6']) {
+    for (const line of readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1)) {
+      // sl local_address rem_address st ... inode; state 0A is LISTEN.
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] !== '0A' && inodes.has(f[9]!)) n++;
+    }
+  }
+  return n;
+}
+
+/** Sends a WebSocket ping through the tunnel: 'pong' from the node, or 'closed' if the socket closes first. */
+function ping(ws: WebSocket): Promise<'pong' | 'closed'> {
+  if (ws.readyState !== WebSocket.OPEN) return Promise.resolve('closed');
+  return new Promise((resolve) => {
+    ws.once('pong', () => resolve('pong'));
+    ws.once('close', () => resolve('closed'));
+    ws.ping();
   });
 }
 
@@ -62,7 +96,7 @@ describe('the proxy at its file descriptor limit', () => {
       (await fetch(`http://127.0.0.1:${ports.admin}/healthz`, { headers: { connection: 'close' } }).catch(() => null))?.ok === true;
     await waitFor(ready, 'the proxy to start', 30_000);
     // The first health checks' kept-alive sockets to the app servers close after about 4 s.
-    await new Promise((r) => setTimeout(r, 5000));
+    await waitFor(() => connectedSockets(proxy.pid!) === 0, "the health checks' sockets to close", 15_000);
     // Room for ten tunnels (two descriptors each: the client's and the node's) and one more
     // accept: the eleventh WebSocket is accepted and finds no descriptor for its node.
     // The limit caps descriptor numbers, not their count: find the one that leaves 21 free numbers.
@@ -90,10 +124,11 @@ describe('the proxy at its file descriptor limit', () => {
     expect(refused?.status).toBe(503);
     expect(JSON.parse(refused?.body ?? '{}').error.code).toBe('proxy_overloaded');
 
-    // Marking a node down would close its WebSockets with 1001 at once.
+    // Marking a node down would close its WebSockets with 1001 at once, before the proxy reads
+    // anything more from them: a ping through each tunnel, answered by its node, shows it open.
     const closed: number[] = [];
     for (const ws of sockets) ws.once('close', (code) => closed.push(code));
-    await new Promise((r) => setTimeout(r, 1000));
+    expect(await Promise.all(sockets.map(ping))).toEqual(sockets.map(() => 'pong'));
     expect(closed).toEqual([]);
     expect(sockets.every((ws) => ws.readyState === WebSocket.OPEN)).toBe(true);
 

@@ -107,12 +107,16 @@ describe('the STOMP gate', () => {
     process.kill(auth as number, 'SIGSTOP');
     try {
       s.send('CONNECT', { 'accept-version': '1.2', host: '/', login, passcode, 'heart-beat': '0,0' });
-      await new Promise((r) => setTimeout(r, CONNECT_TIMEOUT_MS * 2.5));
+      // Once the proxy has cut a silent socket opened after this CONNECT at its deadline, every
+      // deadline it set for `s`, from its opening or its CONNECT, has passed (the proxy's
+      // timers of one length fire in the order they were set).
+      await expectRefused(await open(), 'connect_timeout', before);
     } finally {
       process.kill(auth as number, 'SIGCONT');
     }
     await s.next('CONNECTED');
-    expect(await refusedCount('connect_timeout')).toBe(before);
+    // The silent socket's refusal, none for `s`.
+    expect(await refusedCount('connect_timeout')).toBe(before + 1);
     s.ws.close();
   });
 
@@ -217,8 +221,14 @@ describe('a connection that says nothing', () => {
     const token = await brokerToken(room.learners[0]!);
     const session = await p.stomp(token.login, token.passcode);
     const closed = session.closed.then(() => 'closed');
-    // Past the deadline, the WebSocket (heart-beats off) is still open.
-    const outcome = await Promise.race([closed, new Promise((r) => setTimeout(() => r('open'), CONNECT_TIMEOUT_MS + 500))]);
+    // Once the proxy has cut a silent socket opened after this one at its deadline, this one's
+    // deadline has passed too (the proxy's timers of one length fire in the order they were
+    // set); the refusal count shows the proxy cut that one only.
+    const before = await refusedCount('connect_timeout');
+    await expectRefused(await open(), 'connect_timeout', before);
+    // Past the deadline, the WebSocket (heart-beats off) is still open, and still carries frames.
+    const subscribed = subscribeWithReceipt(session, exchangeDestination(roomAllKey(room.id)), () => undefined).then(() => 'open');
+    const outcome = await Promise.race([closed, subscribed]);
     expect(outcome).toBe('open');
   });
 });

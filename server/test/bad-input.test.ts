@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SessionStore } from '../src/sessions/session-store';
 import { ApiClient, type ApiResponse } from '../../testkit/api-client';
 import { chat, makeRoom, makeUser, startHarness, uniqueName, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
+import { waitFor } from '../../testkit/stomp';
 
 let h: Harness;
 let room: TestRoom;
@@ -112,7 +113,7 @@ describe('bad input on send', () => {
     const quick = new SessionStore(h.server.services.redis, { sessionSeconds: 1, brokerTokenSeconds: 1 });
     const expiring = await quick.create({ userId: short.id, username: short.username, displayName: short.username, role: 'learner' });
     expect((await short.api.withToken(expiring.token).get('/api/me')).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1200));
+    await waitFor(async () => (await quick.get(expiring.token)) === null, 'Redis to expire the 1-second session', 5000);
     await expectRefused(short.api.withToken(expiring.token).post(path(), chat('a')), 401, 'unauthenticated');
 
     await short.api.post('/api/auth/logout');

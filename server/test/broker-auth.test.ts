@@ -116,7 +116,7 @@ describe('broker login', () => {
     const room = await makeRoom(h, 1);
     const learner = room.learners[0]!;
     const issued = await h.server.services.sessions.issueBrokerToken(learner.token, learner.id, 1);
-    await new Promise((r) => setTimeout(r, 1500));
+    await waitFor(async () => !(await h.server.services.sessions.checkBrokerToken(learner.id, issued.passcode)), 'Redis to expire the 1-second token', 5000);
     await expect(connectStomp(webStompUrl(h.config), learner.id, issued.passcode)).rejects.toThrow();
   });
 

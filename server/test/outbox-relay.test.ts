@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApp, stopApp } from '../../infra/rabbitmq-cluster';
 import { rabbitmqctl } from '../../infra/rabbitmq-ctl';
@@ -7,6 +8,7 @@ import { sendMessageRequest } from '../../shared/protocol/messages';
 import { testConfig } from '../../testkit/test-config';
 import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
 import { collect, connectStomp, waitFor, webStompUrl, type StompSession } from '../../testkit/stomp';
+import { Publisher } from '../src/broker/publisher';
 
 const harnesses: Harness[] = [];
 const sessions: StompSession[] = [];
@@ -29,12 +31,63 @@ async function stompAs(h: Harness, user: TestUser, node: number): Promise<StompS
   return s;
 }
 
+interface Listeners {
+  learner: RoomMessage[];
+  instructor: RoomMessage[];
+}
+
 /** A learner on the room key and the instructor on its queue, counting what arrives. */
-async function listeners(h: Harness, room: TestRoom): Promise<{ learner: RoomMessage[]; instructor: RoomMessage[] }> {
+async function listeners(h: Harness, room: TestRoom): Promise<Listeners> {
   const learner = await collect(await stompAs(h, room.learners[0]!, 0), exchangeDestination(roomAllKey(room.id)));
   const subs = await room.instructor.api.get(`/api/rooms/${room.id}/subscriptions`);
   const instructor = await collect(await stompAs(h, room.instructor, 1), subs.body.instructorQueue.destination, { ack: 'client-individual' }, (m) => m.ack());
   return { learner, instructor };
+}
+
+/**
+ * Publishes a marker on each server's publish channel, after everything the server published
+ * before, and waits until both listeners have every marker. A channel's messages reach each
+ * queue in the order they were published (and its confirms come back in that order), so once
+ * the markers are in, everything published before them, a duplicate included, has arrived and
+ * been counted: the lists returned (without the markers) are final. The markers go through a
+ * Publisher of their own, so they count in no metric, are never marked in the outbox, and have
+ * a generous timeout.
+ */
+async function fence(servers: Harness[], room: TestRoom, got: Listeners): Promise<Listeners> {
+  const markers = new Set<string>();
+  await Promise.all(
+    servers.map((h) => {
+      const id = randomUUID();
+      markers.add(id);
+      const marker: RoomMessage = {
+        id,
+        roomId: room.id,
+        seq: 0,
+        senderId: room.instructor.id,
+        audience: 'everyone',
+        recipientId: null,
+        kind: 'chat',
+        body: { text: 'fence' },
+        clientMsgId: id,
+        createdAt: new Date().toISOString(),
+        broadcastSeq: null,
+      };
+      return new Publisher(h.server.broker, { timeoutMs: 30_000 }).publish(roomAllKey(room.id), marker);
+    }),
+  );
+  const hasAll = (ms: RoomMessage[]): boolean => [...markers].every((id) => ms.some((m) => m.id === id));
+  await waitFor(() => hasAll(got.learner) && hasAll(got.instructor), 'the fence at both listeners');
+  const real = (ms: RoomMessage[]): RoomMessage[] => ms.filter((m) => !markers.has(m.id));
+  return { learner: real(got.learner), instructor: real(got.instructor) };
+}
+
+/**
+ * Stops the relay's passes and waits out the one in progress, so nothing it published is still
+ * unsettled; one more pass then finds nothing left to publish.
+ */
+async function relayDone(h: Harness): Promise<void> {
+  await h.server.relay.stop();
+  expect(await h.server.relay.runOnce()).toBe(0);
 }
 
 const PUBLISH_TIMEOUT_MS = 300;
@@ -54,6 +107,15 @@ const backlog = async (h: Harness, roomId: string): Promise<number> =>
       [roomId],
     )
   ).rows[0]!.n;
+
+/** Whether the message's outbox row is older than the relay's threshold, by Postgres's clock as the relay's query measures it. */
+const oldEnoughForRelay = async (h: Harness, messageId: string): Promise<boolean> =>
+  (
+    await h.server.services.pool.query<{ old: boolean }>(
+      'SELECT created_at < now() - make_interval(secs => $2) AS old FROM outbox WHERE message_id = $1',
+      [messageId, h.config.outboxRelayAfterMs / 1000],
+    )
+  ).rows[0]!.old;
 
 describe('outbox relay', () => {
   it('accepts sends while the whole broker is down and delivers every one, once, after it returns', async () => {
@@ -80,9 +142,11 @@ describe('outbox relay', () => {
     const got = await listeners(h, room);
     h.server.relay.start();
     await waitFor(() => got.learner.length >= 25 && got.instructor.length >= 25, 'every message at both listeners', 30_000);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(got.learner.map((m) => m.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
-    expect(got.instructor.map((m) => m.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    await waitFor(async () => (await backlog(h, room.id)) === 0, 'the relay to mark every message published');
+    await relayDone(h);
+    const final = await fence([h], room, got);
+    expect(final.learner.map((m) => m.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    expect(final.instructor.map((m) => m.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     expect(await backlog(h, room.id)).toBe(0);
   });
 
@@ -98,16 +162,18 @@ describe('outbox relay', () => {
     }
     expect(await backlog(writer, room.id)).toBe(40);
 
-    await Promise.all([harness(true), harness(true)]);
+    const relays = await Promise.all([harness(true), harness(true)]);
     await waitFor(() => got.learner.length >= 40 && got.instructor.length >= 40, 'the relays to publish the orphans', 30_000);
-    await new Promise((r) => setTimeout(r, 1000));
+    await waitFor(async () => (await backlog(writer, room.id)) === 0, 'the relays to mark every orphan published');
+    for (const r of relays) await relayDone(r);
+    const final = await fence(relays, room, got);
     // Relays split the backlog between them, so arrival order may interleave; each message
     // arrives exactly once, and the client orders by seq.
     const bySeq = (ms: RoomMessage[]): string[] => [...ms].sort((x, y) => x.seq - y.seq).map((m) => m.id);
-    expect(got.learner).toHaveLength(40);
-    expect(got.instructor).toHaveLength(40);
-    expect(bySeq(got.learner)).toEqual(ids);
-    expect(bySeq(got.instructor)).toEqual(ids);
+    expect(final.learner).toHaveLength(40);
+    expect(final.instructor).toHaveLength(40);
+    expect(bySeq(final.learner)).toEqual(ids);
+    expect(bySeq(final.instructor)).toEqual(ids);
     expect(await backlog(writer, room.id)).toBe(0);
   });
 
@@ -117,15 +183,16 @@ describe('outbox relay', () => {
     const got = await listeners(h, room);
     const req = sendMessageRequest.parse(chat('confirmed, mark pending'));
     const { message } = await h.server.services.messages.insert(room.id, room.learners[0]!.id, req);
-    // Old enough for the relay (300 ms here), as a late confirm's row is.
-    await new Promise((r) => setTimeout(r, 500));
+    // Old enough for the relay (300 ms here), as a late confirm's row is: by the relay's own
+    // measure (Postgres's clock), without the pending mark this pass would take it.
+    await waitFor(async () => await oldEnoughForRelay(h, message.id), 'the row to be old enough for the relay');
     // The confirm arrives: its mark waits for the next batch (20 ms), and a relay pass starts now.
     h.server.services.marks.add(message.id);
     expect(await h.server.relay.runOnce()).toBe(0);
     await h.server.services.marks.flush();
     expect(await backlog(h, room.id)).toBe(0);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(got.learner).toHaveLength(0);
+    // This server runs no relay of its own: only that pass could have published the message.
+    expect((await fence([h], room, got)).learner).toHaveLength(0);
   });
 
   it('republishes a message whose connection closed before its confirm at the next pass, without waiting out the threshold', async () => {
@@ -157,9 +224,10 @@ describe('outbox relay', () => {
     }
     await waitFor(() => got.learner.length >= 1 && got.instructor.length >= 1, 'the lost publish to be republished', 10_000);
     await waitFor(async () => (await backlog(h, room.id)) === 0, 'the relay to mark it published');
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(got.learner.map((m) => m.body)).toEqual([{ text: 'in flight' }]);
-    expect(got.instructor.map((m) => m.body)).toEqual([{ text: 'in flight' }]);
+    await relayDone(h);
+    const final = await fence([h], room, got);
+    expect(final.learner.map((m) => m.body)).toEqual([{ text: 'in flight' }]);
+    expect(final.instructor.map((m) => m.body)).toEqual([{ text: 'in flight' }]);
   });
 
   it('keeps sends while the broker blocks publishers (memory alarm) and delivers each once after, without republishing', async () => {
@@ -187,8 +255,10 @@ describe('outbox relay', () => {
         if (i === 0) stallEventLoop(2 * PUBLISH_TIMEOUT_MS);
       }
       await waitFor(() => h.server.services.broker.blocked !== null, 'the broker to block the app server');
-      // Several relay passes and publish timeouts go by while blocked.
-      await new Promise((r) => setTimeout(r, 2000));
+      // Every send's publish times out while blocked (relay passes go by meanwhile, every 200 ms),
+      // and one more relay pass runs after them all.
+      await h.server.services.sendMessage.settled();
+      expect(await h.server.relay.runOnce()).toBe(0);
       expect(got.learner).toHaveLength(0);
       expect(await backlog(h, room.id)).toBe(N);
     } finally {
@@ -196,9 +266,10 @@ describe('outbox relay', () => {
     }
     await waitFor(() => got.learner.length >= N && got.instructor.length >= N, 'every message after the alarm clears', 30_000);
     await waitFor(async () => (await backlog(h, room.id)) === 0, 'the late confirms to mark the outbox');
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(got.learner.map((m) => m.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
-    expect(got.instructor.map((m) => m.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    await relayDone(h);
+    const final = await fence([h], room, got);
+    expect(final.learner.map((m) => m.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    expect(final.instructor.map((m) => m.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
     // Each message was confirmed once, late: nothing was published a second time.
     expect(h.server.services.broker.blocked).toBeNull();
     expect((await published()) - publishedBefore).toBe(N);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PresenceStore } from '../src/presence/presence-store';
 import { makeRoom, makeUser, startHarness, type Harness, type TestUser } from '../../testkit/harness';
+import { waitFor } from '../../testkit/stomp';
 
 let h: Harness;
 beforeAll(async () => {
@@ -11,7 +12,6 @@ afterAll(async () => {
 });
 
 const presencePath = (roomId: string): string => `/api/rooms/${roomId}/presence`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('presence routes', () => {
   it('counts members who sent a heartbeat; only instructors get the list', async () => {
@@ -58,11 +58,12 @@ describe('presence store', () => {
     await store.beat(room.id, 'chatty');
     expect((await store.online(room.id)).sort()).toEqual(['chatty', 'quiet']);
 
-    // "chatty" keeps beating, "quiet" went away (tab closed, socket died): after the window only one counts.
-    for (let i = 0; i < 4; i++) {
-      await sleep(150);
+    // "chatty" keeps beating, "quiet" went away (tab closed, socket died): once the window has
+    // passed without a beat from "quiet", only "chatty" counts.
+    await waitFor(async () => {
       await store.beat(room.id, 'chatty');
-    }
+      return !(await store.online(room.id)).includes('quiet');
+    }, '"quiet" to drop out of the window');
     expect(await store.online(room.id)).toEqual(['chatty']);
   });
 
@@ -70,7 +71,8 @@ describe('presence store', () => {
     const store = new PresenceStore(h.server.services.redis, { windowMs: 200 });
     const room = await makeRoom(h, 0);
     await store.beat(room.id, 'someone');
-    await sleep(300);
+    expect(await store.online(room.id)).toEqual(['someone']);
+    await waitFor(async () => (await h.server.services.redis.exists(`rc:presence:${room.id}`)) === 0, 'the set to expire');
     expect(await store.online(room.id)).toEqual([]);
     expect(await h.server.services.redis.exists(`rc:presence:${room.id}`)).toBe(0);
   });
