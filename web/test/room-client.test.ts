@@ -425,11 +425,9 @@ describe('timers', () => {
 });
 
 describe('state', () => {
-  // Known bug, kept as a failing scenario (remove `.fails` once fixed): a silence resync that is
-  // still in flight when the socket is cut finishes after the reconnect and `onSilence` then sets
-  // 'live' because the *new* link is open, while the reconnect's own catch-up resync (chained after
-  // it) has not even been sent. The page says live while what was missed since the cut is unknown.
-  it.fails('stays resyncing until the catch-up resync of a reconnect has answered, even if a silence resync was in flight', async () => {
+  // A silence resync still in flight when the socket is cut finishes after the reconnect; it
+  // must not declare the new connection live before that connection's own catch-up resync.
+  it('stays resyncing until the catch-up resync of a reconnect has answered, even if a silence resync was in flight', async () => {
     const h = setup();
     start(h);
     await h.live();
@@ -447,10 +445,9 @@ describe('state', () => {
 });
 
 describe('after stop', () => {
-  // Known bug, kept as a failing scenario (remove `.fails` once fixed): a resync in flight when
-  // `stop()` is called still puts its answer in the log and emits `message` events after stop
-  // resolved (state 'offline'); a page that switched rooms would show the old room's messages.
-  it.fails('reports nothing once stopped, not even the answer of a resync that was in flight', async () => {
+  // A resync in flight at stop() must not put its answer in the log afterwards: a page that
+  // switched rooms would show the old room's messages.
+  it('reports nothing once stopped, not even the answer of a resync that was in flight', async () => {
     const h = setup();
     h.rest.commit();
     h.rest.resyncLatencyMs = 1_000;

@@ -316,6 +316,8 @@ export class RoomClient extends Emitter<RoomClientEvents> {
 
   /** Puts a message in the log (once) and tells the page where it goes. */
   private accept(message: RoomMessage): void {
+    // A resync or a send answered after stop(): the page has moved on.
+    if (this.stopped) return;
     const placement = this.log.insert(message);
     if (placement) this.emit('message', message, placement);
     this.stream?.add(message);
@@ -349,13 +351,16 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   /** Nothing arrived for a while, or a hole stayed open: maybe a subscription was lost. Ask. */
   private async onSilence(): Promise<void> {
     if (this.current !== 'live' || this.stopped) return;
+    // The connection this resync serves: if it drops meanwhile, the reconnect owns the state and
+    // goes live only after its own resync.
+    const link = this.link;
     this.setState('resyncing');
     try {
       await this.resync();
     } catch (err) {
       this.problem(err);
     }
-    if (this.link?.open && !this.stopped) {
+    if (link !== null && this.link === link && link.open && !this.stopped) {
       this.setState('live');
       this.armSilenceCheck();
     }
