@@ -39,6 +39,7 @@ describe('retryAfterMsOf', () => {
   it.each([
     ['IMF-fixdate', 'Mon, 02 Mar 2026 09:00:30 GMT', 30_000],
     ['obsolete RFC 850 date', 'Monday, 02-Mar-26 09:01:00 GMT', 60_000],
+    ['obsolete asctime date, read as GMT', 'Mon Mar  2 09:00:45 2026', 45_000],
   ])('reads an HTTP date (%s) as the time left until it', (_format, header, ms) => {
     expect(retryAfterMsOf(header, NOW)).toBe(ms);
   });
@@ -51,7 +52,7 @@ describe('retryAfterMsOf', () => {
     expect(retryAfterMsOf('Mon, 02 Mar 2026 09:00:10 GMT')).toBe(10_000);
   });
 
-  it.each(['', '   ', 'soon', '5s', '1e3', '0x10'])('is null for the unreadable %j', (header) => {
+  it.each(['', '   ', 'soon', '5s', '1e3', '0x10', '1.5', '-1', '+5', 'abc 12', '2026-03-02T09:00:30Z'])('is null for the unreadable %j', (header) => {
     expect(retryAfterMsOf(header, NOW)).toBeNull();
   });
 });

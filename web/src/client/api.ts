@@ -61,7 +61,12 @@ export function retryAfterMsOf(header: string | null, now: number = Date.now()):
   if (header === null) return null;
   const value = header.trim();
   if (/^\d+$/.test(value)) return Number(value) * 1000;
-  const at = Date.parse(value);
+  // Only the three HTTP date forms: the engine's Date.parse also reads "1.5" or "-1" as dates
+  // in 2001, and reads asctime (which has no zone) in local time instead of GMT.
+  const imfOrRfc850 = /^[A-Z][a-z]{2,8}, \d{2}[ -][A-Z][a-z]{2}[ -]\d{2,4} \d{2}:\d{2}:\d{2} GMT$/.test(value);
+  const asctime = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/.test(value);
+  if (!imfOrRfc850 && !asctime) return null;
+  const at = Date.parse(asctime ? `${value} GMT` : value);
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
