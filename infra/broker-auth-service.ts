@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import path from 'node:path';
 import { repoRoot, type Config } from '../runtime/config';
 import type { Logger } from './logger';
-import { isHealthy, NodeServiceError, runningPid, startNodeService, stopNodeService, type NodeService } from './node-process';
+import { isHealthy, NodeServiceError, runningPid, startNodeService, stopNodeService, withStartLock, type NodeService } from './node-process';
 import { dataPaths } from './paths';
 import { isPortOpen, type ServiceStatus } from './probes';
 
@@ -50,6 +50,10 @@ function sourceHash(entry: string): string {
 /** Starts the service unless a healthy copy built from the current sources already runs. */
 export async function ensureBrokerAuth(config: Config, log: Logger, options: BrokerAuthOptions = {}): Promise<void> {
   const s = service(config, options.entry);
+  await withStartLock(s, () => startUnlessRunning(config, s, log));
+}
+
+async function startUnlessRunning(config: Config, s: ReturnType<typeof service>, log: Logger): Promise<void> {
   const { port, host } = config.brokerAuth;
   if (!existsSync(s.entry)) throw new NodeServiceError(`broker-auth entry ${s.entry} is missing`);
   const hash = sourceHash(s.entry);

@@ -119,3 +119,37 @@ export async function stopNodeService(s: NodeService, log: Logger, why: string):
   }
   rmSync(s.pidFile, { force: true });
 }
+
+/**
+ * Runs `fn` holding `<pidFile>.lock`, so two starters (a test run beside `npm start`, two test
+ * runs) never both decide a service is missing and start it twice: the loser's process would
+ * fail on the port and its clean-up would stop the winner's. A lock whose holder died is taken
+ * over; one held for longer than a start could take is an error that names the holder.
+ */
+export async function withStartLock<T>(s: Pick<NodeService, 'name' | 'pidFile'>, fn: () => Promise<T>): Promise<T> {
+  const lock = `${s.pidFile}.lock`;
+  ensureDir(path.dirname(lock));
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const text = readFileSync(lock, 'utf8').trim();
+      const holder = Number(text);
+      // Empty: its holder is between creating and writing it; wait like for any holder.
+      if (text !== '' && (!Number.isInteger(holder) || holder <= 0 || !isProcessAlive(holder, 'node'))) {
+        rmSync(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new NodeServiceError(`${s.name}: ${lock} has been held by pid ${holder} for 2 minutes; is another start stuck?`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
