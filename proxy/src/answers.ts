@@ -5,6 +5,7 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ErrorBody, ErrorCode } from '../../shared/protocol/errors';
+import { API_SECURITY_HEADERS } from '../../runtime/security-headers';
 
 const errorJson = (code: ErrorCode, message: string): string => JSON.stringify({ error: { code, message } } satisfies ErrorBody);
 
@@ -14,20 +15,14 @@ const errorJson = (code: ErrorCode, message: string): string => JSON.stringify({
  */
 export const STRICT_TRANSPORT_SECURITY = 'max-age=31536000';
 /**
- * The proxy's own answers are JSON errors: never sniffed into something else, framed, cached or
- * allowed to load anything, the same as the app server's API answers.
+ * The proxy's own answers are JSON errors: the same headers as the app server's API answers
+ * (never sniffed, framed or allowed to load anything), and never cached.
  */
-const NOSNIFF = {
-  'x-content-type-options': 'nosniff',
-  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-};
+const OWN_ANSWER_HEADERS = { ...API_SECURITY_HEADERS, 'Cache-Control': 'no-store' };
 
 export function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
   const body = errorJson(code, message);
-  res.writeHead(status, { ...headers, ...NOSNIFF, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { ...headers, ...OWN_ANSWER_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -41,7 +36,7 @@ export function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode, m
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
     ...Object.entries({
       ...headers,
-      ...NOSNIFF,
+      ...OWN_ANSWER_HEADERS,
       'strict-transport-security': STRICT_TRANSPORT_SECURITY,
       'content-type': 'application/json; charset=utf-8',
       'content-length': String(Buffer.byteLength(body)),

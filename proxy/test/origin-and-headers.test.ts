@@ -99,7 +99,8 @@ describe('headers on the HTTPS port', () => {
     expect(own.status).toBe(404);
     expect(own.headers.get('strict-transport-security')).toBe('max-age=31536000');
     expect(own.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(own.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
+    expect(own.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    expect(own.headers.get('cross-origin-resource-policy')).toBe('same-origin');
     expect(own.headers.get('x-frame-options')).toBe('DENY');
     expect(own.headers.get('referrer-policy')).toBe('no-referrer');
     expect(own.headers.get('cache-control')).toBe('no-store');

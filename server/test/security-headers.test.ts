@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../runtime/config';
-import { API_CSP, PAGE_CSP } from '../src/http/security-headers';
+import { API_CSP } from '../../runtime/security-headers';
+import { PAGE_CSP } from '../src/http/security-headers';
 import { ApiClient } from '../../testkit/api-client';
 import { makeUser, startHarness, type Harness, type TestUser } from '../../testkit/harness';
 

@@ -8,27 +8,17 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
+import { API_SECURITY_HEADERS } from '../../../runtime/security-headers';
 
 /** The pages' policy: the meta tag's, plus what only a header can say. */
 export const PAGE_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; " +
   "worker-src blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/** Anything that is not a page (JSON, metrics, errors): nothing may load, run or frame it. */
-export const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
 /** Sets the headers for a non-page response; `pageHeaders` upgrades the policy for pages. */
 export function securityHeaders() {
   return (req: Request, res: Response, next: NextFunction): void => {
-    res.set({
-      'Content-Security-Policy': API_CSP,
-      'X-Frame-Options': 'DENY',
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
-      // No other site's page may hold a reference to ours, nor load our responses into its process.
-      'Cross-Origin-Opener-Policy': 'same-origin',
-      'Cross-Origin-Resource-Policy': 'same-origin',
-    });
+    res.set(API_SECURITY_HEADERS);
     // API answers carry session tokens and room messages: no cache on the way may keep them.
     if (req.path.startsWith('/api/')) res.set('Cache-Control', 'no-store');
     next();

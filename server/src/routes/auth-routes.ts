@@ -18,8 +18,6 @@ const passwordBody = z
   .strict()
   .refine((b) => b.newPassword !== b.currentPassword, { path: ['newPassword'], message: 'must differ from the current password' });
 
-/** The client's address as the proxy saw it (`trust proxy` is loopback: X-Forwarded-For from it counts). */
-
 export function authRoutes(deps: {
   users: UserStore;
   sessions: SessionStore;
