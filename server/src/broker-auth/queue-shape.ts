@@ -5,6 +5,7 @@
  * the time the consume is authorized the queue exists and the management API shows it.
  */
 import type { Config } from '../../../runtime/config';
+import { ManagementApi, managementUrls } from '../broker/management-api';
 
 export interface QueueShape {
   durable: boolean;
@@ -21,8 +22,6 @@ export class QueueShapeUnavailableError extends Error {
 }
 
 const REQUEST_TIMEOUT_MS = 2000;
-/** A node whose management API just failed is asked last for this long (it is likely down). */
-const FAILED_NODE_BACKOFF_MS = 5000;
 const VHOST = '%2F';
 
 /** An empty argument table may come as `{}` or `[]`; anything unexpected counts as arguments (fail closed). */
@@ -33,50 +32,22 @@ function argumentsOf(raw: unknown): Record<string, unknown> {
 }
 
 export class QueueShapeLookup {
-  private readonly endpoints: string[];
-  private readonly authorization: string;
-  private next = 0;
-  private readonly failedAt: number[];
+  private readonly api: ManagementApi;
 
   constructor(config: Config) {
-    this.endpoints = config.rabbitmq.nodes.map((n) => `http://127.0.0.1:${n.managementPort}`);
-    this.authorization = `Basic ${Buffer.from(`${config.rabbitmq.user}:${config.rabbitmq.password}`).toString('base64')}`;
-    this.failedAt = this.endpoints.map(() => 0);
+    this.api = new ManagementApi(managementUrls(config), config.rabbitmq, REQUEST_TIMEOUT_MS);
   }
 
-  /** Every node once, from a rotating start, the ones that failed lately at the end. */
-  private order(): number[] {
-    const start = this.next++ % this.endpoints.length;
-    const all = this.endpoints.map((_, i) => (start + i) % this.endpoints.length);
-    const recent = (i: number): boolean => Date.now() - (this.failedAt[i] ?? 0) < FAILED_NODE_BACKOFF_MS;
-    return [...all.filter((i) => !recent(i)), ...all.filter(recent)];
-  }
-
-  /** The queue's shape, or null when no such queue exists. Tries each node once. */
+  /** The queue's shape, or null when no such queue exists. */
   async get(queue: string): Promise<QueueShape | null> {
-    let lastError: unknown;
-    for (const i of this.order()) {
-      const endpoint = this.endpoints[i];
-      try {
-        const res = await fetch(`${endpoint}/api/queues/${VHOST}/${encodeURIComponent(queue)}?disable_stats=true`, {
-          headers: { authorization: this.authorization },
-          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-        });
-        if (res.status === 404) return null;
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        const q = (await res.json()) as { durable?: unknown; auto_delete?: unknown; exclusive?: unknown; arguments?: unknown };
-        return {
-          durable: q.durable === true,
-          autoDelete: q.auto_delete === true,
-          exclusive: q.exclusive === true,
-          arguments: argumentsOf(q.arguments),
-        };
-      } catch (err) {
-        // A node that is down (or its management listener) is normal during failover: ask the next.
-        this.failedAt[i] = Date.now();
-        lastError = err;
-      }
+    let answer: { status: number; body: unknown };
+    try {
+      answer = await this.api.request('GET', `/api/queues/${VHOST}/${encodeURIComponent(queue)}?disable_stats=true`, { done: [404] });
+    } catch (err) {
+      throw new QueueShapeUnavailableError(`no management endpoint answered for queue ${queue}`, { cause: err });
     }
-    throw new QueueShapeUnavailableError(`no management endpoint answered for queue ${queue}`, { cause: lastError });
+    if (answer.status === 404) return null;
+    const q = (answer.body ?? {}) as { durable?: unknown; auto_delete?: unknown; exclusive?: unknown; arguments?: unknown };
+    return { durable: q.durable === true, autoDelete: q.auto_delete === true, exclusive: q.exclusive === true, arguments: argumentsOf(q.arguments) };
   }
 }
