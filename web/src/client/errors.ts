@@ -70,6 +70,15 @@ export function isRetriable(err: unknown): boolean {
 }
 
 /**
+ * The server refused the request itself: sending it again, unchanged, gets the same answer.
+ * 401 is not about the request (the session ended; after a new login it may be sent again);
+ * the retriable 4xx (408, 429) are about timing.
+ */
+export function isRefusal(err: unknown): err is ApiError {
+  return err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 401 && !isRetriable(err);
+}
+
+/**
  * Failures no retry can fix for this room: the session is gone, or the user is not (or no
  * longer) a member. The client stops and the page asks the person what to do.
  */

@@ -15,8 +15,8 @@
 export { RoomcastApi, type ApiOptions, type LoginResult, type Member, type MyRoom, type Room, type RoomDetails, type SendResult, type User } from './api';
 export { backoffDelay, type BackoffOptions } from './backoff';
 export type { WebSocketFactory } from './broker-link';
-export { ApiError, BrokerError, NetworkError, RoomClientError, isFatal, isRetriable, type ClientErrorCode, type LocalErrorCode } from './errors';
+export { ApiError, BrokerError, NetworkError, RoomClientError, isFatal, isRefusal, isRetriable, type ClientErrorCode, type LocalErrorCode } from './errors';
 export type { Placement } from './message-log';
 export { RoomClient, type ConnectionState, type RoomClientEvents, type RoomClientOptions } from './room-client';
-export { MAX_RETRY_AFTER_MS, isRefusal, newClientMsgId, type OutgoingMessage, type OutgoingRequest, type OutgoingStatus } from './send-queue';
+export { MAX_RETRY_AFTER_MS, newClientMsgId, type OutgoingMessage, type OutgoingRequest, type OutgoingStatus } from './send-queue';
 export { clearUnsent, type PersistUnsent, type StorageLike } from './unsent-store';

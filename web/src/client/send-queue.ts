@@ -21,7 +21,7 @@
  */
 import type { RoomMessage, SendMessageRequest } from '../../../shared/protocol/messages';
 import { backoffDelay, Waker, type BackoffOptions } from './backoff';
-import { ApiError, RoomClientError } from './errors';
+import { ApiError, RoomClientError, isRefusal } from './errors';
 import { UnsentStore, type PersistUnsent, type UnsentRecord } from './unsent-store';
 
 /**
@@ -57,15 +57,6 @@ export function newClientMsgId(): string {
   b[8] = ((b[8] as number) & 0x3f) | 0x80;
   const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-/**
- * The server refused this message itself: sending it again, unchanged, gets the same answer.
- * 401 is not about the message (the session ended; the client stops, and after a new login the
- * restored message is sent again); 408 and 429 are about timing.
- */
-export function isRefusal(err: unknown): err is ApiError {
-  return err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 408 && err.status !== 429;
 }
 
 export interface SendQueueDeps {
