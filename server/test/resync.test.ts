@@ -75,7 +75,7 @@ describe('resync', () => {
     const res = await outsider.api.get(`/api/rooms/${room.id}/messages?after=0`);
     expect(res.status).toBe(403);
     expect(res.body.error.code).toBe('not_a_member');
-    for (const q of ['after=-1', 'after=abc', 'limit=0', 'limit=501', 'bogus=1']) {
+    for (const q of ['after=-1', 'after=abc', 'limit=0', 'limit=501', 'bogus=1', 'personalAfter=-1', 'personalAfter=x', 'personalAfter=1e20', 'after=1.5']) {
       const bad = await a.api.get(`/api/rooms/${room.id}/messages?${q}`);
       expect(bad.status, q).toBe(400);
       expect(bad.body.error.code).toBe('invalid_request');

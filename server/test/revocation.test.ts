@@ -188,6 +188,20 @@ describe('revocation of live broker connections', () => {
     expect((await new ApiClient(h.server.url).post('/api/auth/password', { currentPassword: PASSWORD, newPassword: 'x'.repeat(12) })).status).toBe(401);
   });
 
+  it('refuses removal and leaving to a stranger (403 not_a_member) and to no session (401)', async () => {
+    const room = await makeRoom(h, 1);
+    const learner = room.learners[0]!;
+    const stranger = (await makeRoom(h, 0)).instructor;
+    const remove = await stranger.api.request('DELETE', `/api/rooms/${room.id}/members/${learner.id}`);
+    expect([remove.status, remove.body.error.code]).toEqual([403, 'not_a_member']);
+    const leave = await stranger.api.post(`/api/rooms/${room.id}/leave`);
+    expect([leave.status, leave.body.error.code]).toEqual([403, 'not_a_member']);
+    const nobody = new ApiClient(h.server.url);
+    expect((await nobody.request('DELETE', `/api/rooms/${room.id}/members/${learner.id}`)).status).toBe(401);
+    expect((await nobody.post(`/api/rooms/${room.id}/leave`)).status).toBe(401);
+    expect(await h.server.services.mirror.role(room.id, learner.id)).toBe('learner');
+  });
+
   it('lets only instructors remove members, never themselves or the room creator', async () => {
     const room = await makeRoom(h, 2);
     const [a, b] = room.learners as [TestUser, TestUser];
