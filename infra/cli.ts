@@ -5,6 +5,7 @@
 import { loadConfig, type Config } from '../runtime/config';
 import { seedDemo } from '../server/src/cli/seed-demo';
 import { appServersStatus } from './app-servers';
+import { eximPaths, summarizeMaildir } from './exim-files';
 import { ensureServices, servicesStatus, stopServices, type Logger } from './index';
 import { ensureSystem, stopFrontEnds } from './system';
 import { proxyRunning, proxyStatus } from './proxy-service';
@@ -22,17 +23,20 @@ class UsageError extends Error {
   readonly code = 'usage';
 }
 
+const MAIL_LIST_LENGTH = 20;
+
 interface Command {
   summary: string;
   run(config: Config): Promise<void>;
 }
 
 const commands: Record<string, Command> = {
-  up: { summary: 'start (or reuse) postgres, redis, broker-auth and the RabbitMQ cluster', run: (c) => ensureServices(c, log) },
+  up: { summary: 'start (or reuse) postgres, redis, exim, broker-auth and the RabbitMQ cluster', run: (c) => ensureServices(c, log) },
   down: { summary: 'stop every service started by `up`', run: (c) => stopServices(c, log) },
   status: { summary: 'show each service, app server and the proxy as up or down, with its address', run: printStatus },
   start: { summary: 'up, then migrate, seed the demo, run the app servers and the TLS proxy; Ctrl-C stops all', run: startAll },
   stop: { summary: 'stop the proxy, the app servers and every service', run: stopAll },
+  mail: { summary: `list the newest ${MAIL_LIST_LENGTH} mails Exim delivered into the local Maildir (recipient, subject, date, file)`, run: printMail },
 };
 
 async function printStatus(config: Config): Promise<void> {
@@ -40,6 +44,20 @@ async function printStatus(config: Config): Promise<void> {
   for (const s of [...services, ...apps, proxy]) {
     const pid = s.pid === null ? '' : `  pid ${s.pid}`;
     log.info(`${s.name.padEnd(30)} ${(s.up ? 'up' : 'down').padEnd(5)} ${s.endpoint}${pid}`);
+  }
+}
+
+/** No mail leaves the machine: the local Exim delivers all of it into one Maildir, listed here newest first. */
+async function printMail(config: Config): Promise<void> {
+  const { maildir } = eximPaths(config);
+  const { total, mails } = summarizeMaildir(config, MAIL_LIST_LENGTH);
+  if (total === 0) {
+    log.info(`no mail in ${maildir} yet`);
+    return;
+  }
+  log.info(`${mails.length} newest of ${total} in ${maildir} (any mail reader opens it: mutt -f ${maildir})`);
+  for (const m of mails) {
+    console.log(`${m.deliveredAt.toISOString()}  to ${m.recipient}  ${JSON.stringify(m.subject)}\n    date ${m.date}\n    ${m.file}`);
   }
 }
 

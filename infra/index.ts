@@ -1,10 +1,12 @@
 /**
  * infra's public entry: bring the local services up, take them down, report on them.
- * Services: PostgreSQL, Redis, the broker-auth HTTP service and the RabbitMQ cluster, each on
- * loopback and the ports in `Config`, with all state under `config.dataDir`.
+ * Services: PostgreSQL, Redis, Exim (the SMTP relay), the broker-auth HTTP service and the
+ * RabbitMQ cluster, each on loopback and the ports in `Config`, with all state under
+ * `config.dataDir`.
  */
 import type { Config } from '../runtime/config';
 import { brokerAuthStatus, ensureBrokerAuth, stopBrokerAuth } from './broker-auth-service';
+import { ensureExim, eximStatus, stopExim } from './exim';
 import type { Logger } from './logger';
 import { ensureOsPackages, SERVICE_PACKAGES } from './os-packages';
 import { ensurePostgres, postgresStatus, stopPostgres } from './postgres';
@@ -16,6 +18,8 @@ export type { Logger } from './logger';
 export { silentLogger } from './logger';
 export type { ServiceStatus } from './probes';
 export { ensureOsPackages, MissingOsPackagesError } from './os-packages';
+export { EximError, eximQueueCount } from './exim';
+export { mailHeader, maildirFiles, maildirTag, type MaildirFile } from './exim-files';
 export {
   clusterRunningNodes,
   killNode,
@@ -38,8 +42,8 @@ export async function ensureServices(config: Config, log: Logger): Promise<void>
     log.info(`${name} ready (${seconds(t)})`);
   };
   await step('os packages', () => ensureOsPackages(SERVICE_PACKAGES, log));
-  await step('postgres + redis', async () => {
-    await Promise.all([ensurePostgres(config, log), ensureRedis(config, log)]);
+  await step('postgres + redis + exim', async () => {
+    await Promise.all([ensurePostgres(config, log), ensureRedis(config, log), ensureExim(config, log)]);
   });
   await step('broker-auth', () => ensureBrokerAuth(config, log));
   await step(`rabbitmq (${config.rabbitmq.nodes.length} nodes)`, () => ensureRabbitCluster(config, log));
@@ -51,17 +55,18 @@ export async function stopServices(config: Config, log: Logger): Promise<void> {
   const start = Date.now();
   // RabbitMQ first: its nodes call broker-auth until they are gone.
   await stopRabbitCluster(config, log);
-  await Promise.all([stopBrokerAuth(config, log), stopRedis(config, log), stopPostgres(config, log)]);
+  await Promise.all([stopBrokerAuth(config, log), stopRedis(config, log), stopPostgres(config, log), stopExim(config, log)]);
   log.info(`all services stopped in ${seconds(start)}`);
 }
 
 /** Each service (and each RabbitMQ node) with whether it answers on its port. */
 export async function servicesStatus(config: Config): Promise<ServiceStatus[]> {
-  const [pg, redis, auth, rabbit] = await Promise.all([
+  const [pg, redis, exim, auth, rabbit] = await Promise.all([
     postgresStatus(config),
     redisStatus(config),
+    eximStatus(config),
     brokerAuthStatus(config),
     rabbitStatus(config),
   ]);
-  return [pg, redis, auth, ...rabbit];
+  return [pg, redis, exim, auth, ...rabbit];
 }

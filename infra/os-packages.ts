@@ -8,9 +8,11 @@ import { CommandError, isRoot, runChecked, runCommand } from './processes';
 
 /**
  * What `ensureServices` needs: the binaries of every local service, and openssl, which makes
- * the proxy's development certificate and the tests' throwaway certificate authority.
+ * the proxy's development certificate and the tests' throwaway certificate authority. Exim
+ * comes as exim4-daemon-light: a local relay needs nothing of -heavy's (SQL and LDAP lookups,
+ * content scanning, embedded Perl), and both pull in the same exim4-base and exim4-config.
  */
-export const SERVICE_PACKAGES: readonly string[] = ['rabbitmq-server', 'postgresql', 'redis-server', 'openssl'];
+export const SERVICE_PACKAGES: readonly string[] = ['rabbitmq-server', 'postgresql', 'redis-server', 'exim4-daemon-light', 'openssl'];
 
 /** What the browser tests need on top: Debian's Chromium, driven by Playwright (never a downloaded browser). */
 export const BROWSER_PACKAGES: readonly string[] = ['chromium'];

@@ -47,6 +47,8 @@ const schema = z.object({
   ROOMCAST_BROKER_PASSWORD: z.string().min(8).default('roomcast-dev-broker-secret'),
 
   ROOMCAST_BROKER_AUTH_PORT: port.default(25800),
+  // The SMTP relay mail leaves through: in development and tests infra's own Exim on loopback.
+  ROOMCAST_SMTP_PORT: port.default(25025),
   ROOMCAST_APP_PORT: port.default(3000),
   ROOMCAST_APP_SERVERS: z.coerce.number().int().min(1).max(8).default(2),
 
@@ -108,6 +110,11 @@ export interface Config {
     password: string;
   };
   brokerAuth: { host: string; port: number };
+  /**
+   * Outgoing mail: the SMTP relay it is handed to. Locally that is infra's Exim, which delivers
+   * every message into a Maildir under `dataDir` instead of sending it anywhere.
+   */
+  mail: { host: string; port: number };
   /** App server processes: `servers` of them on consecutive ports from `port`. */
   app: { host: string; port: number; servers: number };
   proxy: {
@@ -183,6 +190,7 @@ const TEST_PROFILE: Record<string, string> = {
   ROOMCAST_RABBITMQ_MANAGEMENT_PORT_BASE: '24710',
   ROOMCAST_RABBITMQ_DIST_PORT_BASE: '24720',
   ROOMCAST_BROKER_AUTH_PORT: '24800',
+  ROOMCAST_SMTP_PORT: '24025',
   ROOMCAST_APP_PORT: '24300',
   ROOMCAST_PROXY_HTTPS_PORT: '24443',
   ROOMCAST_PROXY_HTTP_PORT: '24080',
@@ -242,6 +250,7 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
       password: e.ROOMCAST_BROKER_PASSWORD,
     },
     brokerAuth: { host: LOOPBACK, port: e.ROOMCAST_BROKER_AUTH_PORT },
+    mail: { host: LOOPBACK, port: e.ROOMCAST_SMTP_PORT },
     app: { host: LOOPBACK, port: e.ROOMCAST_APP_PORT, servers: e.ROOMCAST_APP_SERVERS },
     proxy: {
       host: e.ROOMCAST_PROXY_HOST,

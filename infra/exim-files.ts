@@ -1,0 +1,296 @@
+/**
+ * The files of roomcast's Exim: where they live under the data folder, the configuration
+ * generated from `Config` (with the relay's test hooks), and the development Maildir every
+ * message is delivered into, with what a person or a test needs to read it back.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../runtime/config';
+import { dataPaths } from './paths';
+
+/** Exim cannot be configured or its files cannot be read. */
+export class EximError extends Error {
+  override name = 'EximError';
+  readonly code = 'exim_failed';
+}
+
+export interface EximPaths {
+  /** Holds the configuration file and the spool. */
+  dir: string;
+  confFile: string;
+  spoolDir: string;
+  /** mainlog, rejectlog (every refused RCPT) and paniclog. */
+  logDir: string;
+  pidFile: string;
+  /** The one Maildir (`new/`, `cur/`, `tmp/`) all mail is delivered into. */
+  maildir: string;
+}
+
+export function eximPaths(config: Config): EximPaths {
+  const { exim, run, log, mail } = dataPaths(config);
+  return {
+    dir: exim,
+    confFile: path.join(exim, 'exim.conf'),
+    spoolDir: path.join(exim, 'spool'),
+    logDir: path.join(log, 'exim'),
+    pidFile: path.join(run, 'exim.pid'),
+    maildir: path.join(mail, 'maildir'),
+  };
+}
+
+/** The OS user and group Exim runs as after dropping root (and owns its spool, logs and mail). */
+export interface EximUser {
+  user: string;
+  group: string;
+}
+
+/**
+ * Exim expands most path options (`$`, `\`) and splits `log_file_path` at colons; rather than
+ * quote for each, a data folder with such characters is refused up front.
+ */
+function assertPlainPath(p: string): string {
+  if (/[\\$:"\n\r]/.test(p)) throw new EximError(`Exim cannot use ${JSON.stringify(p)}: move the data folder (ROOMCAST_DATA_DIR) to a path without \\ $ : or "`);
+  return p;
+}
+
+/** Characters kept as they are in a recipient's tag; Exim's `sg` below and `maildirTag` agree on it. */
+const TAG_KEEP = 'a-z0-9._+=@-';
+const KEPT = new RegExp(`^[${TAG_KEEP}]$`);
+
+/**
+ * The suffix Exim gives a delivered file's name (`maildir_tag`), so a recipient's mail is found
+ * from the directory listing alone: `,` and the address, lower-cased, with every byte outside
+ * `[a-z0-9._+=@-]` (a Maildir's `:` and `/`, any UTF-8 byte) turned into `_`. Byte for byte
+ * what `${sg{${lc:…}}{[^…]}{_}}` makes of it in the configuration.
+ */
+export function maildirTag(address: string): string {
+  let tag = ',';
+  for (const byte of Buffer.from(address, 'utf8')) {
+    const c = byte >= 0x41 && byte <= 0x5a ? byte + 0x20 : byte; // Exim's lc is ASCII-only
+    const ch = String.fromCharCode(c);
+    tag += c < 0x80 && KEPT.test(ch) ? ch : '_';
+  }
+  return tag;
+}
+
+/**
+ * The configuration, rewritten before each start. A development relay: it listens on loopback
+ * only, accepts mail for any domain and delivers all of it into one Maildir under the data
+ * folder, so nothing ever leaves the machine.
+ */
+export function eximConfig(config: Config, p: EximPaths, owner: EximUser): string {
+  const { host, port } = config.mail;
+  const lines = [
+    '# Written by infra/exim.ts before each start; edit infra/exim-files.ts, not this one.',
+    '# The development relay: loopback only, every message for any domain into one Maildir.',
+    'primary_hostname = localhost',
+    `daemon_smtp_ports = ${port}`,
+    `local_interfaces = <; ${host}`,
+    `spool_directory = ${assertPlainPath(p.spoolDir)}`,
+    `log_file_path = ${assertPlainPath(p.logDir)}/%slog`,
+    `pid_file_path = ${assertPlainPath(p.pidFile)}`,
+    // Started by root, the daemon keeps root only to bind and fork; receiving, queue runs and
+    // every delivery run as this user. Not root: everything runs as us.
+    `exim_user = ${owner.user}`,
+    `exim_group = ${owner.group}`,
+    'deliver_drop_privilege = true',
+    'never_users = root',
+    'keep_environment =',
+    // No DNS or ident lookups of loopback clients, no STARTTLS (no certificate to offer).
+    'host_lookup =',
+    'rfc1413_hosts =',
+    'tls_advertise_hosts =',
+    // A port held by another process fails the start at once instead of retrying for minutes.
+    'daemon_startup_retries = 0',
+    // Deliver every message at once, however many a pooled connection sends (default: 10).
+    'smtp_accept_queue_per_connection = 0',
+    'log_selector = +subject +received_recipients',
+    'ignore_bounce_errors_after = 1h',
+    'timeout_frozen_after = 1d',
+    'acl_smtp_rcpt = acl_check_rcpt',
+    '',
+    'begin acl',
+    '',
+    // Test hooks, so the app's retry and suppression tests drive this real relay without any
+    // fake server: a recipient whose local part starts with "tempfail" (any case) gets a 451
+    // (try again later) at RCPT; one starting with "reject" or "bounce" a 550 (never again).
+    // Each refusal is also written to rejectlog.
+    'acl_check_rcpt:',
+    '  defer   condition = ${if match{$local_part}{\\N^(?i)tempfail\\N}}',
+    '          message   = 451 4.3.0 temporarily refused: roomcast test hook (local part starts with "tempfail")',
+    '  deny    condition = ${if match{$local_part}{\\N^(?i)(reject|bounce)\\N}}',
+    '          message   = 550 5.1.1 refused: roomcast test hook (local part starts with "reject" or "bounce")',
+    '  accept',
+    '',
+    'begin routers',
+    '',
+    'dev_maildir:',
+    '  driver = accept',
+    '  transport = dev_maildir',
+    '',
+    'begin transports',
+    '',
+    // One Maildir rather than one per recipient: Exim (4.94+) refuses a directory named from
+    // the recipient (tainted data) but allows it in the file name's tag (see maildirTag).
+    'dev_maildir:',
+    '  driver = appendfile',
+    `  directory = ${assertPlainPath(p.maildir)}`,
+    '  maildir_format',
+    `  maildir_tag = ,\${sg{\${lc:$local_part@$domain}}{\\N[^${TAG_KEEP}]\\N}{_}}`,
+    '  create_directory',
+    '  directory_mode = 0755',
+    '  mode = 0644',
+    `  user = ${owner.user}`,
+    `  group = ${owner.group}`,
+    '  envelope_to_add',
+    '  return_path_add',
+    '  delivery_date_add',
+    '',
+    'begin retry',
+    '',
+    // The daemon's queue runs (-q5s) retry a deferred message every 5 s for an hour.
+    '*  *  F,1h,5s; F,1d,5m',
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** One delivered message: its file, and when Exim wrote it. */
+export interface MaildirFile {
+  file: string;
+  deliveredAt: Date;
+}
+
+/** The file name without a mail reader's `:2,<flags>` (added when it moves a message to cur/). */
+const baseName = (file: string): string => file.replace(/:2,[A-Za-z]*$/, '');
+
+/**
+ * Every message in the Maildir (`new/`, and `cur/` where a mail reader moves what it has shown),
+ * newest first; with `address`, only that recipient's copies.
+ */
+export function maildirFiles(config: Config, address?: string): MaildirFile[] {
+  const { maildir } = eximPaths(config);
+  const tag = address === undefined ? null : maildirTag(address);
+  const found: MaildirFile[] = [];
+  for (const sub of ['new', 'cur']) {
+    const dir = path.join(maildir, sub);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // nothing delivered yet
+      throw err;
+    }
+    for (const name of names) {
+      if (tag !== null && !baseName(name).endsWith(tag)) continue;
+      const file = path.join(dir, name);
+      try {
+        found.push({ file, deliveredAt: statSync(file).mtime });
+      } catch {
+        // moved or removed since the listing (a mail reader, clearMailbox): not there any more
+      }
+    }
+  }
+  return found.sort((a, b) => b.deliveredAt.getTime() - a.deliveredAt.getTime() || b.file.localeCompare(a.file));
+}
+
+/** The header block of a message, unfolded: one entry per header line, in order. */
+function headerLines(raw: string): string[] {
+  const end = raw.search(/\r?\n\r?\n/);
+  const block = end === -1 ? raw : raw.slice(0, end);
+  return block.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/);
+}
+
+/** The bytes of one RFC 2047 encoded word's text. */
+function encodedWordBytes(encoding: string, text: string): Buffer {
+  if (encoding.toUpperCase() === 'B') return Buffer.from(text, 'base64');
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i] ?? '';
+    if (ch === '_') bytes.push(0x20);
+    else if (ch === '=' && /^[0-9A-Fa-f]{2}$/.test(text.slice(i + 1, i + 3))) {
+      bytes.push(Number.parseInt(text.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(ch.charCodeAt(0) & 0xff);
+  }
+  return Buffer.from(bytes);
+}
+
+function decodeBytes(charset: string, bytes: Buffer): string {
+  try {
+    return new TextDecoder(charset).decode(bytes);
+  } catch {
+    return bytes.toString('latin1'); // an unknown charset: show something rather than nothing
+  }
+}
+
+const ENCODED_WORD = /=\?([^?*]+)(?:\*[^?]*)?\?([BbQq])\?([^?]*)\?=/g;
+
+/**
+ * A header value with its RFC 2047 encoded words decoded. Adjacent words of one charset are
+ * joined before decoding, since a sender may split a multi-byte character between them; the
+ * whitespace between encoded words is dropped, as the RFC says.
+ */
+export function decodeHeaderValue(value: string): string {
+  let out = '';
+  let last = 0;
+  let pending: { charset: string; bytes: Buffer[] } | null = null;
+  const flush = (): void => {
+    if (pending) out += decodeBytes(pending.charset, Buffer.concat(pending.bytes));
+    pending = null;
+  };
+  for (const m of value.matchAll(ENCODED_WORD)) {
+    const [word, charset = 'utf-8', encoding = 'B', text = ''] = m;
+    const between = value.slice(last, m.index);
+    const adjacent = pending !== null && /^[ \t]*$/.test(between);
+    if (!adjacent) {
+      flush();
+      out += between;
+    }
+    const bytes = encodedWordBytes(encoding, text);
+    if (pending !== null && pending.charset.toLowerCase() === charset.toLowerCase()) pending.bytes.push(bytes);
+    else {
+      flush();
+      pending = { charset, bytes: [bytes] };
+    }
+    last = m.index + word.length;
+  }
+  flush();
+  return out + value.slice(last);
+}
+
+/** The first header `name` of a raw message, unfolded and decoded; null when absent. */
+export function mailHeader(raw: string, name: string): string | null {
+  const prefix = `${name.toLowerCase()}:`;
+  const line = headerLines(raw).find((l) => l.toLowerCase().startsWith(prefix));
+  return line === undefined ? null : decodeHeaderValue(line.slice(prefix.length).trim());
+}
+
+/** What `tsx infra/cli.ts mail` shows of one message. */
+export interface MailSummary extends MaildirFile {
+  /** The envelope recipient Exim delivered this copy to (its `Envelope-to:`). */
+  recipient: string;
+  subject: string;
+  /** The sender's `Date:` header as written. */
+  date: string;
+}
+
+/** The newest `limit` messages with recipient, subject and date, reading only their headers. */
+export function summarizeMaildir(config: Config, limit: number): { total: number; mails: MailSummary[] } {
+  const files = maildirFiles(config);
+  const mails = files.slice(0, limit).map((f): MailSummary => {
+    let raw: string;
+    try {
+      raw = readFileSync(f.file, 'utf8');
+    } catch (err) {
+      throw new EximError(`cannot read ${f.file}: ${(err as Error).message}`, { cause: err });
+    }
+    return {
+      ...f,
+      recipient: mailHeader(raw, 'Envelope-to') ?? mailHeader(raw, 'To') ?? '(no recipient)',
+      subject: mailHeader(raw, 'Subject') ?? '(no subject)',
+      date: mailHeader(raw, 'Date') ?? f.deliveredAt.toISOString(),
+    };
+  });
+  return { total: files.length, mails };
+}
