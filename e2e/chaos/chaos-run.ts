@@ -160,8 +160,10 @@ async function main(): Promise<number> {
     id: string; room_id: string; seq: number; sender_id: string; audience: string; recipient_id: string | null; client_msg_id: string; created_at: Date;
     published_at: Date | null; attempts: number | null;
   }>(
-    `SELECT m.id, m.room_id, m.seq, m.sender_id, m.audience, m.recipient_id, m.client_msg_id, m.created_at, o.published_at, o.attempts
-       FROM messages m LEFT JOIN outbox o ON o.message_id = m.id WHERE m.room_id = ANY($1::uuid[])`,
+    // A publish job's first attempt is the send request's; every later one is a relay's claim.
+    `SELECT m.id, m.room_id, m.seq, m.sender_id, m.audience, m.recipient_id, m.client_msg_id, m.created_at,
+            CASE WHEN j.state = 'done' THEN j.finished_at END AS published_at, greatest(j.attempts - 1, 0) AS attempts
+       FROM messages m LEFT JOIN jobs j ON j.queue = 'publish' AND j.ref = m.id::text WHERE m.room_id = ANY($1::uuid[])`,
     [made.map((r) => r.id)],
   );
   const stored: StoredMessage[] = rows.map((r) => ({

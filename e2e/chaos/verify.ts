@@ -14,7 +14,7 @@ export interface StoredMessage {
   recipientId: string | null;
   clientMsgId: string;
   createdAt: number;
-  /** When the broker's confirm was recorded (the outbox mark); null if never. */
+  /** When the broker's confirm was recorded (its publish job done); null if never. */
   publishedAt: number | null;
   /** How many times an outbox relay claimed it (0: published by the send request). */
   relayAttempts: number;

@@ -68,9 +68,11 @@ test('a message published late, while the client was away and the room went on, 
   try {
     // Committed, not published: as when an app server dies right after the commit.
     const request: SendMessageRequest = { clientMsgId: `late-${randomBytes(4).toString('hex')}`, audience: 'everyone', kind: 'chat', body: { text: 'late' } };
-    const { message: late, routingKey } = await h.server.services.messages.insert(room.id, bob.id, request);
+    const stored = await h.server.services.messages.insert(room.id, bob.id, request);
+    if (stored.replayed) throw new Error('a fresh client message id was taken for a replay');
+    const late = stored.message;
     // Its lease held, as by a relay that claimed it: no other server's relay publishes it meanwhile.
-    await h.server.services.pool.query(`UPDATE outbox SET claimed_until = now() + interval '10 minutes' WHERE message_id = $1`, [late.id]);
+    await h.server.services.pool.query(`UPDATE jobs SET lease_until = now() + interval '10 minutes' WHERE id = $1`, [stored.publishJob.id]);
     // The room goes on, well past any overlap a client could guess, and the client shows it all live.
     const flowed: string[] = [];
     for (let i = 0; i < 30; i++) flowed.push((await post(room, bob, `flow ${i}`)).id);
@@ -81,8 +83,7 @@ test('a message published late, while the client was away and the room went on, 
     sockets.block(true);
     sockets.cutAll();
     await expect.poll(() => client.state).not.toBe('live');
-    await h.server.services.publisher.publish(routingKey, late);
-    await h.server.services.messages.markPublished([late.id]);
+    expect(await h.server.services.ledger.deliver(stored.publishJob, late, 'relay', 600_000)).toBe('confirmed');
     for (let i = 0; i < 5; i++) await post(room, bob, `after ${i}`);
 
     const resyncsBefore = api.cursors.length;

@@ -14,7 +14,8 @@ import { jsonGuard, refuseInvalidUtf8 } from './http/json-guard';
 import { requestLog } from './http/request-log';
 import { pageHeaders, securityHeaders } from './http/security-headers';
 import { createLogger, type Logger } from './logger';
-import { OutboxRelay } from './outbox/outbox-relay';
+import { createOutboxRelay } from './delivery/outbox-relay';
+import type { Worker } from './work/worker';
 import { authRoutes } from './routes/auth-routes';
 import { healthRoutes } from './routes/health-routes';
 import { messageRoutes } from './routes/message-routes';
@@ -29,7 +30,7 @@ export interface AppServer {
   url: string;
   port: number;
   logger: Logger;
-  relay: OutboxRelay;
+  relay: Worker<Record<string, unknown>>;
   broker: BrokerConnection;
   services: Services;
   close(): Promise<void>;
@@ -47,20 +48,18 @@ export interface AppServerOptions {
 export async function startAppServer(config: Config, options: AppServerOptions = {}): Promise<AppServer> {
   const logger = createLogger(config, 'app');
   const services = buildServices(config, logger);
-  const { pool, redis, broker, metrics, users, sessions, rooms, roomService, messages, sendMessage, publisher, marks, presence } = services;
+  const { pool, redis, broker, metrics, users, sessions, rooms, roomService, messages, sendMessage, presence } = services;
 
   await migrate(pool);
   logger.info({ memberships: await services.mirror.rebuild(pool) }, 'membership mirror rebuilt');
 
-  const relay = new OutboxRelay({
-    pool,
+  const relay = createOutboxRelay({
+    jobs: services.publishJobs,
+    ledger: services.ledger,
     broker,
-    publisher,
-    marks,
-    metrics,
-    logger,
-    afterMs: config.outboxRelayAfterMs,
+    loadMessages: (ids) => messages.byIds(ids),
     intervalMs: config.outboxRelayIntervalMs,
+    logger,
   });
 
   const app = express();

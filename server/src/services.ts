@@ -4,14 +4,14 @@
  */
 import type { Config } from '../../runtime/config';
 import { BrokerConnection } from './broker/broker-connection';
-import { Publisher } from './broker/publisher';
 import { createPool, type Pool } from './db/pool';
 import type { Logger } from './logger';
 import { MessageStore } from './messages/message-store';
 import { SendMessage } from './messages/send-message';
 import { createMetrics, type Metrics } from './metrics';
-import { outboxBacklog } from './outbox/outbox-relay';
-import { PublishedMarks } from './outbox/published-marks';
+import { DeliveryLedger } from './delivery/delivery-ledger';
+import { PUBLISH_QUEUE, PUBLISH_RETRY } from './delivery/outbox-relay';
+import { JobQueue } from './work/job-queue';
 import { PresenceStore } from './presence/presence-store';
 import { createRedis, type Redis } from './redis';
 import { managementUrls } from './broker/management-api';
@@ -35,8 +35,9 @@ export interface Services {
   mirror: MembershipMirror;
   roomService: RoomService;
   messages: MessageStore;
-  publisher: Publisher;
-  marks: PublishedMarks;
+  /** The publish job of every message: the outbox. */
+  publishJobs: JobQueue;
+  ledger: DeliveryLedger;
   sendMessage: SendMessage;
   presence: PresenceStore;
   loginLimiter: AttemptLimiter;
@@ -44,6 +45,13 @@ export interface Services {
   revocations: Revocations;
   close(): Promise<void>;
 }
+
+/**
+ * How long a publish may wait for its confirm before its job is left to the relays: under load,
+ * or while a resource alarm blocks publishers, confirms come late, and publishing again
+ * meanwhile only adds duplicates.
+ */
+const MAX_PUBLISH_HOLD_MS = 15_000;
 
 /** AMQP URLs of every cluster node, for the server's own broker user. */
 export function brokerUrls(config: Config): string[] {
@@ -54,8 +62,9 @@ export function brokerUrls(config: Config): string[] {
 export function buildServices(config: Config, logger: Logger): Services {
   const pool = createPool(config, (err) => logger.warn({ err: err.message }, 'postgres client error'));
   const redis = createRedis(config, (err) => logger.warn({ err: err.message }, 'redis error'));
-  const broker = new BrokerConnection({ urls: brokerUrls(config), logger });
-  const metrics = createMetrics(() => outboxBacklog(pool));
+  const broker = new BrokerConnection({ urls: brokerUrls(config), logger, stuckAfterMs: config.publishTimeoutMs });
+  const publishJobs = new JobQueue(pool, PUBLISH_QUEUE);
+  const metrics = createMetrics(async () => (await publishJobs.stats()).pending);
   const users = new UserStore(pool);
   const sessions = new SessionStore(redis, {
     sessionSeconds: config.sessionTtlSeconds,
@@ -64,18 +73,20 @@ export function buildServices(config: Config, logger: Logger): Services {
   const rooms = new RoomStore(pool);
   const mirror = new MembershipMirror(redis);
   const presence = new PresenceStore(redis);
-  const revocations = new Revocations(redis, new BrokerAdmin(managementUrls(config), config.rabbitmq), metrics, logger);
+  const revocations = new Revocations(pool, new BrokerAdmin(managementUrls(config), config.rabbitmq), metrics, logger);
   const roomService = new RoomService(rooms, mirror, broker, config.instructorQueueExpiresMs, presence, revocations, logger);
-  const messages = new MessageStore(pool);
-  const marks = new PublishedMarks(messages, logger);
-  const publisher = new Publisher(broker, {
+  const messages = new MessageStore(pool, config.outboxRelayAfterMs);
+  const ledger = new DeliveryLedger({
+    broker,
+    jobs: publishJobs,
+    schedule: PUBLISH_RETRY,
     timeoutMs: config.publishTimeoutMs,
-    onLateConfirm: (id) => {
-      marks.add(id);
-      metrics.messagesPublished.inc({ path: 'late_confirm' });
-    },
+    maxHoldMs: MAX_PUBLISH_HOLD_MS,
+    renewEveryMs: Math.max(20, Math.min(config.outboxRelayAfterMs / 3, 500)),
+    metrics,
+    logger,
   });
-  const sendMessage = new SendMessage(messages, publisher, marks, metrics, logger);
+  const sendMessage = new SendMessage(messages, ledger, metrics);
   const loginLimiter = AttemptLimiter.login(redis, config.loginLimits);
   const inviteLimiter = AttemptLimiter.invites(redis);
   return {
@@ -89,8 +100,8 @@ export function buildServices(config: Config, logger: Logger): Services {
     mirror,
     roomService,
     messages,
-    publisher,
-    marks,
+    publishJobs,
+    ledger,
     sendMessage,
     presence,
     loginLimiter,
@@ -98,8 +109,7 @@ export function buildServices(config: Config, logger: Logger): Services {
     revocations,
     async close() {
       await revocations.stop();
-      await sendMessage.settled();
-      await marks.flush();
+      await ledger.close();
       await broker.close();
       await Promise.allSettled([pool.end(), redis.quit()]);
     },

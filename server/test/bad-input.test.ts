@@ -21,7 +21,7 @@ afterAll(async () => {
 /** Total rows in every table a send writes; a refused request must leave them all unchanged. */
 async function rowCounts(): Promise<string> {
   const { rows } = await h.server.services.pool.query(
-    `SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM outbox) AS outbox,
+    `SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM jobs) AS jobs,
             (SELECT last_seq FROM rooms WHERE id = $1) AS last_seq`,
     [room.id],
   );

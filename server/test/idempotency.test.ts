@@ -34,7 +34,7 @@ describe('idempotent send', () => {
     expect(results.map((r) => r.status)).toEqual(Array(8).fill(201));
     expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
     expect(await countRows(room.id)).toBe(1);
-    const outbox = await h.server.services.pool.query('SELECT count(*)::int AS n FROM outbox WHERE message_id = $1', [results[0]!.body.id]);
+    const outbox = await h.server.services.pool.query(`SELECT count(*)::int AS n FROM jobs WHERE queue = 'publish' AND ref = $1`, [results[0]!.body.id]);
     expect(outbox.rows[0].n).toBe(1);
   });
 

@@ -8,7 +8,6 @@ import { sendMessageRequest } from '../../shared/protocol/messages';
 import { testConfig } from '../../testkit/test-config';
 import { chat, makeRoom, startHarness, type Harness, type TestRoom, type TestUser } from '../../testkit/harness';
 import { collect, connectStomp, waitFor, webStompUrl, type StompSession } from '../../testkit/stomp';
-import { Publisher } from '../src/broker/publisher';
 
 const harnesses: Harness[] = [];
 const sessions: StompSession[] = [];
@@ -49,9 +48,8 @@ async function listeners(h: Harness, room: TestRoom): Promise<Listeners> {
  * before, and waits until both listeners have every marker. A channel's messages reach each
  * queue in the order they were published (and its confirms come back in that order), so once
  * the markers are in, everything published before them, a duplicate included, has arrived and
- * been counted: the lists returned (without the markers) are final. The markers go through a
- * Publisher of their own, so they count in no metric, are never marked in the outbox, and have
- * a generous timeout.
+ * been counted: the lists returned (without the markers) are final. The markers go straight
+ * to the broker connection, so they have no publish job and count in no metric.
  */
 async function fence(servers: Harness[], room: TestRoom, got: Listeners): Promise<Listeners> {
   const markers = new Set<string>();
@@ -72,7 +70,7 @@ async function fence(servers: Harness[], room: TestRoom, got: Listeners): Promis
         createdAt: new Date().toISOString(),
         broadcastSeq: null,
       };
-      return new Publisher(h.server.broker, { timeoutMs: 30_000 }).publish(roomAllKey(room.id), marker);
+      return h.server.broker.publish(roomAllKey(room.id), Buffer.from(JSON.stringify(marker)), { messageId: id, contentType: 'application/json' });
     }),
   );
   const hasAll = (ms: RoomMessage[]): boolean => [...markers].every((id) => ms.some((m) => m.id === id));
@@ -103,19 +101,11 @@ function stallEventLoop(ms: number): void {
 const backlog = async (h: Harness, roomId: string): Promise<number> =>
   (
     await h.server.services.pool.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM outbox o JOIN messages m ON m.id = o.message_id WHERE m.room_id = $1 AND o.published_at IS NULL',
+      `SELECT count(*)::int AS n FROM jobs j JOIN messages m ON m.id = j.ref::uuid
+        WHERE j.queue = 'publish' AND m.room_id = $1 AND j.state = 'pending'`,
       [roomId],
     )
   ).rows[0]!.n;
-
-/** Whether the message's outbox row is older than the relay's threshold, by Postgres's clock as the relay's query measures it. */
-const oldEnoughForRelay = async (h: Harness, messageId: string): Promise<boolean> =>
-  (
-    await h.server.services.pool.query<{ old: boolean }>(
-      'SELECT created_at < now() - make_interval(secs => $2) AS old FROM outbox WHERE message_id = $1',
-      [messageId, h.config.outboxRelayAfterMs / 1000],
-    )
-  ).rows[0]!.old;
 
 describe('outbox relay', () => {
   it('accepts sends while the whole broker is down and delivers every one, once, after it returns', async () => {
@@ -175,24 +165,6 @@ describe('outbox relay', () => {
     expect(bySeq(final.learner)).toEqual(ids);
     expect(bySeq(final.instructor)).toEqual(ids);
     expect(await backlog(writer, room.id)).toBe(0);
-  });
-
-  it('leaves alone a message whose confirm has arrived but whose mark is not written yet', async () => {
-    const h = await harness(false);
-    const room = await makeRoom(h, 1);
-    const got = await listeners(h, room);
-    const req = sendMessageRequest.parse(chat('confirmed, mark pending'));
-    const { message } = await h.server.services.messages.insert(room.id, room.learners[0]!.id, req);
-    // Old enough for the relay (300 ms here), as a late confirm's row is: by the relay's own
-    // measure (Postgres's clock), without the pending mark this pass would take it.
-    await waitFor(async () => await oldEnoughForRelay(h, message.id), 'the row to be old enough for the relay');
-    // The confirm arrives: its mark waits for the next batch (20 ms), and a relay pass starts now.
-    h.server.services.marks.add(message.id);
-    expect(await h.server.relay.runOnce()).toBe(0);
-    await h.server.services.marks.flush();
-    expect(await backlog(h, room.id)).toBe(0);
-    // This server runs no relay of its own: only that pass could have published the message.
-    expect((await fence([h], room, got)).learner).toHaveLength(0);
   });
 
   it('republishes a message whose connection closed before its confirm at the next pass, without waiting out the threshold', async () => {
@@ -255,9 +227,10 @@ describe('outbox relay', () => {
         if (i === 0) stallEventLoop(2 * PUBLISH_TIMEOUT_MS);
       }
       await waitFor(() => h.server.services.broker.blocked !== null, 'the broker to block the app server');
-      // Every send's publish times out while blocked (relay passes go by meanwhile, every 200 ms),
-      // and one more relay pass runs after them all.
-      await h.server.services.sendMessage.settled();
+      // Every send's publish times out while blocked (relay passes go by meanwhile, every 200 ms,
+      // and the send requests' leases of 300 ms run out unless the ledger renews them), and one
+      // more relay pass runs after them all.
+      await h.server.services.ledger.settled();
       expect(await h.server.relay.runOnce()).toBe(0);
       expect(got.learner).toHaveLength(0);
       expect(await backlog(h, room.id)).toBe(N);

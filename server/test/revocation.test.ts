@@ -237,23 +237,24 @@ describe('revocation of live broker connections', () => {
     const room = await makeRoom(h, 1);
     const learner = room.learners[0]!;
     const stomp = await connectAs(learner, 1);
-    // Two "app servers" sharing a job set of their own: the first cannot reach any management API.
-    const dueKey = `rc:test:revoke:${randomBytes(4).toString('hex')}`;
+    // Two "app servers" sharing a job queue of their own: the first cannot reach any management API.
+    const queue = `revoke-test-${randomBytes(4).toString('hex')}`;
     const logger = createLogger({ logLevel: 'silent' }, 'test');
     const brokenMetrics = createMetrics(async () => 0);
-    const broken = new Revocations(h.server.services.redis, new BrokerAdmin(['http://127.0.0.1:1'], h.config.rabbitmq), brokenMetrics, logger, dueKey);
-    const healthy = new Revocations(h.server.services.redis, new BrokerAdmin(managementUrls(h.config), h.config.rabbitmq), createMetrics(async () => 0), logger, dueKey);
+    const broken = new Revocations(h.server.services.pool, new BrokerAdmin(['http://127.0.0.1:1'], h.config.rabbitmq), brokenMetrics, logger, queue);
+    const healthy = new Revocations(h.server.services.pool, new BrokerAdmin(managementUrls(h.config), h.config.rabbitmq), createMetrics(async () => 0), logger, queue);
     try {
+      broken.start();
       await broken.request(learner.id, 'logout');
       await waitFor(async () => (await brokenMetrics.revocationFailures.get()).values[0]?.value === 1, 'the first close to fail');
-      expect(await h.server.services.redis.zcard(dueKey)).toBe(2);
+      await broken.stop();
+      expect(await healthy.pending()).toBe(2);
       healthy.start();
       await closesWithin(stomp, 5000);
       // Both jobs (now and after the cache TTL) end done, none lost or left behind.
-      await waitFor(async () => (await h.server.services.redis.zcard(dueKey)) === 0, 'both jobs to finish', AFTER_CACHE_MS);
+      await waitFor(async () => (await healthy.pending()) === 0, 'both jobs to finish', AFTER_CACHE_MS + 5000);
     } finally {
       await Promise.all([broken.stop(), healthy.stop()]);
-      await h.server.services.redis.del(dueKey);
     }
   });
 });

@@ -19,6 +19,18 @@ export const isUuid = (s: string): boolean => UUID_RE.test(s);
 export const roomAllKey = (roomId: string): string => `room.${roomId}.all`;
 export const roomInstructorKey = (roomId: string): string => `room.${roomId}.instructor`;
 export const roomUserKey = (roomId: string, userId: string): string => `room.${roomId}.user.${userId}`;
+/** The routing key a message is published with, from its audience. */
+export function routingKeyOf(m: { roomId: string; audience: 'everyone' | 'instructors' | 'member'; recipientId: string | null }): string {
+  switch (m.audience) {
+    case 'everyone':
+      return roomAllKey(m.roomId);
+    case 'instructors':
+      return roomInstructorKey(m.roomId);
+    case 'member':
+      return roomUserKey(m.roomId, m.recipientId as string);
+  }
+}
+
 /** Binding of an instructor queue: every key of the room. */
 export const roomWildcardKey = (roomId: string): string => `room.${roomId}.#`;
 

@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RoomMessage } from '../../shared/protocol/messages';
-import { instructorQueueName, roomAllKey, roomInstructorKey, roomUserKey, roomWildcardKey } from '../../shared/protocol/routing';
+import { instructorQueueName, roomAllKey, roomUserKey, roomWildcardKey, routingKeyOf } from '../../shared/protocol/routing';
 import { RoomClient, type ConnectionState, type RoomClientOptions } from '../src/client/index';
 import { FakeRoomServer, OTHER_ID, ROOM_ID, USER_ID, type RouteAnswer } from './fake-room-server';
 import { FakeStompServer } from './fake-stomp-server';
@@ -38,13 +38,6 @@ async function within(ms: number, condition: () => boolean, what: string): Promi
     await advance(100);
   }
   throw new Error(`not within ${ms} ms: ${what}`);
-}
-
-/** The broker's routing key of a message, as the app server publishes it. */
-function routingKeyOf(m: RoomMessage): string {
-  if (m.audience === 'everyone') return roomAllKey(m.roomId);
-  if (m.audience === 'instructors') return roomInstructorKey(m.roomId);
-  return roomUserKey(m.roomId, m.recipientId as string);
 }
 
 function setup(options: { role?: 'learner' | 'instructor'; client?: Partial<RoomClientOptions> } = {}) {

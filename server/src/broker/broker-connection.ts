@@ -3,8 +3,13 @@
  * live node (rotating through the list), and when its node dies it reconnects to the next one
  * with backoff. Callers never wait for a reconnect: while there is no connection they get a
  * BrokerUnavailable error at once, and the outbox relay publishes later.
+ *
+ * It also owns the health of its publish channel: what the channel last confirmed, whether a
+ * resource alarm explains its silence, and replacing it when it is stuck. Callers only publish
+ * and hear the broker's answer.
  */
-import { connect as amqpConnect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { connect as amqpConnect, type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import { ROOM_EXCHANGE } from '../../../shared/protocol/routing';
 import { UnavailableError } from '../errors';
 import type { Logger } from '../logger';
 
@@ -15,6 +20,10 @@ export interface BrokerConnectionOptions {
   logger: Logger;
   /** Called each time a connection (re)opens, e.g. to count reconnects. */
   onConnected?: (url: string) => void;
+  /** A publish unconfirmed this long makes the connection check whether its channel is stuck. */
+  stuckAfterMs: number;
+  /** Opens an AMQP connection; unit tests pass a fake. */
+  connect?: (url: string) => Promise<ChannelModel>;
 }
 
 const MAX_BACKOFF_MS = 2000;
@@ -27,8 +36,14 @@ export class BrokerConnection {
   private blockedReason: string | null = null;
   /** When the broker last announced a block (ms epoch), 0 if never on this connection. */
   private blockedAt = 0;
-  /** When replaceIfStuck last swapped the publish channel (ms epoch). */
+  /** When a stuck publish channel was last swapped for a fresh one (ms epoch). */
   private replacedAt = 0;
+  /** When each publish channel last confirmed anything: tells a stuck channel from a busy one. */
+  private readonly lastConfirm = new WeakMap<ConfirmChannel, number>();
+  /** A running check of whether a silent channel is stuck, per channel. */
+  private readonly stuckChecks = new WeakMap<ConfirmChannel, Promise<void>>();
+  /** The rejections of each channel's unconfirmed publishes: a replaced channel fails them at once. */
+  private readonly unconfirmed = new WeakMap<ConfirmChannel, Set<(err: Error) => void>>();
   private next = 0;
   private attempt = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -62,7 +77,7 @@ export class BrokerConnection {
     return this.state === 'connected';
   }
 
-  /** The shared confirm channel used for publishing. */
+  /** The current publish channel (diagnostics and tests compare it to tell a replacement). */
   publishChannel(): ConfirmChannel {
     if (this.state !== 'connected' || !this.confirm) {
       throw new UnavailableError('broker_unavailable', 'the message broker is unreachable');
@@ -71,11 +86,73 @@ export class BrokerConnection {
   }
 
   /**
-   * Whether a resource alarm blocked our publishes at any time since `since` (ms epoch): such a
-   * block, not the channel, explains publishes of that time going unconfirmed.
+   * Publishes to the room exchange on the publish channel. Resolves on the broker's confirm;
+   * rejects with UnavailableError on a nack, when the channel closes first (its node died, or it
+   * was replaced as stuck), or at once without a connection. It never times out by itself: a
+   * confirm can come late (under load, or after a resource alarm) and still counts.
    */
-  blockedSince(since: number): boolean {
+  publish(routingKey: string, content: Buffer, props: Options.Publish): Promise<void> {
+    let channel: ConfirmChannel;
+    try {
+      channel = this.publishChannel();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return new Promise<void>((resolve, reject) => {
+      const sentAt = Date.now();
+      let pending = this.unconfirmed.get(channel);
+      if (!pending) this.unconfirmed.set(channel, (pending = new Set()));
+      const waiting = pending;
+      // Only a channel that confirmed nothing at all since this publish may be stuck; a loaded
+      // broker confirms late but keeps confirming, and a blocked one (resource alarm) confirms
+      // once the alarm clears. A new channel would help neither.
+      const timer = setTimeout(() => {
+        if (this.silentSince(channel, sentAt)) this.checkStuck(channel, sentAt);
+      }, this.opts.stuckAfterMs);
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        waiting.delete(fail);
+        reject(err);
+      };
+      waiting.add(fail);
+      try {
+        channel.publish(ROOM_EXCHANGE, routingKey, content, props, (err: unknown) => {
+          if (!waiting.has(fail)) return; // already failed with its replaced channel
+          if (err) {
+            // A channel that refuses everything is as stuck as a silent one. Seen with RabbitMQ
+            // 3.10 after a node dies: a channel that first published to a quorum queue during
+            // its leader election nacked every publish for seconds, while a fresh channel on
+            // the same node was confirmed at once.
+            if (this.silentSince(channel, sentAt)) this.checkStuck(channel, sentAt);
+            fail(new UnavailableError('broker_unavailable', 'the broker refused the message', err));
+            return;
+          }
+          clearTimeout(timer);
+          waiting.delete(fail);
+          this.lastConfirm.set(channel, Date.now());
+          resolve();
+        });
+      } catch (err) {
+        fail(new UnavailableError('broker_unavailable', 'the message broker is unreachable', err));
+      }
+    });
+  }
+
+  /** No confirm on `channel` since `sentAt`, and no resource alarm to explain it. */
+  private silentSince(channel: ConfirmChannel, sentAt: number): boolean {
+    return (this.lastConfirm.get(channel) ?? 0) < sentAt && !this.blockedSince(sentAt);
+  }
+
+  /** Whether a resource alarm blocked our publishes at any time since `since` (ms epoch). */
+  private blockedSince(since: number): boolean {
     return this.blockedReason !== null || this.blockedAt >= since;
+  }
+
+  /** One check per channel at a time, however many of its publishes time out together. */
+  private checkStuck(channel: ConfirmChannel, sentAt: number): void {
+    if (this.stuckChecks.has(channel)) return;
+    const check = this.replaceIfStuck(channel, sentAt).finally(() => this.stuckChecks.delete(channel));
+    this.stuckChecks.set(channel, check);
   }
 
   /**
@@ -88,30 +165,31 @@ export class BrokerConnection {
    * arrives, any `connection.blocked` sent for our earlier publishes has been read too. Without
    * this a stalled event loop, which runs an expired publish timer before it reads the socket,
    * took a blocked connection for a stuck channel, and the relay republished what the broker
-   * still held. `stillStuck` is asked then. Resolves true when `stale` is no longer the publish
-   * channel: what it has not confirmed never will be, and stays in the outbox for the relay.
+   * still held.
    */
-  async replaceIfStuck(stale: ConfirmChannel, stillStuck: () => boolean): Promise<boolean> {
+  private async replaceIfStuck(stale: ConfirmChannel, sentAt: number): Promise<void> {
     const model = this.model;
-    if (this.confirm !== stale || !model) return true;
+    if (this.confirm !== stale || !model) return;
     // A fresh channel that misbehaves at once will not be helped by another one right away.
-    if (Date.now() - this.replacedAt < MIN_REPLACE_INTERVAL_MS) return false;
+    if (Date.now() - this.replacedAt < MIN_REPLACE_INTERVAL_MS) return;
     let fresh: ConfirmChannel;
     try {
       fresh = await this.openPublishChannel(model);
     } catch {
-      return this.confirm !== stale;
+      return;
     }
-    if (this.model !== model || this.confirm !== stale || !stillStuck()) {
+    if (this.model !== model || this.confirm !== stale || !this.silentSince(stale, sentAt)) {
       fresh.close().catch(() => undefined);
-      return this.confirm !== stale;
+      return;
     }
     this.opts.logger.warn('publish channel stopped confirming; replacing it');
     this.replacedAt = Date.now();
     this.usePublishChannel(model, fresh);
-    // The stale channel may take a while to close; new publishes already go to the fresh one.
+    // What it never confirmed never will be: its publishers hear so now, not when the close
+    // completes, which may take a while. New publishes already go to the fresh channel.
+    const lost = new UnavailableError('broker_unavailable', 'the publish channel stopped confirming and was replaced');
+    for (const fail of [...(this.unconfirmed.get(stale) ?? [])]) fail(lost);
     stale.close().catch(() => undefined);
-    return true;
   }
 
   /**
@@ -156,7 +234,7 @@ export class BrokerConnection {
   }
 
   private async open(url: string): Promise<void> {
-    const model = await amqpConnect(url, { timeout: 3000 });
+    const model = await (this.opts.connect ?? ((u: string) => amqpConnect(u, { timeout: 3000 })))(url);
     if (this.state === 'closed') {
       await model.close();
       return;

@@ -3,11 +3,11 @@
  * (migration 002) in a single round trip: lock the room row, return the earlier copy if this
  * client message id was already stored, else take the next seq and insert the message with its
  * outbox row. The room lock serializes sends per room, which is what makes seqs gapless and
- * makes concurrent retries of one client id store it once.
+ * makes concurrent retries of one client id store it once. The message's publish job (migration
+ * 005) commits with it, leased to the send request for `publishLeaseMs`.
  */
 import { createHash } from 'node:crypto';
 import type { Role, RoomMessage, SendMessageRequest } from '../../../shared/protocol/messages';
-import { roomAllKey, roomInstructorKey, roomUserKey } from '../../../shared/protocol/routing';
 import type { Pool } from '../db/pool';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors';
 
@@ -42,18 +42,6 @@ export const toMessage = (r: MessageRow): RoomMessage => ({
   broadcastSeq: r.broadcast_seq === null ? null : Number(r.broadcast_seq),
 });
 
-/** The routing key a message is published with, from its audience. */
-export function routingKeyOf(m: Pick<RoomMessage, 'roomId' | 'audience' | 'recipientId'>): string {
-  switch (m.audience) {
-    case 'everyone':
-      return roomAllKey(m.roomId);
-    case 'instructors':
-      return roomInstructorKey(m.roomId);
-    case 'member':
-      return roomUserKey(m.roomId, m.recipientId as string);
-  }
-}
-
 const requestHash = (req: SendMessageRequest): string =>
   createHash('sha256')
     .update(JSON.stringify([req.audience, req.recipientId ?? null, req.kind, req.body]))
@@ -62,27 +50,29 @@ const requestHash = (req: SendMessageRequest): string =>
 /** Which branch `roomcast_send` (migration 002) took. */
 type SendOutcome = 'created' | 'replayed' | 'room_not_found' | 'not_a_member' | 'recipient_not_found' | 'idempotency_conflict';
 
-export interface StoreResult {
-  message: RoomMessage;
-  routingKey: string;
-  /** True when this client message id was stored by an earlier request. */
-  replayed: boolean;
-}
+export type StoreResult =
+  | { replayed: false; message: RoomMessage; /** The message's publish job, leased to the caller. */ publishJob: { id: number; attempts: number } }
+  /** This client message id was stored by an earlier request. */
+  | { replayed: true; message: RoomMessage };
 
 export class MessageStore {
-  constructor(private readonly pool: Pool) {}
+  constructor(
+    private readonly pool: Pool,
+    /** How long a new message's publish job is the send request's before a relay may take it. */
+    readonly publishLeaseMs: number,
+  ) {}
 
   async insert(roomId: string, senderId: string, req: SendMessageRequest): Promise<StoreResult> {
-    const routingKey = routingKeyOf({ roomId, audience: req.audience, recipientId: req.recipientId ?? null });
-    const { rows } = await this.pool.query<MessageRow & { outcome: SendOutcome }>(
+    const { rows } = await this.pool.query<MessageRow & { outcome: SendOutcome; job_id: number | null }>(
       'SELECT * FROM roomcast_send($1, $2, $3, $4, $5, $6, $7, $8, $9)',
-      [roomId, senderId, req.clientMsgId, requestHash(req), req.audience, req.recipientId ?? null, req.kind, JSON.stringify(req.body), routingKey],
+      [roomId, senderId, req.clientMsgId, requestHash(req), req.audience, req.recipientId ?? null, req.kind, JSON.stringify(req.body), this.publishLeaseMs],
     );
-    const row = rows[0] as MessageRow & { outcome: SendOutcome };
+    const row = rows[0] as MessageRow & { outcome: SendOutcome; job_id: number | null };
     switch (row.outcome) {
       case 'created':
+        return { replayed: false, message: toMessage(row), publishJob: { id: row.job_id as number, attempts: 1 } };
       case 'replayed':
-        return { message: toMessage(row), routingKey, replayed: row.outcome === 'replayed' };
+        return { replayed: true, message: toMessage(row) };
       case 'room_not_found':
         throw new NotFoundError('room_not_found', 'no such room');
       case 'not_a_member':
@@ -94,10 +84,10 @@ export class MessageStore {
     }
   }
 
-  async markPublished(messageIds: string[]): Promise<void> {
-    await this.pool.query('UPDATE outbox SET published_at = now() WHERE message_id = ANY($1::uuid[]) AND published_at IS NULL', [
-      messageIds,
-    ]);
+  /** The messages with these ids that exist, in no particular order. */
+  async byIds(ids: readonly string[]): Promise<RoomMessage[]> {
+    const { rows } = await this.pool.query<MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE m.id = ANY($1::uuid[])`, [ids]);
+    return rows.map(toMessage);
   }
 
   /**
