@@ -29,6 +29,7 @@ describe('configuration', () => {
     const ports = (c: typeof dev): number[] => [
       c.postgres.port,
       c.redis.port,
+      c.mail.port,
       c.app.port,
       c.brokerAuth.port,
       c.proxy.httpsPort,
