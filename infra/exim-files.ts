@@ -113,9 +113,13 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
     '',
     // Test hooks, so the app's retry and suppression tests drive this real relay without any
     // fake server: a recipient whose local part starts with "tempfail" (any case) gets a 451
-    // (try again later) at RCPT; one starting with "reject" or "bounce" a 550 (never again).
-    // Each refusal is also written to rejectlog.
+    // (try again later) at RCPT; one starting with "reject" or "bounce" a 550 (never again);
+    // one starting with "flaky" a 451 the first time it is offered, then it is accepted (the
+    // `seen` hints database remembers it for an hour). Each refusal is also written to rejectlog.
     'acl_check_rcpt:',
+    '  defer   condition = ${if match{$local_part}{\\N^(?i)flaky\\N}}',
+    '          !seen     = 1h / key=flaky_${lc:$local_part@$domain}',
+    '          message   = 451 4.3.0 temporarily refused: roomcast test hook (local part starts with "flaky"; accepted when offered again)',
     '  defer   condition = ${if match{$local_part}{\\N^(?i)tempfail\\N}}',
     '          message   = 451 4.3.0 temporarily refused: roomcast test hook (local part starts with "tempfail")',
     '  deny    condition = ${if match{$local_part}{\\N^(?i)(reject|bounce)\\N}}',

@@ -48,7 +48,27 @@ const schema = z.object({
 
   ROOMCAST_BROKER_AUTH_PORT: port.default(25800),
   // The SMTP relay mail leaves through: in development and tests infra's own Exim on loopback.
+  ROOMCAST_SMTP_HOST: z.string().min(1).default('127.0.0.1'),
   ROOMCAST_SMTP_PORT: port.default(25025),
+  // none: plain SMTP (the local Exim); starttls: upgrade or fail; tls: TLS from the first byte (port 465).
+  ROOMCAST_SMTP_TLS: z.enum(['none', 'starttls', 'tls']).default('none'),
+  ROOMCAST_SMTP_USER: z.string().min(1).optional(),
+  ROOMCAST_SMTP_PASSWORD: z.string().min(1).optional(),
+  ROOMCAST_MAIL_FROM: z.string().min(3).default('roomcast <no-reply@roomcast.localhost>'),
+  // The right-hand side of every Message-ID roomcast makes.
+  ROOMCAST_MAIL_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a domain name').default('roomcast.localhost'),
+  ROOMCAST_MAIL_TEMPLATES_DIR: z.string().min(1).default(path.join(repoRoot, 'server', 'mail-templates')),
+  // The first retry of a mail the relay deferred (4xx, timeout); later ones back off to an hour.
+  ROOMCAST_MAIL_RETRY_FIRST_MS: positiveInt.default(30_000),
+  // Learners who have not opened a room for this long get one reminder of what they missed.
+  ROOMCAST_REMINDER_AFTER_HOURS: positiveInt.default(72),
+  ROOMCAST_REMINDER_INTERVAL_MS: positiveInt.default(10 * 60_000),
+  // Signs the links in mails (unsubscribe); set it in production, and keep it: changing it voids links already sent.
+  ROOMCAST_LINK_SECRET: z.string().min(16).default('roomcast-dev-link-secret-change-me'),
+  // Where people open roomcast: links in mails point here. Unset: https://localhost:<https port>.
+  ROOMCAST_PUBLIC_URL: httpsOrigin.optional(),
+  // Bearer token of the operators' API (/api/admin/...); unset: that API is off.
+  ROOMCAST_ADMIN_TOKEN: z.string().min(16).optional(),
   ROOMCAST_APP_PORT: port.default(3000),
   ROOMCAST_APP_SERVERS: z.coerce.number().int().min(1).max(8).default(2),
 
@@ -114,7 +134,23 @@ export interface Config {
    * Outgoing mail: the SMTP relay it is handed to. Locally that is infra's Exim, which delivers
    * every message into a Maildir under `dataDir` instead of sending it anywhere.
    */
-  mail: { host: string; port: number };
+  mail: {
+    host: string;
+    port: number;
+    tls: 'none' | 'starttls' | 'tls';
+    auth: { user: string; pass: string } | null;
+    from: string;
+    domain: string;
+    templatesDir: string;
+    retryFirstMs: number;
+    reminderAfterMs: number;
+    reminderIntervalMs: number;
+  };
+  /** Where people open roomcast (an https origin); links in mails point here. */
+  publicUrl: string;
+  linkSecret: string;
+  /** Bearer token of the operators' API; null: that API is off. */
+  adminToken: string | null;
   /** App server processes: `servers` of them on consecutive ports from `port`. */
   app: { host: string; port: number; servers: number };
   proxy: {
@@ -209,6 +245,9 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
   if (unknown.length > 0) {
     throw new ConfigError(`unknown setting ${unknown.join(', ')}; known settings are listed in README.md`);
   }
+  if (Boolean(env.ROOMCAST_SMTP_USER) !== Boolean(env.ROOMCAST_SMTP_PASSWORD)) {
+    throw new ConfigError('ROOMCAST_SMTP_USER and ROOMCAST_SMTP_PASSWORD must be set together');
+  }
   if (Boolean(env.ROOMCAST_PROXY_TLS_CERT) !== Boolean(env.ROOMCAST_PROXY_TLS_KEY)) {
     throw new ConfigError('ROOMCAST_PROXY_TLS_CERT and ROOMCAST_PROXY_TLS_KEY must be set together');
   }
@@ -250,7 +289,21 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
       password: e.ROOMCAST_BROKER_PASSWORD,
     },
     brokerAuth: { host: LOOPBACK, port: e.ROOMCAST_BROKER_AUTH_PORT },
-    mail: { host: LOOPBACK, port: e.ROOMCAST_SMTP_PORT },
+    mail: {
+      host: e.ROOMCAST_SMTP_HOST,
+      port: e.ROOMCAST_SMTP_PORT,
+      tls: e.ROOMCAST_SMTP_TLS,
+      auth: e.ROOMCAST_SMTP_USER && e.ROOMCAST_SMTP_PASSWORD ? { user: e.ROOMCAST_SMTP_USER, pass: e.ROOMCAST_SMTP_PASSWORD } : null,
+      from: e.ROOMCAST_MAIL_FROM,
+      domain: e.ROOMCAST_MAIL_DOMAIN,
+      templatesDir: e.ROOMCAST_MAIL_TEMPLATES_DIR,
+      retryFirstMs: e.ROOMCAST_MAIL_RETRY_FIRST_MS,
+      reminderAfterMs: e.ROOMCAST_REMINDER_AFTER_HOURS * 3600_000,
+      reminderIntervalMs: e.ROOMCAST_REMINDER_INTERVAL_MS,
+    },
+    publicUrl: e.ROOMCAST_PUBLIC_URL ?? `https://localhost:${e.ROOMCAST_PROXY_HTTPS_PORT}`,
+    linkSecret: e.ROOMCAST_LINK_SECRET,
+    adminToken: e.ROOMCAST_ADMIN_TOKEN ?? null,
     app: { host: LOOPBACK, port: e.ROOMCAST_APP_PORT, servers: e.ROOMCAST_APP_SERVERS },
     proxy: {
       host: e.ROOMCAST_PROXY_HOST,

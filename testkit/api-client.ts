@@ -27,6 +27,10 @@ export class ApiClient {
     return this.request<T>('POST', path, body === undefined ? undefined : JSON.stringify(body));
   }
 
+  put<T = any>(path: string, body: unknown): Promise<ApiResponse<T>> {
+    return this.request<T>('PUT', path, JSON.stringify(body));
+  }
+
   /** Sends `raw` as the body unchanged (for malformed-JSON tests). */
   async request<T = any>(method: string, path: string, raw?: string, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
     const res = await this.fetchImpl(`${this.baseUrl}${path}`, {

@@ -4,7 +4,8 @@
  * that mails its own unique address finds exactly its own messages.
  *
  * To make the relay itself answer with an error, mail a recipient whose local part starts with
- * `tempfail` (451 at RCPT) or `reject` / `bounce` (550 at RCPT); see infra/exim-files.ts.
+ * `tempfail` (451 at RCPT), `flaky` (451 the first time only) or `reject` / `bounce` (550 at
+ * RCPT); see infra/exim-files.ts.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { maildirFiles } from '../infra/index';

@@ -15,6 +15,8 @@ import { requestLog } from './http/request-log';
 import { pageHeaders, securityHeaders } from './http/security-headers';
 import { createLogger, type Logger } from './logger';
 import { createOutboxRelay } from './delivery/outbox-relay';
+import { MailChannel } from './mail/mail-channel';
+import { mailLinkRoutes, mailRoutes } from './routes/mail-routes';
 import type { Worker } from './work/worker';
 import { authRoutes } from './routes/auth-routes';
 import { healthRoutes } from './routes/health-routes';
@@ -31,6 +33,7 @@ export interface AppServer {
   port: number;
   logger: Logger;
   relay: Worker<Record<string, unknown>>;
+  mail: MailChannel;
   broker: BrokerConnection;
   services: Services;
   close(): Promise<void>;
@@ -41,6 +44,8 @@ export interface AppServerOptions {
   port?: number;
   /** Run the outbox relay in this process (default true). */
   relay?: boolean;
+  /** Run the mail workers (sender, notifier, digests, reminders) in this process (default true). */
+  mail?: boolean;
   /** Folder of the built pages; defaults to web/dist (tests serve a folder of their own). */
   webDir?: string;
 }
@@ -53,6 +58,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   await migrate(pool);
   logger.info({ memberships: await services.mirror.rebuild(pool) }, 'membership mirror rebuilt');
 
+  const mail = await MailChannel.create({ pool, config, presence, metrics, logger });
   const relay = createOutboxRelay({
     jobs: services.publishJobs,
     ledger: services.ledger,
@@ -67,13 +73,15 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.set('trust proxy', 'loopback');
   app.use(securityHeaders());
   app.use(requestLog(logger, metrics));
+  app.use('/api', mailLinkRoutes({ mail }));
   app.use(express.json({ limit: MAX_REQUEST_BYTES, strict: true, verify: refuseInvalidUtf8 }));
   app.use(jsonGuard());
   app.use(healthRoutes({ pool, redis, broker, metrics }));
   app.use('/api', authRoutes({ users, sessions, rooms, loginLimiter: services.loginLimiter, revocations: services.revocations, metrics }));
   app.use('/api', roomRoutes({ sessions, rooms, roomService, inviteLimiter: services.inviteLimiter, metrics }));
-  app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics }));
+  app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics, visits: mail.store, logger }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
+  app.use('/api', mailRoutes({ sessions, roomService, mail, adminToken: config.adminToken }));
   // The browser pages (npm run build:web). Never under /api: an unknown API path stays a JSON 404.
   app.use(/^(?!\/api(?:\/|$))/, express.static(options.webDir ?? path.join(repoRoot, 'web', 'dist'), { index: 'index.html', setHeaders: pageHeaders }));
   app.use(notFound);
@@ -82,6 +90,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   // Wait briefly for the broker; the server still starts without it (the outbox covers sends).
   if (!(await broker.ready(5000))) logger.warn('starting without a broker connection; sends go through the outbox');
   if (options.relay !== false) relay.start();
+  if (options.mail !== false) mail.start();
   services.revocations.start();
 
   const server = http.createServer(app);
@@ -98,6 +107,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
     port,
     logger,
     relay,
+    mail,
     broker,
     services,
     async close() {
@@ -105,7 +115,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      await relay.stop();
+      await Promise.all([relay.stop(), mail.stop()]);
       await services.close();
     },
   };

@@ -14,9 +14,19 @@ export interface Metrics {
   inviteRefusals: Counter<'limit'>;
   brokerConnectionsRevoked: Counter<'reason'>;
   revocationFailures: Counter;
+  mailSent: Counter<'type'>;
+  mailFailures: Counter<'kind'>;
+  jobs: Gauge<'queue' | 'state'>;
 }
 
-export function createMetrics(outboxBacklog: () => Promise<number>): Metrics {
+/** Pending and failed jobs of one queue (work/), for the `roomcast_jobs` gauge. */
+export interface QueueCount {
+  queue: string;
+  pending: number;
+  failed: number;
+}
+
+export function createMetrics(outboxBacklog: () => Promise<number>, jobCounts: () => Promise<QueueCount[]> = async () => []): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   return {
@@ -76,6 +86,30 @@ export function createMetrics(outboxBacklog: () => Promise<number>): Metrics {
       name: 'roomcast_revocation_failures_total',
       help: 'Attempts to close revoked broker connections that failed and will be retried.',
       registers: [registry],
+    }),
+    mailSent: new Counter({
+      name: 'roomcast_mail_sent_total',
+      help: 'Mails the relay accepted, by type.',
+      labelNames: ['type'],
+      registers: [registry],
+    }),
+    mailFailures: new Counter({
+      name: 'roomcast_mail_failures_total',
+      help: 'Mails not sent, by kind: temporary (retried), permanent (failed, address suppressed), suppressed (not tried), template (retried).',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    jobs: new Gauge({
+      name: 'roomcast_jobs',
+      help: 'Background jobs by queue and state: pending (waiting, leased or retrying) and failed (for good).',
+      labelNames: ['queue', 'state'],
+      registers: [registry],
+      async collect() {
+        for (const q of await jobCounts()) {
+          this.set({ queue: q.queue, state: 'pending' }, q.pending);
+          this.set({ queue: q.queue, state: 'failed' }, q.failed);
+        }
+      },
     }),
     sendLatency: new Histogram({
       name: 'roomcast_send_seconds',

@@ -11,7 +11,7 @@ import { SendMessage } from './messages/send-message';
 import { createMetrics, type Metrics } from './metrics';
 import { DeliveryLedger } from './delivery/delivery-ledger';
 import { PUBLISH_QUEUE, PUBLISH_RETRY } from './delivery/outbox-relay';
-import { JobQueue } from './work/job-queue';
+import { jobCounts, JobQueue } from './work/job-queue';
 import { PresenceStore } from './presence/presence-store';
 import { createRedis, type Redis } from './redis';
 import { managementUrls } from './broker/management-api';
@@ -64,7 +64,7 @@ export function buildServices(config: Config, logger: Logger): Services {
   const redis = createRedis(config, (err) => logger.warn({ err: err.message }, 'redis error'));
   const broker = new BrokerConnection({ urls: brokerUrls(config), logger, stuckAfterMs: config.publishTimeoutMs });
   const publishJobs = new JobQueue(pool, PUBLISH_QUEUE);
-  const metrics = createMetrics(async () => (await publishJobs.stats()).pending);
+  const metrics = createMetrics(async () => (await publishJobs.stats()).pending, () => jobCounts(pool));
   const users = new UserStore(pool);
   const sessions = new SessionStore(redis, {
     sessionSeconds: config.sessionTtlSeconds,

@@ -31,6 +31,12 @@ export const ERROR_CODES = [
   'instructor_only_kind',
   // Joining a room an instructor removed the caller from.
   'removed_from_room',
+  // A link from a mail (unsubscribe, password reset, address check) that is forged, used or expired.
+  'invalid_link',
+  // The operators' API (/api/admin/...) while ROOMCAST_ADMIN_TOKEN is unset.
+  'admin_disabled',
+  // An e-mail address another account already has.
+  'email_taken',
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',

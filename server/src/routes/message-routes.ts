@@ -6,6 +6,8 @@ import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
 import type { MessageStore } from '../messages/message-store';
 import type { SendMessage } from '../messages/send-message';
+import type { Logger } from '../logger';
+import type { MailStore } from '../mail/mail-store';
 import type { Metrics } from '../metrics';
 import type { RoomService } from '../rooms/room-service';
 import type { SessionStore } from '../sessions/session-store';
@@ -25,6 +27,9 @@ export function messageRoutes(deps: {
   messages: MessageStore;
   sendMessage: SendMessage;
   metrics: Metrics;
+  /** Told that a member opened the room (a page resyncs when it opens): reminders count from it. */
+  visits: Pick<MailStore, 'visited'>;
+  logger: Logger;
 }): Router {
   const router = Router();
   router.use('/rooms/:roomId/messages', authenticate(deps.sessions));
@@ -54,6 +59,7 @@ export function messageRoutes(deps: {
     const userId = authOf(res).session.userId;
     const { role } = await deps.roomService.requireMember(roomId, userId);
     deps.metrics.resyncCalls.inc();
+    deps.visits.visited(userId, roomId).catch((err: unknown) => deps.logger.warn({ err: (err as Error).message }, 'recording a room visit failed'));
     const { messages, hasMore, through, broadcastThrough } = await deps.messages.listAfter({
       roomId,
       userId,

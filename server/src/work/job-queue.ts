@@ -43,6 +43,15 @@ export interface QueueStats {
 
 type Queryable = Pick<Pool | PoolClient, 'query'>;
 
+/** Pending and failed jobs of every queue that has any: the `roomcast_jobs` gauge. */
+export async function jobCounts(pool: Pool): Promise<{ queue: string; pending: number; failed: number }[]> {
+  const { rows } = await pool.query<{ queue: string; pending: number; failed: number }>(
+    `SELECT queue, count(*) FILTER (WHERE state = 'pending')::int AS pending, count(*) FILTER (WHERE state = 'failed')::int AS failed
+       FROM jobs WHERE state <> 'done' GROUP BY queue ORDER BY queue`,
+  );
+  return rows;
+}
+
 const secs = (ms: number): number => ms / 1000;
 
 export class JobQueue<P = Record<string, unknown>> {
@@ -144,6 +153,24 @@ export class JobQueue<P = Record<string, unknown>> {
       [this.name],
     );
     return rows[0] as QueueStats;
+  }
+
+  /** The newest jobs that failed for good, with why: for operators. */
+  async failed(limit: number): Promise<(Job<P> & { lastError: string | null; finishedAt: string })[]> {
+    const { rows } = await this.pool.query<{ id: number; ref: string; payload: P; attempts: number; created_at: Date; last_error: string | null; finished_at: Date }>(
+      `SELECT id, ref, payload, attempts, created_at, last_error, finished_at FROM jobs
+        WHERE queue = $1 AND state = 'failed' ORDER BY finished_at DESC LIMIT $2`,
+      [this.name, limit],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      ref: r.ref,
+      payload: r.payload,
+      attempts: r.attempts,
+      createdAt: r.created_at,
+      lastError: r.last_error,
+      finishedAt: r.finished_at.toISOString(),
+    }));
   }
 
   /** Deletes done jobs finished more than `keep.doneMs` ago and failed ones after `keep.failedMs`; resolves to how many. */

@@ -16,6 +16,18 @@ export type JobOutcome =
   /** Not settled by this pass: the handler settles it later itself, or the lease runs out. */
   | { id: number; outcome: 'held' };
 
+/**
+ * A handler that does a batch's jobs one after the other: for jobs that are each a transaction
+ * of their own, where running them side by side would only contend for the same rows.
+ */
+export function oneAtATime<P>(fn: (job: Job<P>) => Promise<JobOutcome>): (jobs: Job<P>[]) => Promise<JobOutcome[]> {
+  return async (jobs) => {
+    const outcomes: JobOutcome[] = [];
+    for (const job of jobs) outcomes.push(await fn(job));
+    return outcomes;
+  };
+}
+
 export interface WorkerOptions<P> {
   queue: JobQueue<P>;
   /** Does the jobs; reports on each. A throw counts as a retry of the whole batch. */

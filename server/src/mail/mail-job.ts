@@ -1,0 +1,52 @@
+/**
+ * What a queued mail is: a job on the 'mail' queue (docs/leased-work.md) whose payload names the
+ * recipient, the template and the template's variables. The mail is rendered when it is sent,
+ * so an edited template applies to mail already queued. Its Message-ID comes from the job's ref,
+ * so a resend after a crash carries the same one and can be recognised.
+ */
+import { createHash } from 'node:crypto';
+
+export const MAIL_QUEUE = 'mail';
+
+export const MAIL_TYPES = ['notification', 'digest', 'reminder', 'password_reset', 'verify_email'] as const;
+export type MailType = (typeof MAIL_TYPES)[number];
+
+/** One message as a mail shows it. */
+export interface MailItem {
+  kind: string;
+  senderName: string;
+  text: string;
+  /** ISO 8601. */
+  createdAt: string;
+  urgent: boolean;
+}
+
+export interface RoomRef {
+  name: string;
+  /** Where the room opens in the browser. */
+  url: string;
+}
+
+/** The variables each template gets. */
+export interface MailVars {
+  notification: { recipient: { name: string }; room: RoomRef; message: MailItem; unsubscribeUrl: string };
+  digest: { recipient: { name: string }; room: RoomRef; window: 'hourly' | 'daily'; items: MailItem[]; count: number; unsubscribeUrl: string };
+  reminder: { recipient: { name: string }; room: RoomRef; missed: number; items: MailItem[]; unsubscribeUrl: string };
+  password_reset: { recipient: { name: string }; resetUrl: string; expiresMinutes: number };
+  verify_email: { recipient: { name: string }; verifyUrl: string; expiresHours: number };
+}
+
+export type MailJob = {
+  [T in MailType]: {
+    to: string;
+    type: T;
+    vars: MailVars[T];
+    /** The one-click unsubscribe URL (RFC 8058) for notifications; account mail has none. */
+    unsubscribeUrl?: string;
+  };
+}[MailType];
+
+/** The Message-ID of the mail a job sends: the same for every attempt of that job. */
+export function messageIdFor(ref: string, domain: string): string {
+  return `<${createHash('sha256').update(ref).digest('hex').slice(0, 32)}@${domain}>`;
+}

@@ -1,0 +1,116 @@
+/**
+ * The mail channel's HTTP side: each member's choice of mail per room, one-click unsubscribe
+ * (RFC 8058) and the operators' view of the mail queues.
+ *
+ * Unsubscribe needs no login: the link is signed. A GET only shows a page with a button, since
+ * mail scanners fetch links on their own; the POST (the button, or a mail client's one-click
+ * `List-Unsubscribe=One-Click`) turns the room's mail off.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { isUuid } from '../../../shared/protocol/routing';
+import { AppError } from '../errors';
+import { authOf, authenticate } from '../http/authenticate';
+import { parse } from '../http/validate';
+import type { MailChannel } from '../mail/mail-channel';
+import { validUnsubscribe } from '../mail/mail-links';
+import { NOTIFY_MODES } from '../mail/mail-store';
+import type { RoomService } from '../rooms/room-service';
+import type { SessionStore } from '../sessions/session-store';
+import { roomIdOf } from './room-routes';
+
+const modeBody = z.object({ mode: z.enum(NOTIFY_MODES) }).strict();
+const unsubscribeQuery = z.object({ u: z.string(), r: z.string(), t: z.string().max(100) }).strict();
+
+const escapeHtml = (s: string): string =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+
+/** A whole page of plain HTML: no script or style, so the API's strict policy still applies. */
+const page = (title: string, body: string): string =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
+
+/**
+ * The links in mails. Mounted before the JSON body guard: a mail client's one-click POST sends
+ * `application/x-www-form-urlencoded`, and everything these routes need is in the signed URL.
+ */
+export function mailLinkRoutes(deps: { mail: MailChannel }): Router {
+  const router = Router();
+  const { store } = deps.mail;
+
+  /** The user and room of a valid unsubscribe link, or a 400 that says the link is bad. */
+  const unsubscribing = (req: Request): { userId: string; roomId: string } => {
+    const q = unsubscribeQuery.safeParse(req.query);
+    if (!q.success || !isUuid(q.data.u) || !isUuid(q.data.r) || !validUnsubscribe(deps.mail.links, q.data.u, q.data.r, q.data.t)) {
+      throw new AppError(400, 'invalid_link', 'this unsubscribe link is not valid; use the one in your most recent mail');
+    }
+    return { userId: q.data.u, roomId: q.data.r };
+  };
+
+  router.get('/mail/unsubscribe', async (req, res) => {
+    const { roomId } = unsubscribing(req);
+    const room = (await store.roomName(roomId)) ?? 'this room';
+    res
+      .type('html')
+      .send(
+        page(
+          'Unsubscribe',
+          `<p>Stop all mail about <strong>${escapeHtml(room)}</strong>?</p><form method="post" action="${escapeHtml(req.originalUrl)}"><button type="submit">Unsubscribe</button></form>`,
+        ),
+      );
+  });
+
+  router.post('/mail/unsubscribe', async (req, res) => {
+    const { userId, roomId } = unsubscribing(req);
+    await store.setMode(userId, roomId, 'off');
+    res.type('html').send(page('Unsubscribed', '<p>You will get no more mail about this room. You can turn it on again in the room.</p>'));
+  });
+
+  return router;
+}
+
+export function mailRoutes(deps: { sessions: SessionStore; roomService: RoomService; mail: MailChannel; adminToken: string | null }): Router {
+  const router = Router();
+  const { store } = deps.mail;
+
+  router.use('/rooms/:roomId/notifications', authenticate(deps.sessions));
+
+  router.get('/rooms/:roomId/notifications', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const userId = authOf(res).session.userId;
+    await deps.roomService.requireMember(roomId, userId);
+    res.json({ mode: await store.mode(userId, roomId) });
+  });
+
+  router.put('/rooms/:roomId/notifications', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const { mode } = parse(modeBody, req.body);
+    const userId = authOf(res).session.userId;
+    await deps.roomService.requireMember(roomId, userId);
+    await store.setMode(userId, roomId, mode);
+    res.json({ mode });
+  });
+
+  /** The operators' API: off unless ROOMCAST_ADMIN_TOKEN is set; then only with that token. */
+  router.use('/admin', (req, _res, next) => {
+    if (!deps.adminToken) throw new AppError(404, 'admin_disabled', 'the operators\u2019 API is off; set ROOMCAST_ADMIN_TOKEN to turn it on');
+    const given = Buffer.from(/^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1] ?? '');
+    const want = Buffer.from(deps.adminToken);
+    if (given.length !== want.length || !timingSafeEqual(given, want)) throw new AppError(401, 'unauthenticated', 'the operators\u2019 API needs Authorization: Bearer <ROOMCAST_ADMIN_TOKEN>');
+    next();
+  });
+
+  router.get('/admin/mail', async (_req, res) => {
+    const [queues, failed, suppressions] = await Promise.all([deps.mail.stats(), deps.mail.mail.failed(50), store.suppressions(50)]);
+    const failures = failed.map((j) => ({ id: j.id, to: j.payload.to, type: j.payload.type, attempts: j.attempts, error: j.lastError, failedAt: j.finishedAt }));
+    res.json({ queues, failures, suppressions, templateProblems: deps.mail.templates.problems() });
+  });
+
+  router.delete('/admin/mail/suppressions/:email', async (req, res) => {
+    const email = String(req.params.email);
+    if (!(await store.unsuppress(email))) throw new AppError(404, 'not_found', `${email} is not suppressed`);
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,237 @@
+import { randomBytes } from 'node:crypto';
+import { cp, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testConfig } from '../../testkit/test-config';
+import { makeUser, startHarness, type Harness, type TestRoom, type TestUser, makeRoom, uniqueName } from '../../testkit/harness';
+import { mailHeader, readMailbox } from '../../testkit/mailbox';
+import { waitFor } from '../../testkit/stomp';
+
+let h: Harness;
+let templatesDir: string;
+
+beforeAll(async () => {
+  // A copy of the templates, so one test can edit them under a running server.
+  templatesDir = await mkdtemp(path.join(tmpdir(), 'roomcast-templates-'));
+  await cp(path.join(import.meta.dirname, '..', 'mail-templates'), templatesDir, { recursive: true });
+  h = await startHarness({ config: testConfig({ ROOMCAST_MAIL_TEMPLATES_DIR: templatesDir, ROOMCAST_MAIL_RETRY_FIRST_MS: '300' }) });
+});
+afterAll(async () => {
+  await h.close();
+  await rm(templatesDir, { recursive: true, force: true });
+});
+
+/** A fresh address in the test domain; `prefix` picks Exim's test answers (tempfail…, reject…). */
+const address = (prefix = 'rc'): string => `${prefix}-${randomBytes(5).toString('hex')}@example.test`;
+
+/** Gives the user a verified address, as a completed address check does. */
+async function withAddress(user: TestUser, email = address()): Promise<string> {
+  await h.server.services.pool.query('UPDATE users SET email = $2, email_verified_at = now() WHERE id = $1', [user.id, email]);
+  return email;
+}
+
+async function roomWithAddresses(learners = 2): Promise<TestRoom & { emails: Map<string, string> }> {
+  const room = await makeRoom(h, learners);
+  const emails = new Map<string, string>();
+  for (const u of [room.instructor, ...room.learners]) emails.set(u.id, await withAddress(u));
+  return { ...room, emails };
+}
+
+const send = async (user: TestUser, roomId: string, body: Record<string, unknown>): Promise<{ id: string; seq: number }> => {
+  const res = await user.api.post(`/api/rooms/${roomId}/messages`, { clientMsgId: uniqueName('m'), ...body });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body;
+};
+
+const privateReply = (to: TestUser, text: string) => ({ audience: 'member', recipientId: to.id, kind: 'chat', body: { text } });
+const announcement = (text: string, urgent = false) => ({ audience: 'everyone', kind: 'announcement', body: urgent ? { text, urgent } : { text } });
+
+const mails = async (email: string): Promise<ParsedMail[]> => Promise.all(readMailbox(h.config, email).map((m) => simpleParser(m.raw)));
+
+/** Resolves once the message's notify job has run: every mail it makes is queued by then. */
+async function notified(messageId: string): Promise<void> {
+  await waitFor(async () => {
+    const { rows } = await h.server.services.pool.query(`SELECT state FROM jobs WHERE queue = 'notify' AND ref = $1`, [messageId]);
+    return rows[0]?.state === 'done';
+  }, `the notify job of ${messageId}`);
+}
+
+/** Resolves once no mail job is pending (every queued mail is sent, failed or suppressed). */
+async function mailQueueDrained(): Promise<void> {
+  await waitFor(async () => (await h.server.mail.mail.stats()).pending === 0, 'the mail queue to drain', 20_000);
+}
+
+describe('mail notifications', () => {
+  it('mails an offline learner an instructor’s private reply once, as a complete MIME message with one-click unsubscribe', async () => {
+    const room = await roomWithAddresses(1);
+    const learner = room.learners[0]!;
+    const email = room.emails.get(learner.id)!;
+    const text = 'Your essay is graded: 안녕하세요, well done <b>really</b>';
+    const sent = await send(room.instructor, room.id, privateReply(learner, text));
+    await waitFor(async () => readMailbox(h.config, email).length > 0, 'the mail in the learner’s mailbox');
+    await notified(sent.id);
+    await mailQueueDrained();
+    const got = await mails(email);
+    expect(got).toHaveLength(1);
+    const mail = got[0]!;
+    expect(mail.subject).toContain(room.instructor.username);
+    expect(mail.text).toContain(text);
+    expect(mail.html).toContain('well done &lt;b&gt;really&lt;/b&gt;');
+    expect(mail.html).toContain('안녕하세요');
+    expect(mail.messageId).toMatch(/@roomcast\.localhost>$/);
+    const raw = readMailbox(h.config, email)[0]!.raw;
+    expect(mailHeader(raw, 'List-Unsubscribe')).toMatch(/^<https:\/\/.+\/api\/mail\/unsubscribe\?.+>$/);
+    expect(mailHeader(raw, 'List-Unsubscribe-Post')).toBe('List-Unsubscribe=One-Click');
+  });
+
+  it('mails nobody who is online', async () => {
+    const room = await roomWithAddresses(1);
+    const learner = room.learners[0]!;
+    expect((await learner.api.post(`/api/rooms/${room.id}/presence`, {})).status).toBe(204);
+    const sent = await send(room.instructor, room.id, privateReply(learner, 'you are here'));
+    await notified(sent.id);
+    await mailQueueDrained();
+    expect(readMailbox(h.config, room.emails.get(learner.id)!)).toHaveLength(0);
+  });
+
+  it('mails an instructors-only question to the instructors, and to no learner', async () => {
+    const room = await roomWithAddresses(2);
+    const second = await makeUser(h, 'instructor');
+    expect((await second.api.post('/api/rooms/join', { inviteCode: room.inviteCode })).status).toBe(200);
+    const secondEmail = await withAddress(second);
+    const text = `private question ${randomBytes(4).toString('hex')}`;
+    const sent = await send(room.learners[0]!, room.id, { audience: 'instructors', kind: 'question', body: { text } });
+    await notified(sent.id);
+    await mailQueueDrained();
+    for (const email of [room.emails.get(room.instructor.id)!, secondEmail]) {
+      const got = await mails(email);
+      expect(got.map((m) => m.text?.includes(text))).toEqual([true]);
+    }
+    for (const learner of room.learners) {
+      const got = await mails(room.emails.get(learner.id)!);
+      expect(got.filter((m) => m.text?.includes(text) || m.html?.toString().includes(text))).toEqual([]);
+    }
+  });
+
+  it('collects a window’s events into one digest per person, however close together, and sends urgent ones at once', async () => {
+    const room = await roomWithAddresses(1);
+    const learner = room.learners[0]!;
+    const email = room.emails.get(learner.id)!;
+    expect((await learner.api.put(`/api/rooms/${room.id}/notifications`, { mode: 'hourly' })).body).toEqual({ mode: 'hourly' });
+    // Ten announcements, the first two in the same instant.
+    const texts = Array.from({ length: 10 }, (_, i) => `digest item ${i} ${randomBytes(3).toString('hex')}`);
+    const first = await Promise.all(texts.slice(0, 2).map((t) => send(room.instructor, room.id, announcement(t))));
+    const rest = [];
+    for (const t of texts.slice(2)) rest.push(await send(room.instructor, room.id, announcement(t)));
+    for (const m of [...first, ...rest]) await notified(m.id);
+    const digests = await h.server.services.pool.query<{ id: number }>(
+      `SELECT id FROM jobs WHERE queue = 'digest' AND payload->>'userId' = $1 AND payload->>'roomId' = $2`,
+      [learner.id, room.id],
+    );
+    expect(digests.rows).toHaveLength(1);
+    expect(readMailbox(h.config, email)).toHaveLength(0);
+
+    // An urgent announcement does not wait for the window.
+    const urgent = await send(room.instructor, room.id, announcement('fire drill now', true));
+    await notified(urgent.id);
+    await waitFor(async () => readMailbox(h.config, email).length === 1, 'the urgent announcement');
+
+    // The window closes.
+    await h.server.services.pool.query('UPDATE jobs SET run_at = now() WHERE id = $1', [digests.rows[0]!.id]);
+    await waitFor(async () => readMailbox(h.config, email).length === 2, 'the digest', 20_000);
+    const digest = (await mails(email)).find((m) => !m.text?.includes('fire drill now'))!;
+    for (const t of texts) expect(digest.text).toContain(t);
+    // The urgent one went on its own: the digest leaves it out.
+    expect(digest.text).not.toContain('fire drill now');
+  });
+
+  it('unsubscribes with one POST and no login, after which no mail comes; a GET only asks', async () => {
+    const room = await roomWithAddresses(1);
+    const learner = room.learners[0]!;
+    const email = room.emails.get(learner.id)!;
+    await send(room.instructor, room.id, privateReply(learner, 'first'));
+    await waitFor(async () => readMailbox(h.config, email).length === 1, 'the first mail');
+    const url = new URL(mailHeader(readMailbox(h.config, email)[0]!.raw, 'List-Unsubscribe')!.slice(1, -1));
+    // The link names the public https URL; this test reaches the app server directly.
+    const local = `${h.server.url}${url.pathname}${url.search}`;
+    const page = await fetch(local);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<form method="post"');
+    expect((await learner.api.get(`/api/rooms/${room.id}/notifications`)).body).toEqual({ mode: 'immediate' });
+    const forged = await fetch(local.replace(/t=[^&]+/, 't=AAAA'), { method: 'POST' });
+    expect(forged.status).toBe(400);
+    expect((await forged.json()).error.code).toBe('invalid_link');
+
+    const post = await fetch(local, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+    expect(post.status).toBe(200);
+    expect((await learner.api.get(`/api/rooms/${room.id}/notifications`)).body).toEqual({ mode: 'off' });
+    const after = await send(room.instructor, room.id, privateReply(learner, 'second'));
+    await notified(after.id);
+    await mailQueueDrained();
+    expect(readMailbox(h.config, email)).toHaveLength(1);
+  });
+});
+
+describe('mail delivery', () => {
+  it('retries a mail the relay defers (451) and delivers it', async () => {
+    const room = await makeRoom(h, 1);
+    const learner = room.learners[0]!;
+    const email = await withAddress(learner, address('flaky'));
+    const sent = await send(room.instructor, room.id, privateReply(learner, 'deferred once'));
+    await notified(sent.id);
+    await waitFor(async () => readMailbox(h.config, email).length === 1, 'the mail after its retry', 20_000);
+    const { rows } = await h.server.services.pool.query(`SELECT state, attempts, last_error FROM jobs WHERE queue = 'mail' AND ref = $1`, [
+      `notify:${sent.id}:${learner.id}`,
+    ]);
+    expect(rows[0]).toMatchObject({ state: 'done', attempts: 2 });
+    expect(rows[0].last_error).toMatch(/^451/);
+  });
+
+  it('fails a mail the relay refuses (550), suppresses the address and sends it nothing more', async () => {
+    const room = await makeRoom(h, 1);
+    const learner = room.learners[0]!;
+    const email = await withAddress(learner, address('reject'));
+    const first = await send(room.instructor, room.id, privateReply(learner, 'refused'));
+    await notified(first.id);
+    await mailQueueDrained();
+    const job = async (messageId: string) =>
+      (await h.server.services.pool.query(`SELECT state, attempts, last_error FROM jobs WHERE queue = 'mail' AND ref = $1`, [`notify:${messageId}:${learner.id}`])).rows[0];
+    expect(await job(first.id)).toMatchObject({ state: 'failed', attempts: 1 });
+    expect((await job(first.id)).last_error).toMatch(/^550/);
+    expect(await h.server.mail.store.isSuppressed(email)).toBe(true);
+    // A suppressed address that is still verified gets no mail job at all.
+    const second = await send(room.instructor, room.id, privateReply(learner, 'refused again'));
+    await notified(second.id);
+    expect(await job(second.id)).toBeUndefined();
+  });
+
+  it('uses an edited template for the next mail, and keeps the previous one when an edit is broken', async () => {
+    const file = path.join(templatesDir, 'notification.liquid');
+    const original = await readFile(file, 'utf8');
+    const room = await roomWithAddresses(1);
+    const learner = room.learners[0]!;
+    const email = room.emails.get(learner.id)!;
+    const touch = async (content: string, at: number): Promise<void> => {
+      await writeFile(file, content);
+      await utimes(file, at, at);
+    };
+    try {
+      const marker = `edited-${randomBytes(3).toString('hex')}`;
+      await touch(original.replace(/=== subject ===\n/, `=== subject ===\n${marker} `), Date.now() / 1000 + 1);
+      await send(room.instructor, room.id, privateReply(learner, 'after a good edit'));
+      await waitFor(async () => readMailbox(h.config, email).length === 1, 'the mail with the edited template');
+      expect((await mails(email))[0]!.subject).toContain(marker);
+
+      await touch(original.replace('=== html ===', '=== html ===\n{% if %}'), Date.now() / 1000 + 2);
+      await send(room.instructor, room.id, privateReply(learner, 'after a broken edit'));
+      await waitFor(async () => readMailbox(h.config, email).length === 2, 'the mail after the broken edit');
+      const newest = (await mails(email)).find((m) => m.text?.includes('after a broken edit'))!;
+      expect(newest.subject).toContain(marker);
+      expect(h.server.mail.templates.problems().map((p) => p.type)).toEqual(['notification']);
+    } finally {
+      await touch(original, Date.now() / 1000 + 3);
+    }
+  });
+});
