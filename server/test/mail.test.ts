@@ -11,12 +11,16 @@ import { waitFor } from '../../testkit/stomp';
 
 let h: Harness;
 let templatesDir: string;
+const ADMIN_TOKEN = 'test-admin-token-0123456789';
+// Fast retries and a reminder sweep every half second; reminders after the minimum, one hour.
+const mailConfig = () =>
+  testConfig({ ROOMCAST_MAIL_TEMPLATES_DIR: templatesDir, ROOMCAST_MAIL_RETRY_FIRST_MS: '300', ROOMCAST_REMINDER_INTERVAL_MS: '500', ROOMCAST_REMINDER_AFTER_HOURS: '1', ROOMCAST_ADMIN_TOKEN: ADMIN_TOKEN });
 
 beforeAll(async () => {
   // A copy of the templates, so one test can edit them under a running server.
   templatesDir = await mkdtemp(path.join(tmpdir(), 'roomcast-templates-'));
   await cp(path.join(import.meta.dirname, '..', 'mail-templates'), templatesDir, { recursive: true });
-  h = await startHarness({ config: testConfig({ ROOMCAST_MAIL_TEMPLATES_DIR: templatesDir, ROOMCAST_MAIL_RETRY_FIRST_MS: '300' }) });
+  h = await startHarness({ config: mailConfig() });
 });
 afterAll(async () => {
   await h.close();
@@ -174,6 +178,46 @@ describe('mail notifications', () => {
   });
 });
 
+describe('reminders', () => {
+  it('reminds a learner away from a room once, from one server however many sweep, and again only after another visit', async () => {
+    const second = await startHarness({ config: mailConfig() });
+    try {
+      const room = await roomWithAddresses(2);
+      const [away, present] = room.learners as [TestUser, TestUser];
+      const email = room.emails.get(away.id)!;
+      const text = `missed announcement ${randomBytes(3).toString('hex')}`;
+      // Both are online for the announcement, so only a reminder can mail it.
+      for (const l of room.learners) expect((await l.api.post(`/api/rooms/${room.id}/presence`, {})).status).toBe(204);
+      const sent = await send(room.instructor, room.id, announcement(text));
+      await notified(sent.id);
+      // Two hours pass for `away` (joined and never opened since); `present` opened the room just now.
+      await h.server.services.pool.query(`UPDATE memberships SET joined_at = now() - interval '2 hours' WHERE room_id = $1`, [room.id]);
+      await h.server.services.pool.query(`UPDATE messages SET created_at = now() - interval '1 hour' WHERE id = $1`, [sent.id]);
+      expect((await present.api.get(`/api/rooms/${room.id}/messages`)).status).toBe(200);
+      await waitFor(async () => readMailbox(h.config, email).length === 1, 'the reminder', 20_000);
+      // Sweeps go on, on both servers: still one.
+      await new Promise((r) => setTimeout(r, 2000));
+      const got = await mails(email);
+      expect(got).toHaveLength(1);
+      expect(got[0]!.text).toContain(text);
+      expect(readMailbox(h.config, room.emails.get(present.id)!)).toHaveLength(0);
+
+      // Back in the room, then away for two hours again: one more reminder.
+      expect((await away.api.get(`/api/rooms/${room.id}/messages`)).status).toBe(200);
+      await notified((await send(room.instructor, room.id, announcement('another one'))).id);
+      // Time moves for everything that happened: the reminder three hours ago, the visit two.
+      await h.server.services.pool.query(
+        `UPDATE room_visits SET reminded_at = now() - interval '3 hours', last_opened_at = now() - interval '2 hours' WHERE user_id = $1 AND room_id = $2`,
+        [away.id, room.id],
+      );
+      await h.server.services.pool.query(`UPDATE messages SET created_at = now() - interval '1 hour' WHERE room_id = $1`, [room.id]);
+      await waitFor(async () => readMailbox(h.config, email).length === 2, 'the second reminder', 20_000);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
 describe('mail delivery', () => {
   it('retries a mail the relay defers (451) and delivers it', async () => {
     const room = await makeRoom(h, 1);
@@ -233,5 +277,30 @@ describe('mail delivery', () => {
     } finally {
       await touch(original, Date.now() / 1000 + 3);
     }
+  });
+
+  it('shows operators the queues, failures and suppressions, only with the admin token, and lifts a suppression', async () => {
+    const room = await makeRoom(h, 1);
+    const learner = room.learners[0]!;
+    const email = await withAddress(learner, address('bounce'));
+    const sent = await send(room.instructor, room.id, privateReply(learner, 'bounces'));
+    await notified(sent.id);
+    await mailQueueDrained();
+    const admin = (token?: string) => fetch(`${h.server.url}/api/admin/mail`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    expect((await admin()).status).toBe(401);
+    expect((await admin('not-the-admin-token-at-all')).status).toBe(401);
+    const res = await admin(ADMIN_TOKEN);
+    expect(res.status).toBe(200);
+    const view = await res.json();
+    expect(view.queues.map((q: { queue: string }) => q.queue)).toEqual(['mail', 'notify', 'digest', 'reminders']);
+    expect(view.failures.find((f: { to: string }) => f.to === email)).toMatchObject({ type: 'notification', attempts: 1 });
+    expect(view.suppressions.newest.map((x: { email: string }) => x.email)).toContain(email);
+    const lift = (): Promise<Response> => fetch(`${h.server.url}/api/admin/mail/suppressions/${encodeURIComponent(email)}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect((await lift()).status).toBe(204);
+    expect((await lift()).status).toBe(404);
+    const metrics = await (await fetch(`${h.server.url}/metrics`)).text();
+    expect(metrics).toMatch(/roomcast_mail_failures_total\{kind="permanent"\} [1-9]/);
+    expect(metrics).toMatch(/roomcast_mail_sent_total\{type="notification"\} [1-9]/);
+    expect(metrics).toMatch(/roomcast_jobs\{queue="mail",state="failed"\} [1-9]/);
   });
 });
