@@ -24,7 +24,7 @@ const freshQueue = (): JobQueue => new JobQueue(pool, `test-${randomBytes(4).toS
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const row = async (id: number) =>
-  (await pool.query<{ state: string; attempts: number; last_error: string | null }>('SELECT state, attempts, last_error FROM jobs WHERE id = $1', [id])).rows[0]!;
+  (await pool.query<{ state: string; attempts: number; last_error: string | null }>('SELECT state, attempts, last_error FROM jobs WHERE id = $1', [id])).rows[0];
 
 describe('leased work (jobs)', () => {
   it('makes one job per ref, and none when the enqueuing transaction rolls back', async () => {
@@ -99,7 +99,7 @@ describe('leased work (jobs)', () => {
     expect(Date.now() - killedAt).toBeGreaterThan(LEASE_MS / 2);
     expect(taken.map((j) => [j.id, j.attempts])).toEqual([[id, 2]]);
     await q.complete([id]);
-    expect((await row(id)).state).toBe('done');
+    expect((await row(id))?.state).toBe('done');
   });
 
   it('retries a failed job when the schedule says, not sooner, and fails it for good when the schedule ends', async () => {
@@ -120,7 +120,7 @@ describe('leased work (jobs)', () => {
       },
     });
     w.start();
-    await waitFor(async () => (await row(id)).state === 'failed', 'the job to fail for good', 10_000);
+    await waitFor(async () => (await row(id))?.state === 'failed', 'the job to fail for good', 10_000);
     await sleep(300);
     await w.stop();
     // Three attempts (the first and two retries), each one delay after the one before.
@@ -130,5 +130,19 @@ describe('leased work (jobs)', () => {
     expect(await row(id)).toEqual({ state: 'failed', attempts: 3, last_error: 'refused (attempt 3)' });
     expect(await q.stats()).toMatchObject({ pending: 0, failed: 1 });
     expect(await q.claim(10, 60_000)).toEqual([]);
+  });
+
+  it('deletes finished jobs once they are old enough, done ones sooner than failed ones, and never a pending one', async () => {
+    const q = freshQueue();
+    const [done, failed, pending] = [await q.enqueue(pool, 'done', {}), await q.enqueue(pool, 'failed', {}), await q.enqueue(pool, 'pending', {})];
+    await q.claim(10, 60_000);
+    await q.complete([done]);
+    await q.fail([{ id: failed, error: 'no' }]);
+    await sleep(50);
+    expect(await q.prune({ doneMs: 60_000, failedMs: 60_000 })).toBe(0);
+    expect(await q.prune({ doneMs: 10, failedMs: 60_000 })).toBe(1);
+    expect(await row(done)).toBeUndefined();
+    expect(await q.prune({ doneMs: 10, failedMs: 10 })).toBe(1);
+    expect((await row(pending))?.state).toBe('pending');
   });
 });

@@ -177,7 +177,7 @@ export class JobQueue<P = Record<string, unknown>> {
   async prune(keep: { doneMs: number; failedMs: number }): Promise<number> {
     const res = await this.pool.query(
       `DELETE FROM jobs WHERE queue = $1 AND state <> 'pending'
-          AND finished_at < now() - make_interval(secs => CASE WHEN state = 'done' THEN $2 ELSE $3 END)`,
+          AND finished_at < now() - make_interval(secs => CASE WHEN state = 'done' THEN $2::float8 ELSE $3::float8 END)`,
       [this.name, secs(keep.doneMs), secs(keep.failedMs)],
     );
     return res.rowCount ?? 0;

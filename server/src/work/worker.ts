@@ -91,10 +91,15 @@ export class Worker<P> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.runOnce()
-        .catch((err: unknown) => this.o.logger.warn({ queue: this.o.queue.name, err: (err as Error).message }, 'worker pass failed'))
-        .finally(() => {
-          if (this.started && !this.timer) this.schedule(this.o.intervalMs);
+      void this.runOnce()
+        // A full batch means more is waiting: the next pass starts at once instead of after the interval.
+        .then((claimed) => (claimed >= this.o.batch ? 0 : this.o.intervalMs))
+        .catch((err: unknown) => {
+          this.o.logger.warn({ queue: this.o.queue.name, err: (err as Error).message }, 'worker pass failed');
+          return this.o.intervalMs;
+        })
+        .then((next) => {
+          if (this.started && !this.timer) this.schedule(next);
         });
     }, delayMs);
   }
