@@ -15,6 +15,8 @@ import { requestLog } from './http/request-log';
 import { pageHeaders, securityHeaders } from './http/security-headers';
 import { createLogger, type Logger } from './logger';
 import { createOutboxRelay } from './delivery/outbox-relay';
+import { Accounts } from './accounts/accounts';
+import { accountLinkRoutes, accountRoutes } from './routes/account-routes';
 import { MailChannel } from './mail/mail-channel';
 import { mailLinkRoutes, mailRoutes } from './routes/mail-routes';
 import type { Worker } from './work/worker';
@@ -44,7 +46,7 @@ export interface AppServerOptions {
   port?: number;
   /** Run the outbox relay in this process (default true). */
   relay?: boolean;
-  /** Run the mail workers (sender, notifier, digests, reminders) in this process (default true). */
+  /** Run the mail workers (sender, notifier, digests, reminders, password-reset requests) in this process (default true). */
   mail?: boolean;
   /** Folder of the built pages; defaults to web/dist (tests serve a folder of their own). */
   webDir?: string;
@@ -59,6 +61,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   logger.info({ memberships: await services.mirror.rebuild(pool) }, 'membership mirror rebuilt');
 
   const mail = await MailChannel.create({ pool, config, presence, metrics, logger });
+  const accounts = new Accounts({ pool, redis, users, sessions, revocations: services.revocations, mail, logger });
   const relay = createOutboxRelay({
     jobs: services.publishJobs,
     ledger: services.ledger,
@@ -74,10 +77,12 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use(securityHeaders());
   app.use(requestLog(logger, metrics));
   app.use('/api', mailLinkRoutes({ mail }));
+  app.use('/api', accountLinkRoutes({ accounts }));
   app.use(express.json({ limit: MAX_REQUEST_BYTES, strict: true, verify: refuseInvalidUtf8 }));
   app.use(jsonGuard());
   app.use(healthRoutes({ pool, redis, broker, metrics }));
   app.use('/api', authRoutes({ users, sessions, rooms, loginLimiter: services.loginLimiter, revocations: services.revocations, metrics }));
+  app.use('/api', accountRoutes({ sessions, users, accounts }));
   app.use('/api', roomRoutes({ sessions, rooms, roomService, inviteLimiter: services.inviteLimiter, metrics }));
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics, visits: mail.store, logger }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
@@ -91,6 +96,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   if (!(await broker.ready(5000))) logger.warn('starting without a broker connection; sends go through the outbox');
   if (options.relay !== false) relay.start();
   if (options.mail !== false) mail.start();
+  if (options.mail !== false) accounts.start();
   services.revocations.start();
 
   const server = http.createServer(app);
@@ -115,7 +121,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      await Promise.all([relay.stop(), mail.stop()]);
+      await Promise.all([relay.stop(), mail.stop(), accounts.stop()]);
       await services.close();
     },
   };

@@ -49,7 +49,7 @@ export class NotFoundError extends AppError {
 
 export class ConflictError extends AppError {
   override name = 'ConflictError';
-  constructor(code: 'idempotency_conflict', message: string) {
+  constructor(code: 'idempotency_conflict' | 'email_taken', message: string) {
     super(409, code, message);
   }
 }

@@ -1,6 +1,8 @@
 /**
- * The demo: one instructor, three learners, one room. Idempotent: running it again reuses
- * what exists. `npm start` calls `seedDemo`; `npm run seed` runs it on its own.
+ * The demo: one instructor, three learners, one room, and a verified address for each user
+ * (`<username>@roomcast.localhost`: the development relay keeps every mail on this machine).
+ * Idempotent: running it again reuses what exists. `npm start` calls `seedDemo`; `npm run seed`
+ * runs it on its own.
  */
 import { pathToFileURL } from 'node:url';
 import { loadConfig, type Config } from '../../../runtime/config';
@@ -10,6 +12,7 @@ import { buildServices } from '../services';
 
 export const DEMO_PASSWORD = 'roomcast-demo';
 const DEMO_ROOM = 'Demo class';
+const DEMO_MAIL_DOMAIN = 'roomcast.localhost';
 const INSTRUCTOR = { username: 'ada', displayName: 'Ada (instructor)', role: 'instructor' } as const;
 const LEARNERS = [
   { username: 'ben', displayName: 'Ben', role: 'learner' },
@@ -31,6 +34,7 @@ export async function seedDemo(config: Config): Promise<DemoSeed> {
     if (!(await services.broker.ready(10_000))) throw new Error('the broker is not reachable; start the services first (npm run services -- up)');
     const ada = await services.users.create({ ...INSTRUCTOR, password: DEMO_PASSWORD });
     const learners = await Promise.all(LEARNERS.map((l) => services.users.create({ ...l, password: DEMO_PASSWORD })));
+    for (const u of [ada, ...learners]) await services.users.setVerifiedEmail(u.id, `${u.username}@${DEMO_MAIL_DOMAIN}`);
     const session = { userId: ada.id, username: ada.username, displayName: ada.displayName, role: ada.role };
     const existing = (await services.rooms.forUser(ada.id)).find((r) => r.name === DEMO_ROOM);
     const room = (existing && (await services.rooms.get(existing.id))) ?? (await services.roomService.create(session, DEMO_ROOM));
