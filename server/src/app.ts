@@ -19,6 +19,9 @@ import { Accounts } from './accounts/accounts';
 import { accountLinkRoutes, accountRoutes } from './routes/account-routes';
 import { MailChannel } from './mail/mail-channel';
 import { mailLinkRoutes, mailRoutes } from './routes/mail-routes';
+import { EventFeed } from './events/event-feed';
+import { EventStore } from './events/event-store';
+import { eventRoutes } from './routes/event-routes';
 import type { Worker } from './work/worker';
 import { authRoutes } from './routes/auth-routes';
 import { healthRoutes } from './routes/health-routes';
@@ -87,6 +90,8 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics, visits: mail.store, logger }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
   app.use('/api', mailRoutes({ sessions, roomService, mail, adminToken: config.adminToken }));
+  const events = new EventStore(pool);
+  app.use('/api', eventRoutes({ sessions, roomService, events, feed: new EventFeed(events) }));
   // The browser pages (npm run build:web). Never under /api: an unknown API path stays a JSON 404.
   app.use(/^(?!\/api(?:\/|$))/, express.static(options.webDir ?? path.join(repoRoot, 'web', 'dist'), { index: 'index.html', setHeaders: pageHeaders }));
   app.use(notFound);

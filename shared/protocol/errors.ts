@@ -31,6 +31,8 @@ export const ERROR_CODES = [
   'instructor_only_kind',
   // Joining a room an instructor removed the caller from.
   'removed_from_room',
+  // A feed cursor this API did not give out (GET /api/events, /api/rooms/:id/events).
+  'invalid_cursor',
   // A link from a mail (unsubscribe, password reset, address check) that is forged, used or expired.
   'invalid_link',
   // The operators' API (/api/admin/...) while ROOMCAST_ADMIN_TOKEN is unset.

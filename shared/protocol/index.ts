@@ -3,3 +3,4 @@ export * from './messages';
 export * from './routing';
 export * from './presence';
 export * from './rooms';
+export * from './events';

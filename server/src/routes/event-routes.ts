@@ -1,0 +1,47 @@
+/**
+ * The pull feed (watermark): a room's events, or all the caller's rooms' events, after a cursor,
+ * a page at a time. docs/events.md.
+ */
+import { Router } from 'express';
+import { z } from 'zod';
+import { formatPosition, parsePosition, type EventPage } from '../../../shared/protocol/events';
+import { AppError } from '../errors';
+import type { EventFeed } from '../events/event-feed';
+import { decodeCursor, encodeCursor } from '../events/event-feed';
+import type { EventStore } from '../events/event-store';
+import { authOf, authenticate } from '../http/authenticate';
+import { parse } from '../http/validate';
+import type { RoomService } from '../rooms/room-service';
+import type { SessionStore } from '../sessions/session-store';
+import { roomIdOf } from './room-routes';
+
+const pageQuery = z
+  .object({
+    after: z.string().max(64 * 1024).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  })
+  .strict();
+
+export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomService; events: EventStore; feed: EventFeed }): Router {
+  const router = Router();
+  router.use(['/events', '/rooms/:roomId/events'], authenticate(deps.sessions));
+
+  router.get('/rooms/:roomId/events', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const q = parse(pageQuery, req.query, 'query');
+    const after = q.after === undefined ? { seq: 0, n: 0 } : parsePosition(q.after);
+    if (!after) throw new AppError(400, 'invalid_cursor', 'after must be a room position such as "42.3", as `next` or an event\u2019s `position` gives it');
+    const userId = authOf(res).session.userId;
+    const { role } = await deps.roomService.requireMember(roomId, userId);
+    const page = await deps.events.roomEvents(roomId, { id: userId, role }, after, q.limit);
+    res.json({ events: page.events, next: formatPosition(page.next), hasMore: page.hasMore } satisfies EventPage);
+  });
+
+  router.get('/events', async (req, res) => {
+    const q = parse(pageQuery, req.query, 'query');
+    const page = await deps.feed.after(authOf(res).session.userId, decodeCursor(q.after), q.limit);
+    res.json({ events: page.events, next: encodeCursor(page.next), hasMore: page.hasMore } satisfies EventPage);
+  });
+
+  return router;
+}

@@ -1,0 +1,49 @@
+/**
+ * Room events, as every feed carries them (pull, stream, webhooks): the same shape, the same
+ * ids, the same order. docs/events.md describes them.
+ */
+import type { Role, RoomMessage } from './messages';
+
+export const EVENT_TYPES = ['room.created', 'member.joined', 'member.left', 'message.created'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+interface EventBase {
+  /** Stable: the same event has the same id in every feed, every time (a message's id for message.created). */
+  id: string;
+  roomId: string;
+  /** Where this event sits in its room: a room cursor ("<seq>.<n>") that resumes right after it. */
+  position: string;
+  createdAt: string;
+}
+
+export type RoomEvent =
+  | (EventBase & { type: 'message.created'; /** The message's seq in its room. */ seq: number; data: { message: RoomMessage } })
+  | (EventBase & { type: 'room.created' | 'member.joined' | 'member.left'; seq: null; data: { userId: string; role: Role } });
+
+/** GET /api/rooms/:id/events and GET /api/events. */
+export interface EventPage {
+  events: RoomEvent[];
+  /** Pass as `after` to get what comes next; valid for as long as the data is kept (any age). */
+  next: string;
+  /** More events were there than the page held: ask again at once. */
+  hasMore: boolean;
+}
+
+/**
+ * A position in one room: after the message with seq `seq` and after the room's `n`-th
+ * non-message event. Written "<seq>.<n>"; "0.0" is the room's beginning.
+ */
+export interface RoomPosition {
+  seq: number;
+  n: number;
+}
+
+const POSITION_RE = /^(0|[1-9]\d{0,15})\.(0|[1-9]\d{0,15})$/;
+
+export const formatPosition = (p: RoomPosition): string => `${p.seq}.${p.n}`;
+
+/** Parses "<seq>.<n>", or null if it is not one. */
+export function parsePosition(s: string): RoomPosition | null {
+  const m = POSITION_RE.exec(s);
+  return m ? { seq: Number(m[1]), n: Number(m[2]) } : null;
+}
