@@ -21,6 +21,7 @@ import { MailChannel } from './mail/mail-channel';
 import { mailLinkRoutes, mailRoutes } from './routes/mail-routes';
 import { EventFeed } from './events/event-feed';
 import { EventStore } from './events/event-store';
+import { RoomEventListener } from './events/room-event-listener';
 import { eventRoutes } from './routes/event-routes';
 import type { Worker } from './work/worker';
 import { authRoutes } from './routes/auth-routes';
@@ -39,6 +40,8 @@ export interface AppServer {
   logger: Logger;
   relay: Worker<Record<string, unknown>>;
   mail: MailChannel;
+  /** Room events: reading them (store, feed) and hearing that a room has new ones (listener). */
+  events: { store: EventStore; feed: EventFeed; listener: RoomEventListener };
   broker: BrokerConnection;
   services: Services;
   close(): Promise<void>;
@@ -64,6 +67,9 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   logger.info({ memberships: await services.mirror.rebuild(pool) }, 'membership mirror rebuilt');
 
   const mail = await MailChannel.create({ pool, config, presence, metrics, logger });
+  const eventStore = new EventStore(pool);
+  const events = { store: eventStore, feed: new EventFeed(eventStore), listener: new RoomEventListener(config.postgres.url, logger) };
+  await events.listener.start();
   const accounts = new Accounts({ pool, redis, users, sessions, revocations: services.revocations, mail, logger });
   const relay = createOutboxRelay({
     jobs: services.publishJobs,
@@ -90,8 +96,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics, visits: mail.store, logger }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
   app.use('/api', mailRoutes({ sessions, roomService, mail, adminToken: config.adminToken }));
-  const events = new EventStore(pool);
-  app.use('/api', eventRoutes({ sessions, roomService, events, feed: new EventFeed(events) }));
+  app.use('/api', eventRoutes({ sessions, roomService, events: events.store, feed: events.feed }));
   // The browser pages (npm run build:web). Never under /api: an unknown API path stays a JSON 404.
   app.use(/^(?!\/api(?:\/|$))/, express.static(options.webDir ?? path.join(repoRoot, 'web', 'dist'), { index: 'index.html', setHeaders: pageHeaders }));
   app.use(notFound);
@@ -119,6 +124,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
     logger,
     relay,
     mail,
+    events,
     broker,
     services,
     async close() {
@@ -126,7 +132,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      await Promise.all([relay.stop(), mail.stop(), accounts.stop()]);
+      await Promise.all([relay.stop(), mail.stop(), accounts.stop(), events.listener.close()]);
       await services.close();
     },
   };
