@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RESET_LIMITS } from '../src/accounts/reset-limiter';
+import { RESET_LIMITS } from '../src/auth/attempt-limiter';
 import { ApiClient, type ApiResponse } from '../../testkit/api-client';
 import { PASSWORD, freshAddress, makeUser, startHarness, type Harness, type TestUser } from '../../testkit/harness';
 import { readMailbox } from '../../testkit/mailbox';
@@ -279,7 +279,7 @@ describe('password reset', () => {
 
   it('limits requests per address, known or not, so a mailbox cannot be flooded: then 429 with Retry-After', async () => {
     const email = await withAddress(await makeUser(h, 'learner'), { verified: true });
-    const { max, windowSeconds } = RESET_LIMITS.email;
+    const { maxFailures: max, windowSeconds } = RESET_LIMITS.perAccount;
     // Each from another client address: only the per-address limit can refuse them.
     const statuses = [];
     for (let i = 0; i < max + 2; i++) statuses.push(await requestReset(email));
@@ -299,7 +299,7 @@ describe('password reset', () => {
 
   it('limits requests per client address across addresses', async () => {
     const from = freshAddress();
-    const { max, windowSeconds } = RESET_LIMITS.address;
+    const { maxFailures: max, windowSeconds } = RESET_LIMITS.perAddress;
     for (let i = 0; i < max; i++) expect((await requestReset(address(), from)).status).toBe(202);
     const refused = await requestReset(address(), from);
     expect([refused.status, refused.body.error.code]).toEqual([429, 'too_many_attempts']);

@@ -7,10 +7,8 @@ import { createPool, type Pool } from '../src/db/pool';
 import { migrate } from '../src/db/migrate';
 import { createLogger } from '../src/logger';
 import { MAIL_QUEUE, messageIdFor, type MailJob } from '../src/mail/mail-job';
-import { MAIL_BATCH, MailSender } from '../src/mail/mail-sender';
-import { MailStore } from '../src/mail/mail-store';
-import { MailTemplates } from '../src/mail/templates';
-import { createMetrics } from '../src/metrics';
+import { MAIL_BATCH } from '../src/mail/mail-sender';
+import { mailSender } from './mail-sender-fixture';
 import { JobQueue } from '../src/work/job-queue';
 import { readMailbox } from '../../testkit/mailbox';
 import { waitFor } from '../../testkit/stomp';
@@ -53,16 +51,7 @@ describe('mail worker crash', () => {
 
     // Its leases run out (5 min): a restarted worker would wait them out; make them due now, as time would.
     await pool.query(`UPDATE jobs SET lease_until = now() WHERE queue = $1 AND ref LIKE $2 AND state = 'pending'`, [MAIL_QUEUE, `crash-test:${run}:%`]);
-    const logger = createLogger({ logLevel: 'silent' }, 'test');
-    const sender = new MailSender({
-      jobs,
-      smtp: config.mail,
-      templates: await MailTemplates.load(config.mail.templatesDir, logger),
-      store: new MailStore(pool),
-      metrics: createMetrics(async () => 0),
-      logger,
-      intervalMs: 50,
-    });
+    const sender = await mailSender(config, pool, createLogger({ logLevel: 'silent' }, 'test'));
     sender.worker.start();
     try {
       await waitFor(async () => {

@@ -4,25 +4,10 @@
  */
 import { createPool } from '../src/db/pool';
 import { createLogger } from '../src/logger';
-import { MAIL_QUEUE, type MailJob } from '../src/mail/mail-job';
-import { MailSender } from '../src/mail/mail-sender';
-import { MailStore } from '../src/mail/mail-store';
-import { MailTemplates } from '../src/mail/templates';
-import { createMetrics } from '../src/metrics';
-import { JobQueue } from '../src/work/job-queue';
 import { testConfig } from '../../testkit/test-config';
+import { mailSender } from './mail-sender-fixture';
 
 const config = testConfig();
-const logger = createLogger(config, 'mail-worker');
-const pool = createPool(config, () => undefined);
-const sender = new MailSender({
-  jobs: new JobQueue<MailJob>(pool, MAIL_QUEUE),
-  smtp: config.mail,
-  templates: await MailTemplates.load(config.mail.templatesDir, logger),
-  store: new MailStore(pool),
-  metrics: createMetrics(async () => 0),
-  logger,
-  intervalMs: 50,
-});
+const sender = await mailSender(config, createPool(config, () => undefined), createLogger(config, 'mail-worker'));
 sender.worker.start();
 process.send?.({ ready: true });

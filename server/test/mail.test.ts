@@ -6,7 +6,7 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../../testkit/test-config';
 import { makeUser, startHarness, type Harness, type TestRoom, type TestUser, makeRoom, uniqueName } from '../../testkit/harness';
-import { mailHeader, readMailbox } from '../../testkit/mailbox';
+import { eximQueueCount, mailHeader, readMailbox } from '../../testkit/mailbox';
 import { waitFor } from '../../testkit/stomp';
 
 let h: Harness;
@@ -62,9 +62,13 @@ async function notified(messageId: string): Promise<void> {
   }, `the notify job of ${messageId}`);
 }
 
-/** Resolves once no mail job is pending (every queued mail is sent, failed or suppressed). */
+/**
+ * Resolves once no mail job is pending (every queued mail is sent, failed or suppressed) and
+ * Exim has delivered everything it accepted: what is not in a mailbox by then never will be.
+ */
 async function mailQueueDrained(): Promise<void> {
   await waitFor(async () => (await h.server.mail.mail.stats()).pending === 0, 'the mail queue to drain', 20_000);
+  await waitFor(async () => (await eximQueueCount(h.config)) === 0, 'Exim to deliver what it accepted', 20_000);
 }
 
 describe('mail notifications', () => {

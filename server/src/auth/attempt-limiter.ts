@@ -2,6 +2,9 @@
  * Limits on guessing a secret, kept in Redis so every app server counts together: passwords at
  * login (`AttemptLimiter.login`), invite codes at join (`AttemptLimiter.invites`). Both are the
  * same game, a secret tried against an account from some address, so one mechanism serves both.
+ * Password-reset requests (`AttemptLimiter.resets`) use it too: each may send a mail, so the
+ * "account" is the address asked for (nobody floods a mailbox) and the address is the client's
+ * (nobody sprays the form); a request is never taken back, so `succeeded` is never called.
  *
  * Three fixed windows, each a counter with an expiry:
  * - per (account, address), strict: one guesser gets a few tries at one account;
@@ -32,6 +35,18 @@ export const INVITE_LIMITS: Config['loginLimits'] = {
   perAccountAddress: { maxFailures: 10, windowSeconds: 15 * 60 },
   perAccount: { maxFailures: 20, windowSeconds: 15 * 60 },
   perAddress: { maxFailures: 50, windowSeconds: 15 * 60 },
+};
+
+/**
+ * Password-reset requests. Per mailbox: a person who lost a mail asks again once or twice, more
+ * in an hour is someone else. Per client address: high enough for a class behind one NAT that
+ * all forgot their passwords at once. An unknown mailbox counts like a real one, so a 429
+ * reveals nothing about which exist.
+ */
+export const RESET_LIMITS: Config['loginLimits'] = {
+  perAccountAddress: { maxFailures: 3, windowSeconds: 3600 },
+  perAccount: { maxFailures: 3, windowSeconds: 3600 },
+  perAddress: { maxFailures: 20, windowSeconds: 15 * 60 },
 };
 
 /** An address the account logged in from is exempt from the per-account limit this long. */
@@ -94,7 +109,7 @@ export class AttemptLimiter {
     private readonly redis: Redis,
     private readonly limits: Config['loginLimits'],
     /** Keeps each secret's counts apart in Redis. */
-    private readonly secret: 'login' | 'invite',
+    private readonly secret: 'login' | 'invite' | 'reset',
   ) {}
 
   /** Password guesses; the account is the username tried. */
@@ -105,6 +120,11 @@ export class AttemptLimiter {
   /** Invite code guesses; the account is the user id trying them. */
   static invites(redis: Redis): AttemptLimiter {
     return new AttemptLimiter(redis, INVITE_LIMITS, 'invite');
+  }
+
+  /** Password-reset requests; the account is the mailbox asked for. */
+  static resets(redis: Redis): AttemptLimiter {
+    return new AttemptLimiter(redis, RESET_LIMITS, 'reset');
   }
 
   private keys(username: string, ip: string): string[] {

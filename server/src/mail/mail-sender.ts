@@ -10,6 +10,7 @@
  * batch per worker is in flight, which bounds such copies.
  */
 import nodemailer, { type Transporter } from 'nodemailer';
+import type { Config } from '../../../runtime/config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { Job, JobQueue } from '../work/job-queue';
@@ -19,15 +20,8 @@ import { messageIdFor, type MailJob } from './mail-job';
 import type { MailStore } from './mail-store';
 import type { MailTemplates } from './templates';
 
-export interface SmtpSettings {
-  host: string;
-  port: number;
-  tls: 'none' | 'starttls' | 'tls';
-  auth: { user: string; pass: string } | null;
-  from: string;
-  domain: string;
-  retryFirstMs: number;
-}
+/** What the sender needs of the mail settings (runtime/config.ts). */
+export type SmtpSettings = Pick<Config['mail'], 'host' | 'port' | 'tls' | 'auth' | 'from' | 'domain' | 'retryFirstMs'>;
 
 export interface MailSenderOptions {
   jobs: JobQueue<MailJob>;

@@ -15,7 +15,8 @@ import { clientAddress } from '../http/client-address';
 import { checkJson, refuseInvalidUtf8 } from '../http/json-guard';
 import { parse } from '../http/validate';
 import type { SessionStore } from '../sessions/session-store';
-import { PASSWORD_LENGTH, type Account, type UserStore } from '../users/user-store';
+import { newPassword, PASSWORD_LENGTH, type Account, type UserStore } from '../users/user-store';
+import { escapeHtml, htmlPage } from '../http/html-page';
 
 /** Lower case: the address is unique regardless of case, and mail is suppressed by its lower case. */
 const emailAddress = z.email().max(254).transform((e) => e.toLowerCase());
@@ -24,7 +25,7 @@ const linkQuery = z.object({ token: z.string().max(100) });
 const confirmBody = z
   .object({
     token: z.string().max(100),
-    password: z.string().min(PASSWORD_LENGTH.min, `at least ${PASSWORD_LENGTH.min} characters`).max(PASSWORD_LENGTH.max),
+    password: newPassword,
     /** The reset page asks twice; JSON clients may leave it out. */
     passwordAgain: z.string().max(PASSWORD_LENGTH.max).optional(),
   })
@@ -34,12 +35,7 @@ const confirmBody = z
 /** The confirm form is a few hundred bytes; a token and a password in JSON too. */
 const CONFIRM_BODY_LIMIT = '8kb';
 
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
-/** A whole page of plain HTML: no script or style, so the API's strict policy still applies. */
-const page = (title: string, body: string): string =>
-  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
 
 /** The token of a link; a link without one is as bad as one with a wrong one (the flows answer 400 `invalid_link`). */
 const tokenOf = (req: Request): string => {
@@ -60,7 +56,7 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
     res
       .type('html')
       .send(
-        page(
+        htmlPage(
           'Confirm your address',
           `<p>Confirm <strong>${escapeHtml(address)}</strong> as the address of your roomcast account?</p><form method="post" action="${escapeHtml(req.originalUrl)}"><button type="submit">Confirm</button></form>`,
         ),
@@ -69,7 +65,7 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
 
   router.post(ACCOUNT_PATHS.verifyEmail, async (req, res) => {
     const { email: address } = await addresses.verify(tokenOf(req));
-    res.type('html').send(page('Address confirmed', `<p><strong>${escapeHtml(address)}</strong> is confirmed. You can close this page.</p>`));
+    res.type('html').send(htmlPage('Address confirmed', `<p><strong>${escapeHtml(address)}</strong> is confirmed. You can close this page.</p>`));
   });
 
   router.get(ACCOUNT_PATHS.passwordReset, async (req, res) => {
@@ -80,7 +76,7 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
     res
       .type('html')
       .send(
-        page(
+        htmlPage(
           'Choose a new password',
           `<form method="post" action="${escapeHtml(req.baseUrl + ACCOUNT_PATHS.passwordResetConfirm)}">` +
             `<input type="hidden" name="token" value="${escapeHtml(token)}">` +
@@ -102,7 +98,7 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
       const body = parse(confirmBody, req.body);
       await resets.confirm(body.token, body.password);
       if (req.is('application/x-www-form-urlencoded')) {
-        res.type('html').send(page('Password changed', '<p>Your new password is set, and every device was logged out. Log in again with the new password.</p>'));
+        res.type('html').send(htmlPage('Password changed', '<p>Your new password is set, and every device was logged out. Log in again with the new password.</p>'));
       } else {
         res.status(204).end();
       }

@@ -10,11 +10,11 @@ import type { Metrics } from '../metrics';
 import type { Revocations } from '../revocation/revocations';
 import type { RoomStore } from '../rooms/room-store';
 import type { Session, SessionStore } from '../sessions/session-store';
-import type { UserStore } from '../users/user-store';
+import { newPassword, PASSWORD_LENGTH, type UserStore } from '../users/user-store';
 
-const loginBody = z.object({ username: z.string().min(1).max(40), password: z.string().min(1).max(200) }).strict();
+const loginBody = z.object({ username: z.string().min(1).max(40), password: z.string().min(1).max(PASSWORD_LENGTH.max) }).strict();
 const passwordBody = z
-  .object({ currentPassword: z.string().min(1).max(200), newPassword: z.string().min(10, 'at least 10 characters').max(200) })
+  .object({ currentPassword: z.string().min(1).max(PASSWORD_LENGTH.max), newPassword })
   .strict()
   .refine((b) => b.newPassword !== b.currentPassword, { path: ['newPassword'], message: 'must differ from the current password' });
 

@@ -19,16 +19,12 @@ import { NOTIFY_MODES } from '../mail/mail-store';
 import type { RoomService } from '../rooms/room-service';
 import type { SessionStore } from '../sessions/session-store';
 import { roomIdOf } from './room-routes';
+import { escapeHtml, htmlPage } from '../http/html-page';
 
 const modeBody = z.object({ mode: z.enum(NOTIFY_MODES) }).strict();
 const unsubscribeQuery = z.object({ u: z.string(), r: z.string(), t: z.string().max(100) }).strict();
 
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
-/** A whole page of plain HTML: no script or style, so the API's strict policy still applies. */
-const page = (title: string, body: string): string =>
-  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
 
 /**
  * The links in mails. Mounted before the JSON body guard: a mail client's one-click POST sends
@@ -53,7 +49,7 @@ export function mailLinkRoutes(deps: { mail: MailChannel }): Router {
     res
       .type('html')
       .send(
-        page(
+        htmlPage(
           'Unsubscribe',
           `<p>Stop all mail about <strong>${escapeHtml(room)}</strong>?</p><form method="post" action="${escapeHtml(req.originalUrl)}"><button type="submit">Unsubscribe</button></form>`,
         ),
@@ -63,7 +59,7 @@ export function mailLinkRoutes(deps: { mail: MailChannel }): Router {
   router.post('/mail/unsubscribe', async (req, res) => {
     const { userId, roomId } = unsubscribing(req);
     await store.setMode(userId, roomId, 'off');
-    res.type('html').send(page('Unsubscribed', '<p>You will get no more mail about this room. You can turn it on again in the room.</p>'));
+    res.type('html').send(htmlPage('Unsubscribed', '<p>You will get no more mail about this room. You can turn it on again in the room.</p>'));
   });
 
   return router;

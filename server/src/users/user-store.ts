@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Role } from '../../../shared/protocol/messages';
 import type { User } from '../../../shared/protocol/rooms';
 import { inTransaction, type Pool, type PoolClient } from '../db/pool';
@@ -8,6 +9,9 @@ export type { User };
 
 /** How long a new password may be, wherever one is chosen (a change or a reset). */
 export const PASSWORD_LENGTH = { min: 10, max: 200 } as const;
+
+/** A new password as every route that sets one checks it. */
+export const newPassword = z.string().min(PASSWORD_LENGTH.min, `at least ${PASSWORD_LENGTH.min} characters`).max(PASSWORD_LENGTH.max);
 
 /** A user as their own account page shows them. */
 export interface Account {
