@@ -76,6 +76,9 @@ describe('mail notifications', () => {
     const room = await roomWithAddresses(1);
     const learner = room.learners[0]!;
     const email = room.emails.get(learner.id)!;
+    // A Korean room and sender name: the subject header must carry them encoded, and decode back.
+    await h.server.services.pool.query(`UPDATE rooms SET name = '한국어 수업' WHERE id = $1`, [room.id]);
+    await h.server.services.pool.query(`UPDATE users SET display_name = '김선생' WHERE id = $1`, [room.instructor.id]);
     const text = 'Your essay is graded: 안녕하세요, well done <b>really</b>';
     const sent = await send(room.instructor, room.id, privateReply(learner, text));
     await waitFor(async () => readMailbox(h.config, email).length > 0, 'the mail in the learner’s mailbox');
@@ -84,7 +87,9 @@ describe('mail notifications', () => {
     const got = await mails(email);
     expect(got).toHaveLength(1);
     const mail = got[0]!;
-    expect(mail.subject).toContain(room.instructor.username);
+    expect(mail.subject).toBe('김선생 wrote in 한국어 수업');
+    // On the wire the header is RFC 2047 encoded words, never raw UTF-8.
+    expect(readMailbox(h.config, email)[0]!.raw).toMatch(/^Subject: =\?UTF-8\?[BQ]\?/im);
     expect(mail.text).toContain(text);
     expect(mail.html).toContain('well done &lt;b&gt;really&lt;/b&gt;');
     expect(mail.html).toContain('안녕하세요');
