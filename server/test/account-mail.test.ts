@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RESET_LIMITS } from '../src/auth/attempt-limiter';
+import { MAILED_LINK_LIMITS } from '../src/auth/attempt-limiter';
 import { ApiClient, type ApiResponse } from '../../testkit/api-client';
 import { PASSWORD, freshAddress, makeUser, startHarness, type Harness, type TestUser } from '../../testkit/harness';
 import { readMailbox } from '../../testkit/mailbox';
@@ -58,16 +58,39 @@ function linkIn(mail: ParsedMail, path: string): { local: string; token: string 
 const postForm = (url: string, fields: Record<string, string> = {}): Promise<Response> =>
   fetch(url, { method: 'POST', body: new URLSearchParams(fields) });
 
+/**
+ * Sets the user's address from a client address of its own: setting one mails a link, which is
+ * limited per client address (as a proxy reports it), and every test here would otherwise share
+ * loopback's budget, across runs too.
+ */
+const putEmail = (user: TestUser, email: string, from = freshAddress()): Promise<ApiResponse> =>
+  user.api.request('PUT', '/api/account/email', JSON.stringify({ email }), { 'x-forwarded-for': from });
+
 async function expectInvalidLink(res: Response): Promise<void> {
   expect(res.status).toBe(400);
   expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_link');
 }
 
 describe('an address and its check', () => {
+  it('mails one mailbox at most a few links an hour, whoever asks: then 429 with Retry-After', async () => {
+    const email = address();
+    const { maxFailures: max } = MAILED_LINK_LIMITS.perAccount;
+    const users = await Promise.all(Array.from({ length: max + 1 }, () => makeUser(h, 'learner')));
+    const statuses: number[] = [];
+    // Each user claims the address in turn and frees it again, each from a client address of its own.
+    for (const u of users) {
+      const res = await putEmail(u, email);
+      statuses.push(res.status);
+      if (res.status === 200) await query('UPDATE users SET email = NULL WHERE id = $1', [u.id]);
+      else expect([res.body.error.code, Number(res.headers.get('retry-after')) > 0]).toEqual(['too_many_attempts', true]);
+    }
+    expect(statuses).toEqual([...Array<number>(max).fill(200), 429]);
+  });
+
   it('stores a new address unverified, mails a link whose GET only asks, whose POST verifies, and only once', async () => {
     const user = await makeUser(h, 'learner');
     const email = address();
-    const set = await user.api.put('/api/account/email', { email: email.toUpperCase() });
+    const set = await putEmail(user, email.toUpperCase());
     expect(set.status, JSON.stringify(set.body)).toBe(200);
     const unverified = { username: user.username, displayName: user.username, role: 'learner', email, emailVerified: false };
     expect(set.body).toEqual(unverified);
@@ -103,10 +126,10 @@ describe('an address and its check', () => {
   it('voids the link mailed for an address once the user sets another', async () => {
     const user = await makeUser(h, 'learner');
     const first = address();
-    expect((await user.api.put('/api/account/email', { email: first })).status).toBe(200);
+    expect((await putEmail(user, first)).status).toBe(200);
     const { local } = linkIn(await theMail(first), '/account/verify-email');
     const second = address();
-    expect((await user.api.put('/api/account/email', { email: second })).status).toBe(200);
+    expect((await putEmail(user, second)).status).toBe(200);
     await expectInvalidLink(await postForm(local));
     expect((await user.api.get('/api/account')).body).toMatchObject({ email: second, emailVerified: false });
     await postForm(linkIn(await theMail(second), '/account/verify-email').local);
@@ -116,7 +139,7 @@ describe('an address and its check', () => {
   it('refuses an address another account has, in any case, with 409 email_taken', async () => {
     const [owner, other] = [await makeUser(h, 'learner'), await makeUser(h, 'learner')];
     const email = await withAddress(owner, { verified: true });
-    const taken = await other.api.put('/api/account/email', { email: email.toUpperCase() });
+    const taken = await putEmail(other, email.toUpperCase());
     expect([taken.status, taken.body.error.code]).toEqual([409, 'email_taken']);
     expect((await other.api.get('/api/account')).body).toMatchObject({ email: null, emailVerified: false });
   });
@@ -279,7 +302,7 @@ describe('password reset', () => {
 
   it('limits requests per address, known or not, so a mailbox cannot be flooded: then 429 with Retry-After', async () => {
     const email = await withAddress(await makeUser(h, 'learner'), { verified: true });
-    const { maxFailures: max, windowSeconds } = RESET_LIMITS.perAccount;
+    const { maxFailures: max, windowSeconds } = MAILED_LINK_LIMITS.perAccount;
     // Each from another client address: only the per-address limit can refuse them.
     const statuses = [];
     for (let i = 0; i < max + 2; i++) statuses.push(await requestReset(email));
@@ -299,7 +322,7 @@ describe('password reset', () => {
 
   it('limits requests per client address across addresses', async () => {
     const from = freshAddress();
-    const { maxFailures: max, windowSeconds } = RESET_LIMITS.perAddress;
+    const { maxFailures: max, windowSeconds } = MAILED_LINK_LIMITS.perAddress;
     for (let i = 0; i < max; i++) expect((await requestReset(address(), from)).status).toBe(202);
     const refused = await requestReset(address(), from);
     expect([refused.status, refused.body.error.code]).toEqual([429, 'too_many_attempts']);

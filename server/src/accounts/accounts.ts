@@ -18,13 +18,13 @@ import { AttemptLimiter } from '../auth/attempt-limiter';
 export class Accounts {
   readonly addresses: EmailAddresses;
   readonly resets: PasswordResets;
-  readonly resetLimiter: AttemptLimiter;
+  readonly linkLimiter: AttemptLimiter;
 
   constructor(o: { pool: Pool; redis: Redis; users: UserStore; sessions: SessionStore; revocations: Revocations; mail: MailChannel; logger: Logger }) {
     const tokens = new EmailTokenStore(o.pool);
     this.addresses = new EmailAddresses({ pool: o.pool, users: o.users, tokens, mail: o.mail });
     this.resets = new PasswordResets({ ...o, tokens });
-    this.resetLimiter = AttemptLimiter.resets(o.redis);
+    this.linkLimiter = AttemptLimiter.mailedLinks(o.redis);
   }
 
   /** Starts working reset requests in this process (any app server's worker may take them). */

@@ -2,9 +2,10 @@
  * Limits on guessing a secret, kept in Redis so every app server counts together: passwords at
  * login (`AttemptLimiter.login`), invite codes at join (`AttemptLimiter.invites`). Both are the
  * same game, a secret tried against an account from some address, so one mechanism serves both.
- * Password-reset requests (`AttemptLimiter.resets`) use it too: each may send a mail, so the
- * "account" is the address asked for (nobody floods a mailbox) and the address is the client's
- * (nobody sprays the form); a request is never taken back, so `succeeded` is never called.
+ * Requests that mail a link (`AttemptLimiter.mailedLinks`: a password reset, an address to
+ * verify) use it too: each may send a mail, so the "account" is the mailbox written to (nobody
+ * floods a mailbox through roomcast) and the address is the client's (nobody sprays the form);
+ * a request is never taken back, so `succeeded` is never called.
  *
  * Three fixed windows, each a counter with an expiry:
  * - per (account, address), strict: one guesser gets a few tries at one account;
@@ -38,12 +39,12 @@ export const INVITE_LIMITS: Config['loginLimits'] = {
 };
 
 /**
- * Password-reset requests. Per mailbox: a person who lost a mail asks again once or twice, more
+ * Requests that mail a link. Per mailbox: a person who lost a mail asks again once or twice, more
  * in an hour is someone else. Per client address: high enough for a class behind one NAT that
  * all forgot their passwords at once. An unknown mailbox counts like a real one, so a 429
  * reveals nothing about which exist.
  */
-export const RESET_LIMITS: Config['loginLimits'] = {
+export const MAILED_LINK_LIMITS: Config['loginLimits'] = {
   perAccountAddress: { maxFailures: 3, windowSeconds: 3600 },
   perAccount: { maxFailures: 3, windowSeconds: 3600 },
   perAddress: { maxFailures: 20, windowSeconds: 15 * 60 },
@@ -109,7 +110,7 @@ export class AttemptLimiter {
     private readonly redis: Redis,
     private readonly limits: Config['loginLimits'],
     /** Keeps each secret's counts apart in Redis. */
-    private readonly secret: 'login' | 'invite' | 'reset',
+    private readonly secret: 'login' | 'invite' | 'link',
   ) {}
 
   /** Password guesses; the account is the username tried. */
@@ -122,9 +123,9 @@ export class AttemptLimiter {
     return new AttemptLimiter(redis, INVITE_LIMITS, 'invite');
   }
 
-  /** Password-reset requests; the account is the mailbox asked for. */
-  static resets(redis: Redis): AttemptLimiter {
-    return new AttemptLimiter(redis, RESET_LIMITS, 'reset');
+  /** Requests that mail a link; the account is the mailbox written to. */
+  static mailedLinks(redis: Redis): AttemptLimiter {
+    return new AttemptLimiter(redis, MAILED_LINK_LIMITS, 'link');
   }
 
   private keys(username: string, ip: string): string[] {

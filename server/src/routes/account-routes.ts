@@ -111,7 +111,7 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
 export function accountRoutes(deps: { sessions: SessionStore; users: UserStore; accounts: Accounts }): Router {
   const router = Router();
   const requireAuth = authenticate(deps.sessions);
-  const { addresses, resets, resetLimiter } = deps.accounts;
+  const { addresses, resets, linkLimiter } = deps.accounts;
 
   const account = async (userId: string): Promise<Account> => {
     const found = await deps.users.account(userId);
@@ -127,6 +127,11 @@ export function accountRoutes(deps: { sessions: SessionStore; users: UserStore; 
   router.put('/account/email', requireAuth, async (req, res) => {
     const body = parse(emailBody, req.body);
     const { userId } = authOf(res).session;
+    // It mails a link to an address of the caller's choosing: the same budget as a reset.
+    const refused = await linkLimiter.attempt(body.email, clientAddress(req));
+    if (refused) {
+      throw new RateLimitedError('too_many_attempts', `too many mails to that address; retry in ${refused.retryAfterSeconds} s`, refused.retryAfterSeconds);
+    }
     await addresses.set(userId, body.email);
     res.json(await account(userId));
   });
@@ -137,7 +142,7 @@ export function accountRoutes(deps: { sessions: SessionStore; users: UserStore; 
    */
   router.post(ACCOUNT_PATHS.passwordReset, async (req, res) => {
     const body = parse(emailBody, req.body);
-    const refused = await resetLimiter.attempt(body.email, clientAddress(req));
+    const refused = await linkLimiter.attempt(body.email, clientAddress(req));
     if (refused) {
       throw new RateLimitedError('too_many_attempts', `too many password reset requests; retry in ${refused.retryAfterSeconds} s`, refused.retryAfterSeconds);
     }
