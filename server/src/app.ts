@@ -70,6 +70,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   const eventStore = new EventStore(pool);
   const events = { store: eventStore, feed: new EventFeed(eventStore), listener: new RoomEventListener(config.postgres.url, logger) };
   await events.listener.start();
+  events.listener.followAll(() => mail.wakeNotifier());
   const accounts = new Accounts({ pool, redis, users, sessions, revocations: services.revocations, mail, logger });
   const relay = createOutboxRelay({
     jobs: services.publishJobs,
