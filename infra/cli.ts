@@ -77,6 +77,7 @@ async function startAll(config: Config): Promise<void> {
       `  instructor login: ${demo.instructor} / ${demo.password}`,
       `  learner logins:   ${demo.learners.join(', ')} / ${demo.password}`,
       `  try: curl -s --cacert ${proxy.certFile} -X POST ${proxy.url}/api/auth/login -H 'content-type: application/json' -d '{"username":"${demo.instructor}","password":"${demo.password}"}'`,
+      `  mail: nothing leaves this machine; every mail lands in ${eximPaths(config).maildir} (list it: npm run services -- mail)`,
       '',
     ].join('\n'),
   );
