@@ -112,6 +112,11 @@ const schema = z.object({
   ROOMCAST_PUBLISH_TIMEOUT_MS: positiveInt.default(2000),
   ROOMCAST_OUTBOX_RELAY_AFTER_MS: positiveInt.default(5000),
   ROOMCAST_OUTBOX_RELAY_INTERVAL_MS: positiveInt.default(1000),
+  // Event streams (docs/events.md, "Stream"). The heartbeat stays well inside the proxy's 30 s
+  // cut of a silent response and any idle timeout on the way.
+  ROOMCAST_STREAM_HEARTBEAT_MS: z.coerce.number().int().min(1000).max(20_000).default(15_000),
+  ROOMCAST_STREAM_MAX_LIFETIME_MS: z.coerce.number().int().min(1000).default(30 * 60_000),
+  ROOMCAST_STREAM_MAX_PER_USER: positiveInt.default(10),
 });
 
 type Env = z.infer<typeof schema>;
@@ -187,6 +192,8 @@ export interface Config {
   publishTimeoutMs: number;
   outboxRelayAfterMs: number;
   outboxRelayIntervalMs: number;
+  /** Event streams: a `: ping` comment this often, the end of a stream after this long, open streams per user. */
+  streams: { heartbeatMs: number; maxLifetimeMs: number; maxPerUser: number };
 }
 
 /** One RabbitMQ node of the local cluster and its listeners. */
@@ -334,5 +341,6 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     publishTimeoutMs: e.ROOMCAST_PUBLISH_TIMEOUT_MS,
     outboxRelayAfterMs: e.ROOMCAST_OUTBOX_RELAY_AFTER_MS,
     outboxRelayIntervalMs: e.ROOMCAST_OUTBOX_RELAY_INTERVAL_MS,
+    streams: { heartbeatMs: e.ROOMCAST_STREAM_HEARTBEAT_MS, maxLifetimeMs: e.ROOMCAST_STREAM_MAX_LIFETIME_MS, maxPerUser: e.ROOMCAST_STREAM_MAX_PER_USER },
   };
 }

@@ -95,6 +95,13 @@ export function createHttpHandler(deps: HttpForwardingDeps): RequestHandler {
     res.setHeader('strict-transport-security', STRICT_TRANSPORT_SECURITY);
     if (isClosing()) res.setHeader('connection', 'close');
     res.once('close', () => {
+      // The client left before the answer was complete (it closed an event stream, or its
+      // connection dropped): end the app server's side too. http-proxy does that only when the
+      // request emits 'aborted' or a reset error; a client that closes its connection cleanly
+      // (a FIN, as a browser closing an EventSource does) causes neither once the request body
+      // has been read in full, and the proxy always reads it first. An event stream would live
+      // on upstream until its lifetime ends, holding one of the user's stream slots.
+      if (!res.writableFinished) lastProxyReq.get(req)?.destroy();
       // 0: the client went away before any answer.
       const status = res.headersSent ? res.statusCode : 0;
       metrics.requests.inc({ class: status === 0 ? 'none' : `${Math.floor(status / 100)}xx` });

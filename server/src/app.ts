@@ -23,6 +23,10 @@ import { EventFeed } from './events/event-feed';
 import { EventStore } from './events/event-store';
 import { RoomEventListener } from './events/room-event-listener';
 import { eventRoutes } from './routes/event-routes';
+import { StreamHub } from './events/stream-hub';
+import { StreamSlots } from './events/stream-slots';
+import { StreamTickets } from './events/stream-tickets';
+import { eventStreamRoutes } from './routes/event-stream-routes';
 import type { Worker } from './work/worker';
 import { authRoutes } from './routes/auth-routes';
 import { healthRoutes } from './routes/health-routes';
@@ -42,6 +46,8 @@ export interface AppServer {
   mail: MailChannel;
   /** Room events: reading them (store, feed) and hearing that a room has new ones (listener). */
   events: { store: EventStore; feed: EventFeed; listener: RoomEventListener };
+  /** The event streams (SSE) open on this server. */
+  streams: StreamHub;
   broker: BrokerConnection;
   services: Services;
   close(): Promise<void>;
@@ -70,6 +76,8 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   const eventStore = new EventStore(pool);
   const events = { store: eventStore, feed: new EventFeed(eventStore), listener: new RoomEventListener(config.postgres.url, logger) };
   await events.listener.start();
+  const streamSlots = new StreamSlots(redis, config.streams.maxPerUser);
+  const streams = new StreamHub({ sessions, slots: streamSlots, metrics, logger });
   events.listener.followAll(() => mail.wakeNotifier());
   const accounts = new Accounts({ pool, redis, users, sessions, revocations: services.revocations, mail, logger });
   const relay = createOutboxRelay({
@@ -93,6 +101,9 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use(healthRoutes({ pool, redis, broker, metrics }));
   app.use('/api', authRoutes({ users, sessions, rooms, loginLimiter: services.loginLimiter, revocations: services.revocations, metrics }));
   app.use('/api', accountRoutes({ sessions, users, accounts }));
+  // Before roomRoutes and eventRoutes, which want an Authorization header on every path under
+  // /rooms and /events: an EventSource cannot send one (it brings a ticket instead).
+  app.use('/api', eventStreamRoutes({ sessions, roomService, events, tickets: new StreamTickets(redis), slots: streamSlots, hub: streams, settings: config.streams, logger }));
   app.use('/api', roomRoutes({ sessions, rooms, roomService, inviteLimiter: services.inviteLimiter, metrics }));
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics, visits: mail.store, logger }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
@@ -109,6 +120,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   if (options.mail !== false) mail.start();
   if (options.mail !== false) accounts.start();
   services.revocations.start();
+  streams.start();
 
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {
@@ -126,12 +138,15 @@ export async function startAppServer(config: Config, options: AppServerOptions =
     relay,
     mail,
     events,
+    streams,
     broker,
     services,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        // Open streams would hold the close forever: each ends with `end {reason: "shutdown"}`.
+        streams.close();
       });
       await Promise.all([relay.stop(), mail.stop(), accounts.stop(), events.listener.close()]);
       await services.close();

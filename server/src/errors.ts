@@ -58,7 +58,7 @@ export class ConflictError extends AppError {
 export class RateLimitedError extends AppError {
   override name = 'RateLimitedError';
   constructor(
-    code: 'too_many_attempts',
+    code: 'too_many_attempts' | 'too_many_streams',
     message: string,
     readonly retryAfterSeconds: number,
   ) {

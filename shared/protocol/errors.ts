@@ -33,6 +33,10 @@ export const ERROR_CODES = [
   'removed_from_room',
   // A feed cursor this API did not give out (GET /api/events, /api/rooms/:id/events).
   'invalid_cursor',
+  // An event stream ticket that is unknown, used, expired, or for another stream (POST /api/events/tickets).
+  'invalid_ticket',
+  // More event streams open at once than a user may have.
+  'too_many_streams',
   // A link from a mail (unsubscribe, password reset, address check) that is forged, used or expired.
   'invalid_link',
   // The operators' API (/api/admin/...) while ROOMCAST_ADMIN_TOKEN is unset.

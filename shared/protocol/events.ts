@@ -47,3 +47,46 @@ export function parsePosition(s: string): RoomPosition | null {
   const m = POSITION_RE.exec(s);
   return m ? { seq: Number(m[1]), n: Number(m[2]) } : null;
 }
+
+/** `Last-Event-ID` is a room position (a room stream) or a feed cursor (the all-rooms stream). */
+export type StreamKind = 'room' | 'all';
+
+/** POST /api/events/tickets: opens one stream, once, within `expiresInSeconds`. */
+export interface EventStreamTicket {
+  ticket: string;
+  expiresInSeconds: number;
+}
+
+export const STREAM_TICKET_TTL_SECONDS = 30;
+
+/**
+ * The stream's own SSE event types, beside the room events it carries (docs/events.md, "Stream").
+ * - `resume`: first, once per connection: where this connection reads from.
+ * - `reset`: the id given is beyond anything the room has (a restored database): drop what you
+ *   hold of those rooms; the stream goes on from their beginning.
+ * - `end`: the server ends the stream; `resume` says whether to open a new one.
+ */
+export const STREAM_CONTROL_EVENTS = ['resume', 'reset', 'end'] as const;
+export type StreamControlEvent = (typeof STREAM_CONTROL_EVENTS)[number];
+
+export interface StreamResumeData {
+  stream: StreamKind;
+  /** The id this connection reads after ('' from the beginning): the one asked for, unless a reset came first. */
+  after: string;
+  /** The id the client gave (`Last-Event-ID` or `?lastEventId=`), or null. */
+  requested: string | null;
+}
+
+export interface StreamResetData {
+  reason: 'beyond_room';
+  /** The rooms whose given position lies beyond their last event; read again from their beginning. */
+  rooms: string[];
+}
+
+export type StreamEndReason = 'lifetime' | 'session_ended' | 'membership_ended' | 'shutdown';
+
+export interface StreamEndData {
+  reason: StreamEndReason;
+  /** True: open a new stream (new ticket, same last id). False: the session or membership is over. */
+  resume: boolean;
+}

@@ -89,6 +89,20 @@ export class EventStore {
     return { events: taken.map((k) => k.event), next, hasMore };
   }
 
+  /**
+   * Each room's head: the position after its newest event. A position beyond it (seq past the
+   * room's last seq, or n past its last event) was not given out by this database: a stream
+   * answers it with a reset. Rooms that do not exist are absent.
+   */
+  async heads(roomIds: readonly string[]): Promise<Map<string, RoomPosition>> {
+    if (roomIds.length === 0) return new Map();
+    const { rows } = await this.pool.query<{ id: string; last_seq: number; last_event_n: number }>(
+      'SELECT id, last_seq, last_event_n FROM rooms WHERE id = ANY($1::uuid[])',
+      [roomIds],
+    );
+    return new Map(rows.map((r) => [r.id, { seq: r.last_seq, n: r.last_event_n }]));
+  }
+
   /** The rooms `userId` is a member of, with their role in each. */
   async roomsOf(userId: string): Promise<{ roomId: string; role: Role }[]> {
     const { rows } = await this.pool.query<{ room_id: string; role: Role }>('SELECT room_id, role FROM memberships WHERE user_id = $1 ORDER BY room_id', [userId]);

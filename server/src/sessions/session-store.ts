@@ -55,6 +55,27 @@ export class SessionStore {
     return raw ? (JSON.parse(raw) as Session) : null;
   }
 
+  /**
+   * What names the session of `token` without being it (its digest): safe to store beside
+   * something bound to the session, such as an event stream ticket.
+   */
+  refOf(token: string): string {
+    return digest(token);
+  }
+
+  /** For each session reference (`refOf`), whether that session still exists: one round trip. */
+  async alive(refs: readonly string[]): Promise<boolean[]> {
+    if (refs.length === 0) return [];
+    const batch = this.redis.pipeline();
+    for (const ref of refs) batch.exists(sessionKey(ref));
+    const results = (await batch.exec()) ?? [];
+    return refs.map((_ref, i) => {
+      const [err, n] = results[i] ?? [new Error('no reply'), 0];
+      if (err) throw err;
+      return n === 1;
+    });
+  }
+
   /** Ends the session; its broker tokens stop working with it. */
   async revoke(token: string): Promise<void> {
     await this.redis.del(sessionKey(digest(token)));

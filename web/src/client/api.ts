@@ -3,6 +3,7 @@
  * ApiError (the server's code and message) or a NetworkError (no answer).
  */
 import { ERROR_CODES, type ErrorBody, type ErrorCode } from '../../../shared/protocol/errors';
+import type { EventStreamTicket } from '../../../shared/protocol/events';
 import type { BrokerToken, ResyncPage, Role, RoomMessage, RoomSubscriptions, SendMessageRequest } from '../../../shared/protocol/messages';
 import type { RoomPresence } from '../../../shared/protocol/presence';
 // Response shapes of the room and user routes (type-only: nothing of the server is bundled).
@@ -99,6 +100,19 @@ export class RoomcastApi {
 
   brokerToken(): Promise<BrokerToken> {
     return this.request('POST', '/api/broker-token');
+  }
+
+  /** A single-use ticket that opens one event stream within its lifetime: `roomId`'s, or (none) all the user's rooms'. */
+  eventStreamTicket(roomId?: string): Promise<EventStreamTicket> {
+    return this.request('POST', '/api/events/tickets', roomId === undefined ? {} : { roomId });
+  }
+
+  /** The URL an EventSource opens with a ticket; `lastEventId` resumes after that event. */
+  eventStreamUrl(ticket: string, options: { roomId?: string; lastEventId?: string | null } = {}): string {
+    const path = options.roomId === undefined ? '/api/events/stream' : `/api/rooms/${encodeURIComponent(options.roomId)}/events/stream`;
+    const query = new URLSearchParams({ ticket });
+    if (options.lastEventId) query.set('lastEventId', options.lastEventId);
+    return `${this.baseUrl}${path}?${query}`;
   }
 
   joinRoom(inviteCode: string): Promise<{ room: MyRoom }> {

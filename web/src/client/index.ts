@@ -10,11 +10,24 @@
  * room.on('state', (s) => showState(s));
  * room.start();
  * room.send({ audience: 'everyone', kind: 'chat', body: { text: 'hi' } });
+ *
+ * // Room events (joins, leaves, messages) as a resumable Server-Sent Events stream:
+ * const events = new EventStreamClient({ api, roomId });
+ * events.on('event', (e) => record(e));
+ * events.start();
  * ```
  */
 export { RoomcastApi, type ApiOptions, type LoginResult, type Member, type MyRoom, type Room, type RoomDetails, type SendResult, type User } from './api';
 export { backoffDelay, type BackoffOptions } from './backoff';
 export type { WebSocketFactory } from './broker-link';
+export {
+  EventStreamClient,
+  type EventSourceConstructor,
+  type EventSourceLike,
+  type EventStreamClientEvents,
+  type EventStreamClientOptions,
+  type EventStreamState,
+} from './event-stream-client';
 export { ApiError, BrokerError, NetworkError, RoomClientError, isFatal, isRefusal, isRetriable, type ClientErrorCode, type LocalErrorCode } from './errors';
 export type { Placement } from './message-log';
 export { RoomClient, type ConnectionState, type RoomClientEvents, type RoomClientOptions } from './room-client';
