@@ -69,6 +69,20 @@ const schema = z.object({
   ROOMCAST_PUBLIC_URL: httpsOrigin.optional(),
   // Bearer token of the operators' API (/api/admin/...); unset: that API is off.
   ROOMCAST_ADMIN_TOKEN: z.string().min(16).optional(),
+  // Webhooks (docs/webhooks.md). Retry delays after a failed attempt, in ms: Svix's schedule
+  // (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the first attempt), each ±20 % jitter.
+  ROOMCAST_WEBHOOK_SCHEDULE_MS: z
+    .string()
+    .regex(/^\d{1,10}(,\d{1,10})*$/, 'a comma-separated list of delays in milliseconds, such as 5000,300000')
+    .default('5000,300000,1800000,7200000,18000000,36000000,36000000')
+    .transform((v) => v.split(',').map(Number)),
+  ROOMCAST_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
+  // An endpoint whose every attempt has failed for this long is disabled and its owner mailed.
+  ROOMCAST_WEBHOOK_DISABLE_AFTER_MS: positiveInt.default(5 * 24 * 3600_000),
+  // Endpoint streams one app server delivers at once; a slow endpoint holds one of them, never more.
+  ROOMCAST_WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
+  // true: webhooks may target loopback, private and link-local addresses and plain http (tests, development only: SSRF).
+  ROOMCAST_WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
   ROOMCAST_APP_PORT: port.default(3000),
   ROOMCAST_APP_SERVERS: z.coerce.number().int().min(1).max(8).default(2),
 
@@ -156,6 +170,16 @@ export interface Config {
   linkSecret: string;
   /** Bearer token of the operators' API; null: that API is off. */
   adminToken: string | null;
+  /** Webhook delivery (docs/webhooks.md). */
+  webhooks: {
+    /** Delay before each retry after a failed attempt; when they are used up the event is marked failed. */
+    scheduleMs: number[];
+    timeoutMs: number;
+    disableAfterMs: number;
+    concurrency: number;
+    /** Allows private, loopback and link-local targets and plain http: for tests and development only. */
+    allowPrivate: boolean;
+  };
   /** App server processes: `servers` of them on consecutive ports from `port`. */
   app: { host: string; port: number; servers: number };
   proxy: {
@@ -238,6 +262,8 @@ const TEST_PROFILE: Record<string, string> = {
   ROOMCAST_PROXY_HTTPS_PORT: '24443',
   ROOMCAST_PROXY_HTTP_PORT: '24080',
   ROOMCAST_PROXY_ADMIN_PORT: '24180',
+  // Tests' webhook receivers listen on loopback over plain http.
+  ROOMCAST_WEBHOOK_ALLOW_PRIVATE: 'true',
 };
 
 /** Reads and validates the environment once; throws ConfigError naming every bad variable. */
@@ -311,6 +337,13 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: e.ROOMCAST_PUBLIC_URL ?? `https://localhost:${e.ROOMCAST_PROXY_HTTPS_PORT}`,
     linkSecret: e.ROOMCAST_LINK_SECRET,
     adminToken: e.ROOMCAST_ADMIN_TOKEN ?? null,
+    webhooks: {
+      scheduleMs: e.ROOMCAST_WEBHOOK_SCHEDULE_MS,
+      timeoutMs: e.ROOMCAST_WEBHOOK_TIMEOUT_MS,
+      disableAfterMs: e.ROOMCAST_WEBHOOK_DISABLE_AFTER_MS,
+      concurrency: e.ROOMCAST_WEBHOOK_CONCURRENCY,
+      allowPrivate: e.ROOMCAST_WEBHOOK_ALLOW_PRIVATE === 'true',
+    },
     app: { host: LOOPBACK, port: e.ROOMCAST_APP_PORT, servers: e.ROOMCAST_APP_SERVERS },
     proxy: {
       host: e.ROOMCAST_PROXY_HOST,

@@ -12,6 +12,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     ROOMCAST_LOG_LEVEL: process.env.ROOMCAST_LOG_LEVEL ?? 'silent',
     ROOMCAST_OUTBOX_RELAY_AFTER_MS: '300',
     ROOMCAST_OUTBOX_RELAY_INTERVAL_MS: '200',
+    // Webhook retries in a blink (four attempts in about a second), whichever test server takes the job.
+    ROOMCAST_WEBHOOK_SCHEDULE_MS: '300,300,300',
     ...overrides,
   });
 }

@@ -19,6 +19,8 @@ import { Accounts } from './accounts/accounts';
 import { accountLinkRoutes, accountRoutes } from './routes/account-routes';
 import { MailChannel } from './mail/mail-channel';
 import { mailLinkRoutes, mailRoutes } from './routes/mail-routes';
+import { webhookRoutes } from './routes/webhook-routes';
+import { WebhookChannel } from './webhooks';
 import { EventFeed } from './events/event-feed';
 import { EventStore } from './events/event-store';
 import { RoomEventListener } from './events/room-event-listener';
@@ -44,6 +46,8 @@ export interface AppServer {
   logger: Logger;
   relay: Worker<Record<string, unknown>>;
   mail: MailChannel;
+  /** Webhook endpoints and their delivery (docs/webhooks.md). */
+  webhooks: WebhookChannel;
   /** Room events: reading them (store, feed) and hearing that a room has new ones (listener). */
   events: { store: EventStore; feed: EventFeed; listener: RoomEventListener };
   /** The event streams (SSE) open on this server. */
@@ -60,6 +64,8 @@ export interface AppServerOptions {
   relay?: boolean;
   /** Run the mail workers (sender, notifier, digests, reminders, password-reset requests) in this process (default true). */
   mail?: boolean;
+  /** Deliver webhooks from this process (default true); the webhook API works either way. */
+  webhooks?: boolean;
   /** Folder of the built pages; defaults to web/dist (tests serve a folder of their own). */
   webDir?: string;
 }
@@ -79,6 +85,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   const streamSlots = new StreamSlots(redis, config.streams.maxPerUser);
   const streams = new StreamHub({ sessions, slots: streamSlots, metrics, logger });
   events.listener.followAll(() => mail.wakeNotifier());
+  const webhooks = new WebhookChannel({ pool, config, events: events.store, listener: events.listener, mail, metrics, logger });
   const accounts = new Accounts({ pool, redis, users, sessions, revocations: services.revocations, mail, logger });
   const relay = createOutboxRelay({
     jobs: services.publishJobs,
@@ -108,6 +115,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics, visits: mail.store, logger }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
   app.use('/api', mailRoutes({ sessions, roomService, mail, adminToken: config.adminToken }));
+  app.use('/api', webhookRoutes({ sessions, roomService, webhooks }));
   app.use('/api', eventRoutes({ sessions, roomService, events: events.store, feed: events.feed }));
   // The browser pages (npm run build:web). Never under /api: an unknown API path stays a JSON 404.
   app.use(/^(?!\/api(?:\/|$))/, express.static(options.webDir ?? path.join(repoRoot, 'web', 'dist'), { index: 'index.html', setHeaders: pageHeaders }));
@@ -119,6 +127,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   if (options.relay !== false) relay.start();
   if (options.mail !== false) mail.start();
   if (options.mail !== false) accounts.start();
+  if (options.webhooks !== false) await webhooks.start();
   services.revocations.start();
   streams.start();
 
@@ -137,6 +146,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
     logger,
     relay,
     mail,
+    webhooks,
     events,
     streams,
     broker,
@@ -148,7 +158,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
         // Open streams would hold the close forever: each ends with `end {reason: "shutdown"}`.
         streams.close();
       });
-      await Promise.all([relay.stop(), mail.stop(), accounts.stop(), events.listener.close()]);
+      await Promise.all([relay.stop(), mail.stop(), accounts.stop(), webhooks.stop(), events.listener.close()]);
       await services.close();
     },
   };

@@ -17,6 +17,10 @@ export interface Metrics {
   mailSent: Counter<'type'>;
   mailFailures: Counter<'kind'>;
   jobs: Gauge<'queue' | 'state'>;
+  webhookAttempts: Counter<'outcome'>;
+  webhookAttemptSeconds: Histogram;
+  webhookEventsFailed: Counter;
+  webhooksDisabled: Counter<'reason'>;
 }
 
 /** Pending and failed jobs of one queue (work/), for the `roomcast_jobs` gauge. */
@@ -110,6 +114,29 @@ export function createMetrics(outboxBacklog: () => Promise<number>, jobCounts: (
           this.set({ queue: q.queue, state: 'failed' }, q.failed);
         }
       },
+    }),
+    webhookAttempts: new Counter({
+      name: 'roomcast_webhook_attempts_total',
+      help: 'Webhook delivery attempts by outcome: delivered (2xx), failed (retried, or given up once the schedule is used up), gone (410, endpoint disabled).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    webhookAttemptSeconds: new Histogram({
+      name: 'roomcast_webhook_attempt_seconds',
+      help: 'Time from sending a webhook to its receiver\'s answer (or the failure); the timeout is 15 s by default.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
+      registers: [registry],
+    }),
+    webhookEventsFailed: new Counter({
+      name: 'roomcast_webhook_events_failed_total',
+      help: 'Events given up after their whole retry schedule failed; the endpoint\'s stream moved on past them.',
+      registers: [registry],
+    }),
+    webhooksDisabled: new Counter({
+      name: 'roomcast_webhooks_disabled_total',
+      help: 'Webhook endpoints disabled by roomcast, by reason: gone (410), failing (every attempt failed for days), owner_left.',
+      labelNames: ['reason'],
+      registers: [registry],
     }),
     sendLatency: new Histogram({
       name: 'roomcast_send_seconds',

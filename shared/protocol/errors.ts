@@ -43,6 +43,10 @@ export const ERROR_CODES = [
   'admin_disabled',
   // An e-mail address another account already has.
   'email_taken',
+  // A webhook URL that is malformed, not https, or that resolves to a non-public address (SSRF), or to nothing.
+  'webhook_url_invalid',
+  'webhook_target_forbidden',
+  'webhook_target_unresolvable',
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',

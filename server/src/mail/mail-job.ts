@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 
 export const MAIL_QUEUE = 'mail';
 
-export const MAIL_TYPES = ['notification', 'digest', 'reminder', 'password_reset', 'verify_email'] as const;
+export const MAIL_TYPES = ['notification', 'digest', 'reminder', 'password_reset', 'verify_email', 'webhook_disabled'] as const;
 export type MailType = (typeof MAIL_TYPES)[number];
 
 /** One message as a mail shows it. */
@@ -34,6 +34,17 @@ export interface MailVars {
   reminder: { recipient: { name: string }; room: RoomRef; missed: number; items: MailItem[]; unsubscribeUrl: string };
   password_reset: { recipient: { name: string }; resetUrl: string; expiresMinutes: number };
   verify_email: { recipient: { name: string }; verifyUrl: string; expiresHours: number };
+  /** roomcast turned a webhook endpoint off: it answered 410 (`gone`), or every attempt failed for days (`failing`). */
+  webhook_disabled: {
+    recipient: { name: string };
+    room: RoomRef;
+    endpoint: { url: string; description: string };
+    reason: 'gone' | 'failing';
+    /** ISO 8601: the first failed attempt since the last success. */
+    failingSince: string;
+    /** The last attempt's error, e.g. "HTTP 503 Service Unavailable"; may be empty. */
+    lastError: string;
+  };
 }
 
 export type MailJob = {

@@ -66,6 +66,14 @@ const SAMPLES: { [T in MailType]: MailVars[T] } = {
   reminder: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, missed: 4, items: [URGENT_ITEM, CHAT_ITEM], unsubscribeUrl: SAMPLE_UNSUBSCRIBE },
   password_reset: { recipient: { name: 'Alex' }, resetUrl: 'https://roomcast.example/reset/sample', expiresMinutes: 30 },
   verify_email: { recipient: { name: 'Alex' }, verifyUrl: 'https://roomcast.example/verify/sample', expiresHours: 24 },
+  webhook_disabled: {
+    recipient: { name: 'Alex' },
+    room: SAMPLE_ROOM,
+    endpoint: { url: 'https://lms.example/hooks/roomcast', description: 'Grades sync' },
+    reason: 'failing',
+    failingSince: '2025-03-01T09:15:00Z',
+    lastError: 'HTTP 503 Service Unavailable',
+  },
 };
 
 /** Partials would let a template read files; mail templates are self-contained instead. */

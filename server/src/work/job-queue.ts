@@ -6,8 +6,9 @@
  *   no other claim returns them, and two workers never hold one job. A worker that dies keeps
  *   its jobs only until their leases end; then any worker takes them again.
  * - A held job ends `complete` (done), `retry` (due again when the schedule says, or failed
- *   for good once it says stop), `fail` (failed for good at once) or `release` (due again now,
- *   for an attempt that is known to be lost). `renew` keeps a slow job's lease.
+ *   for good once it says stop), `fail` (failed for good at once), `release` (due again now,
+ *   for an attempt that is known to be lost) or `postpone` (due again later, not a failure).
+ *   `renew` keeps a slow job's lease; `wake` makes waiting jobs due now.
  * - Every state change is on `state = 'pending'`, so a late answer for a job another worker has
  *   finished meanwhile changes nothing.
  *
@@ -102,6 +103,31 @@ export class JobQueue<P = Record<string, unknown>> {
   async release(ids: readonly number[]): Promise<void> {
     if (ids.length === 0) return;
     await this.pool.query(`UPDATE jobs SET lease_until = NULL, run_at = now() WHERE id = ANY($1::bigint[]) AND state = 'pending'`, [ids]);
+  }
+
+  /**
+   * Due again after each job's `delayMs`, its lease given up, and not as a failure: the attempt
+   * count starts over. For a long-lived job that has done what there was to do for now (a webhook
+   * stream that caught up with its room, or waits for its receiver's next retry). Inside the
+   * caller's transaction when `db` is one, to decide it under a lock of the caller's.
+   */
+  async postpone(db: Queryable, items: readonly { id: number; delayMs: number }[]): Promise<void> {
+    if (items.length === 0) return;
+    await db.query(
+      `UPDATE jobs j SET run_at = now() + make_interval(secs => p.delay), lease_until = NULL, attempts = 0
+        FROM unnest($1::bigint[], $2::float8[]) AS p(id, delay)
+       WHERE j.id = p.id AND j.state = 'pending'`,
+      [items.map((i) => i.id), items.map((i) => secs(Math.max(0, i.delayMs)))],
+    );
+  }
+
+  /**
+   * Makes the pending jobs of these refs due now, inside the caller's transaction when `db` is one.
+   * A job someone holds stays theirs until its lease ends or they settle it.
+   */
+  async wake(db: Queryable, refs: readonly string[]): Promise<void> {
+    if (refs.length === 0) return;
+    await db.query(`UPDATE jobs SET run_at = now() WHERE queue = $1 AND ref = ANY($2::text[]) AND state = 'pending' AND run_at > now()`, [this.name, refs]);
   }
 
   /** Holds the jobs' leases for another `leaseMs` from now (never shortens one). */

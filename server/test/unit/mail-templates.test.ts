@@ -33,6 +33,14 @@ const VARS: { [T in MailType]: MailVars[T] } = {
   reminder: { recipient: { name: 'Sam' }, room, missed: 7, items: [item({ senderName: 'Cleo', text: 'Anyone there?' })], unsubscribeUrl },
   password_reset: { recipient: { name: 'Sam' }, resetUrl: 'https://roomcast.test/reset/abc', expiresMinutes: 45 },
   verify_email: { recipient: { name: 'Sam' }, verifyUrl: 'https://roomcast.test/verify/xyz', expiresHours: 48 },
+  webhook_disabled: {
+    recipient: { name: 'Sam' },
+    room,
+    endpoint: { url: 'https://lms.test/hooks/rc', description: 'Gradebook <sync>' },
+    reason: 'gone',
+    failingSince: '2025-05-06T14:30:00Z',
+    lastError: 'HTTP 410 Gone',
+  },
 };
 
 /** What each rendered mail must show, in both its text and its html part. */
@@ -42,6 +50,7 @@ const SHOWS: { [T in MailType]: string[] } = {
   reminder: ['Sam', '7 unread messages', 'Cleo', 'Anyone there?', room.url, unsubscribeUrl],
   password_reset: ['Sam', 'https://roomcast.test/reset/abc', '45 minutes', 'ignore'],
   verify_email: ['Sam', 'https://roomcast.test/verify/xyz', '48 hours'],
+  webhook_disabled: ['Sam', 'https://lms.test/hooks/rc', 'Organic Chemistry', '410 Gone', room.url],
 };
 
 interface LogLine {
