@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /** Error codes the HTTP API returns in `{ "error": { "code", "message" } }`. */
 export const ERROR_CODES = [
   'invalid_json',
@@ -57,6 +59,13 @@ export const ERROR_CODES = [
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The body of every error response. */
-export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details?: unknown };
-}
+export const errorBodySchema = z
+  .object({
+    error: z.object({
+      code: z.enum(ERROR_CODES).describe('Stable: what a client acts on'),
+      message: z.string().describe('For people: what went wrong and what to do; may change'),
+      details: z.unknown().optional().describe('For `invalid_request`: one `{path, message}` per problem'),
+    }),
+  })
+  .describe('The body of every error response');
+export type ErrorBody = z.infer<typeof errorBodySchema>;

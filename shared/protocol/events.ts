@@ -2,32 +2,48 @@
  * Room events, as every feed carries them (pull, stream, webhooks): the same shape, the same
  * ids, the same order. docs/events.md describes them.
  */
-import type { Role, RoomMessage } from './messages';
+import { z } from 'zod';
+import { ROLES, roomMessageSchema } from './messages';
 
 export const EVENT_TYPES = ['room.created', 'member.joined', 'member.left', 'message.created'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-interface EventBase {
-  /** Stable: the same event has the same id in every feed, every time (a message's id for message.created). */
-  id: string;
-  roomId: string;
-  /** Where this event sits in its room: a room cursor ("<seq>.<n>") that resumes right after it. */
-  position: string;
-  createdAt: string;
-}
+const POSITION_RE = /^(0|[1-9]\d{0,15})\.(0|[1-9]\d{0,15})$/;
 
-export type RoomEvent =
-  | (EventBase & { type: 'message.created'; /** The message's seq in its room. */ seq: number; data: { message: RoomMessage } })
-  | (EventBase & { type: 'room.created' | 'member.joined' | 'member.left'; seq: null; data: { userId: string; role: Role } });
+const eventBase = {
+  id: z.guid().describe('Stable: the same event has the same id in every feed, every time (a message\u2019s id for `message.created`)'),
+  roomId: z.guid(),
+  position: z.string().regex(POSITION_RE).describe('Where this event sits in its room: a room cursor ("<seq>.<n>") that resumes right after it'),
+  createdAt: z.iso.datetime(),
+};
+
+export const roomEventSchema = z
+  .discriminatedUnion('type', [
+    z.object({
+      ...eventBase,
+      type: z.literal('message.created'),
+      seq: z.number().int().min(1).describe('The message\u2019s seq in its room'),
+      data: z.object({ message: roomMessageSchema }),
+    }),
+    z.object({
+      ...eventBase,
+      type: z.enum(['room.created', 'member.joined', 'member.left']),
+      seq: z.null(),
+      data: z.object({ userId: z.guid().describe('Who joined or left, or created the room'), role: z.enum(ROLES) }),
+    }),
+  ])
+  .describe('A room event, as every feed (pull, stream, webhooks) carries it');
+export type RoomEvent = z.infer<typeof roomEventSchema>;
 
 /** GET /api/rooms/:id/events and GET /api/events. */
-export interface EventPage {
-  events: RoomEvent[];
-  /** Pass as `after` to get what comes next; valid for as long as the data is kept (any age). */
-  next: string;
-  /** More events were there than the page held: ask again at once. */
-  hasMore: boolean;
-}
+export const eventPageSchema = z
+  .object({
+    events: z.array(roomEventSchema).describe('In order: by position within a room; oldest first across rooms'),
+    next: z.string().describe('Pass as `after` to get what comes next; valid for as long as the data is kept (any age)'),
+    hasMore: z.boolean().describe('More events were there than the page held: ask again at once'),
+  })
+  .describe('A page of room events');
+export type EventPage = z.infer<typeof eventPageSchema>;
 
 /**
  * A position in one room: after the message with seq `seq` and after the room's `n`-th
@@ -37,8 +53,6 @@ export interface RoomPosition {
   seq: number;
   n: number;
 }
-
-const POSITION_RE = /^(0|[1-9]\d{0,15})\.(0|[1-9]\d{0,15})$/;
 
 export const formatPosition = (p: RoomPosition): string => `${p.seq}.${p.n}`;
 

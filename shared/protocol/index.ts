@@ -4,3 +4,4 @@ export * from './routing';
 export * from './presence';
 export * from './rooms';
 export * from './events';
+export * from './operations';
