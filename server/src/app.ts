@@ -11,6 +11,7 @@ import type { BrokerConnection } from './broker/broker-connection';
 import { migrate } from './db/migrate';
 import { errorHandler, notFound } from './http/error-handler';
 import { jsonGuard, refuseInvalidUtf8 } from './http/json-guard';
+import { openApiRoutes } from './http/openapi';
 import { requestLog } from './http/request-log';
 import { pageHeaders, securityHeaders } from './http/security-headers';
 import { createLogger, type Logger } from './logger';
@@ -43,6 +44,8 @@ const MAX_REQUEST_BYTES = '64kb';
 export interface AppServer {
   url: string;
   port: number;
+  /** The Express app (tests walk the routes it mounts). */
+  app: express.Express;
   logger: Logger;
   relay: Worker<Record<string, unknown>>;
   mail: MailChannel;
@@ -117,6 +120,8 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use('/api', mailRoutes({ sessions, roomService, mail, adminToken: config.adminToken }));
   app.use('/api', webhookRoutes({ sessions, roomService, webhooks }));
   app.use('/api', eventRoutes({ sessions, roomService, events: events.store, feed: events.feed }));
+  // GET /api/openapi.json: the description of every route above (http/api-spec.ts).
+  app.use('/api', openApiRoutes({ publicUrl: config.publicUrl }));
   // The browser pages (npm run build:web). Never under /api: an unknown API path stays a JSON 404.
   app.use(/^(?!\/api(?:\/|$))/, express.static(options.webDir ?? path.join(repoRoot, 'web', 'dist'), { index: 'index.html', setHeaders: pageHeaders }));
   app.use(notFound);
@@ -143,6 +148,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   return {
     url,
     port,
+    app,
     logger,
     relay,
     mail,

@@ -66,10 +66,13 @@ export function parsePosition(s: string): RoomPosition | null {
 export type StreamKind = 'room' | 'all';
 
 /** POST /api/events/tickets: opens one stream, once, within `expiresInSeconds`. */
-export interface EventStreamTicket {
-  ticket: string;
-  expiresInSeconds: number;
-}
+export const eventStreamTicketSchema = z
+  .object({
+    ticket: z.string().describe('Pass as `?ticket=` to the stream it was asked for'),
+    expiresInSeconds: z.number().int().min(1).describe('Open the stream within this long'),
+  })
+  .describe('A single-use ticket that opens one event stream');
+export type EventStreamTicket = z.infer<typeof eventStreamTicketSchema>;
 
 export const STREAM_TICKET_TTL_SECONDS = 30;
 

@@ -5,3 +5,4 @@ export * from './presence';
 export * from './rooms';
 export * from './events';
 export * from './operations';
+export * from './webhooks';

@@ -7,9 +7,11 @@
  */
 import express, { Router, type Request } from 'express';
 import { z } from 'zod';
+import { accountSchema, type Account as AccountBody } from '../../../shared/protocol/rooms';
 import { ACCOUNT_PATHS } from '../accounts/account-links';
 import type { Accounts } from '../accounts/accounts';
 import { NotFoundError, RateLimitedError } from '../errors';
+import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
 import { clientAddress } from '../http/client-address';
 import { checkJson, refuseInvalidUtf8 } from '../http/json-guard';
@@ -21,7 +23,7 @@ import { escapeHtml, htmlPage } from '../http/html-page';
 /** Lower case: the address is unique regardless of case, and mail is suppressed by its lower case. */
 const emailAddress = z.email().max(254).transform((e) => e.toLowerCase());
 const emailBody = z.object({ email: emailAddress }).strict();
-const linkQuery = z.object({ token: z.string().max(100) });
+const linkQuery = z.object({ token: z.string().max(100).describe('The token of the link in the mail') });
 const confirmBody = z
   .object({
     token: z.string().max(100),
@@ -51,6 +53,18 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
   const router = Router();
   const { addresses, resets } = deps.accounts;
 
+  describeRoute({
+    operationId: 'verifyEmailPage',
+    method: 'get',
+    path: `/api${ACCOUNT_PATHS.verifyEmail}`,
+    tag: 'account',
+    summary: 'The link of the address check mail: a page with a button',
+    description: 'Changes nothing (mail scanners fetch links); the button POSTs to the same URL.',
+    auth: 'none',
+    query: linkQuery,
+    responses: { 200: { description: 'A page asking to confirm', media: 'text/html' } },
+    errors: ['invalid_link'],
+  });
   router.get(ACCOUNT_PATHS.verifyEmail, async (req, res) => {
     const { email: address } = await addresses.check(tokenOf(req));
     res
@@ -63,11 +77,35 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
       );
   });
 
+  describeRoute({
+    operationId: 'verifyEmail',
+    method: 'post',
+    path: `/api${ACCOUNT_PATHS.verifyEmail}`,
+    tag: 'account',
+    summary: 'Verify the address',
+    description: '400 `invalid_link` if the link is unknown, used, expired, or for an address the user has since replaced.',
+    auth: 'none',
+    query: linkQuery,
+    responses: { 200: { description: 'A page saying it is done', media: 'text/html' } },
+    errors: ['invalid_link'],
+  });
   router.post(ACCOUNT_PATHS.verifyEmail, async (req, res) => {
     const { email: address } = await addresses.verify(tokenOf(req));
     res.type('html').send(htmlPage('Address confirmed', `<p><strong>${escapeHtml(address)}</strong> is confirmed. You can close this page.</p>`));
   });
 
+  describeRoute({
+    operationId: 'passwordResetPage',
+    method: 'get',
+    path: `/api${ACCOUNT_PATHS.passwordReset}`,
+    tag: 'account',
+    summary: 'The link of the password reset mail: a form',
+    description: 'A form (the new password, twice) that posts to POST /api/auth/password-reset/confirm.',
+    auth: 'none',
+    query: linkQuery,
+    responses: { 200: { description: 'The form', media: 'text/html' } },
+    errors: ['invalid_link'],
+  });
   router.get(ACCOUNT_PATHS.passwordReset, async (req, res) => {
     const token = tokenOf(req);
     await resets.check(token);
@@ -88,6 +126,20 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
       );
   });
 
+  describeRoute({
+    operationId: 'confirmPasswordReset',
+    method: 'post',
+    path: `/api${ACCOUNT_PATHS.passwordResetConfirm}`,
+    tag: 'account',
+    summary: 'Set a new password with the reset link\u2019s token',
+    description:
+      'Uses the link up, revokes every session and broker token of the user and closes its live STOMP connections, as a password change does. A form (the reset page) answers a page; JSON answers 204.',
+    auth: 'none',
+    body: confirmBody,
+    form: confirmBody,
+    responses: { 200: { description: 'Done (form): a page', media: 'text/html' }, 204: { description: 'Done (JSON)' } },
+    errors: ['invalid_link'],
+  });
   router.post(
     ACCOUNT_PATHS.passwordResetConfirm,
     express.urlencoded({ extended: false, limit: CONFIRM_BODY_LIMIT, parameterLimit: 10 }),
@@ -119,11 +171,34 @@ export function accountRoutes(deps: { sessions: SessionStore; users: UserStore; 
     return found;
   };
 
+  describeRoute({
+    operationId: 'account',
+    method: 'get',
+    path: '/api/account',
+    tag: 'account',
+    summary: 'My account',
+    auth: 'session',
+    responses: { 200: accountSchema },
+    errors: ['not_found'],
+  });
   router.get('/account', requireAuth, async (_req, res) => {
-    res.json(await account(authOf(res).session.userId));
+    res.json((await account(authOf(res).session.userId)) satisfies AccountBody);
   });
 
   /** Sets the address, unverified, and mails the link that verifies it → the account. */
+  describeRoute({
+    operationId: 'setEmail',
+    method: 'put',
+    path: '/api/account/email',
+    tag: 'account',
+    summary: 'Set my address (unverified) and mail it a check link',
+    description:
+      'The address is stored in lower case, unverified, and gets a link that verifies it (valid 24 h). An address already verified stays so and gets no mail. Only verified addresses get mail. The check mails are limited like reset requests (429 `too_many_attempts` with `Retry-After`).',
+    auth: 'session',
+    body: emailBody,
+    responses: { 200: accountSchema },
+    errors: ['email_taken', 'too_many_attempts', 'not_found'],
+  });
   router.put('/account/email', requireAuth, async (req, res) => {
     const body = parse(emailBody, req.body);
     const { userId } = authOf(res).session;
@@ -140,6 +215,19 @@ export function accountRoutes(deps: { sessions: SessionStore; users: UserStore; 
    * Asks for a reset mail. The same 202 `{}` whether or not the address exists or is verified,
    * after the same work (see accounts/password-resets.ts); the limits count unknown addresses too.
    */
+  describeRoute({
+    operationId: 'requestPasswordReset',
+    method: 'post',
+    path: `/api${ACCOUNT_PATHS.passwordReset}`,
+    tag: 'account',
+    summary: 'Ask for a password reset mail',
+    description:
+      'Always 202 `{}`, whether or not the address exists or is verified; a verified address gets a mail with a single-use link valid 30 min (a newer one voids it). At most 3 requests per address per hour and 20 per client address per 15 min, then 429 `too_many_attempts` with `Retry-After`.',
+    auth: 'none',
+    body: emailBody,
+    responses: { 202: z.object({}).strict().describe('Accepted, whatever the address') },
+    errors: ['too_many_attempts'],
+  });
   router.post(ACCOUNT_PATHS.passwordReset, async (req, res) => {
     const body = parse(emailBody, req.body);
     const refused = await linkLimiter.attempt(body.email, clientAddress(req));

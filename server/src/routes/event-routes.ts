@@ -4,21 +4,26 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import { formatPosition, parsePosition, type EventPage } from '../../../shared/protocol/events';
+import { eventPageSchema, formatPosition, parsePosition, type EventPage } from '../../../shared/protocol/events';
 import { AppError } from '../errors';
 import type { EventFeed } from '../events/event-feed';
 import { decodeCursor, encodeCursor } from '../events/event-feed';
 import type { EventStore } from '../events/event-store';
+import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
 import type { RoomService } from '../rooms/room-service';
 import type { SessionStore } from '../sessions/session-store';
-import { roomIdOf } from './room-routes';
+import { roomIdOf, roomParams } from './room-routes';
 
 const pageQuery = z
   .object({
-    after: z.string().max(64 * 1024).optional(),
-    limit: z.coerce.number().int().min(1).max(500).default(100),
+    after: z
+      .string()
+      .max(64 * 1024)
+      .optional()
+      .describe('Where to go on from: the `next` of the previous page (or, for one room, an event\u2019s `position`); none: from the beginning'),
+    limit: z.coerce.number().int().min(1).max(500).default(100).describe('At most this many events'),
   })
   .strict();
 
@@ -26,6 +31,20 @@ export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomSer
   const router = Router();
   router.use(['/events', '/rooms/:roomId/events'], authenticate(deps.sessions));
 
+  describeRoute({
+    operationId: 'roomEvents',
+    method: 'get',
+    path: '/api/rooms/:roomId/events',
+    tag: 'events',
+    summary: 'A room\u2019s events after a position (pull)',
+    description:
+      'The room\u2019s events (`room.created`, `member.joined`, `member.left`, `message.created`) the caller may see, in the room\u2019s order, after `after` (a room position "<seq>.<n>"). Page with `next` while `hasMore`; a position of any age works.',
+    auth: 'session',
+    params: roomParams,
+    query: pageQuery,
+    responses: { 200: eventPageSchema },
+    errors: ['invalid_request', 'invalid_cursor', 'room_not_found', 'not_a_member'],
+  });
   router.get('/rooms/:roomId/events', async (req, res) => {
     const roomId = roomIdOf(req);
     const q = parse(pageQuery, req.query, 'query');
@@ -37,6 +56,19 @@ export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomSer
     res.json({ events: page.events, next: formatPosition(page.next), hasMore: page.hasMore } satisfies EventPage);
   });
 
+  describeRoute({
+    operationId: 'events',
+    method: 'get',
+    path: '/api/events',
+    tag: 'events',
+    summary: 'The events of all the caller\u2019s rooms after a cursor (pull)',
+    description:
+      'Oldest first across rooms, in order within each. The cursor (`next`) is opaque and holds a position per room, so an event that commits late in one room is never skipped; a cursor of any age works.',
+    auth: 'session',
+    query: pageQuery,
+    responses: { 200: eventPageSchema },
+    errors: ['invalid_request', 'invalid_cursor'],
+  });
   router.get('/events', async (req, res) => {
     const q = parse(pageQuery, req.query, 'query');
     const page = await deps.feed.after(authOf(res).session.userId, decodeCursor(q.after), q.limit);

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Config } from '../../../runtime/config';
-import { formatPosition, parsePosition, type RoomPosition, type StreamResetData } from '../../../shared/protocol/events';
+import { eventStreamTicketSchema, formatPosition, parsePosition, type RoomPosition, type StreamResetData } from '../../../shared/protocol/events';
 import { isUuid } from '../../../shared/protocol/routing';
 import { AppError, RateLimitedError } from '../errors';
 import { decodeCursor, encodeCursor, type EventFeed } from '../events/event-feed';
@@ -21,12 +21,13 @@ import type { StreamHub } from '../events/stream-hub';
 import type { StreamSlots } from '../events/stream-slots';
 import { FeedSource, RoomSource, type StreamSource } from '../events/stream-sources';
 import type { StreamTickets } from '../events/stream-tickets';
+import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
 import type { Logger } from '../logger';
 import type { RoomService } from '../rooms/room-service';
 import type { SessionStore } from '../sessions/session-store';
-import { roomIdOf } from './room-routes';
+import { roomIdOf, roomParams } from './room-routes';
 
 /** What a plain EventSource waits before reconnecting by itself (ours get a new ticket first). */
 const RETRY_MS = 2000;
@@ -41,6 +42,14 @@ const streamQuery = z
     lastEventId: z.string().max(64 * 1024).optional(),
   })
   .strict();
+
+/** What both streams send, for the API's description. */
+const STREAM_DESCRIPTION =
+  'Server-Sent Events (`text/event-stream`), for an EventSource: get a ticket (POST /api/events/tickets) and open `?ticket=…`. ' +
+  'First `resume` (`{stream, after, requested}`: where this connection reads from), preceded by `reset` (`{reason, rooms}`) when the id given lies beyond a room\u2019s last event (a restored database: drop what you hold of those rooms). ' +
+  'Then every room event the caller may see, replayed from the database and then live, with no gap and no duplicate at the seam: the SSE event name is the event\u2019s `type`, its data the room event (as the pull feed gives it), its SSE id what to resume after. ' +
+  '`: ping` comments keep the connection from looking idle. The stream ends with `end` (`{reason, resume}`): after its maximum lifetime (`resume: true`: open a new one with a new ticket and the last id), or when the session or the membership ends (`resume: false`). ' +
+  'Resume with `Last-Event-ID` (what an EventSource sends by itself) or `?lastEventId=`.';
 
 const beyond = (p: RoomPosition, head: RoomPosition): boolean => p.seq > head.seq || p.n > head.n;
 
@@ -62,6 +71,19 @@ export function eventStreamRoutes(deps: EventStreamDeps): Router {
   const router = Router();
   const { store, feed, listener } = deps.events;
 
+  describeRoute({
+    operationId: 'eventStreamTicket',
+    method: 'post',
+    path: '/api/events/tickets',
+    tag: 'events',
+    summary: 'A single-use ticket for an event stream',
+    description: 'With `roomId`: for that room\u2019s stream (the caller must be a member); without: for the stream of all the caller\u2019s rooms. An EventSource cannot send headers, so the ticket stands in for the session, once, for a few seconds.',
+    auth: 'session',
+    body: ticketBody,
+    bodyRequired: false,
+    responses: { 200: eventStreamTicketSchema },
+    errors: ['room_not_found', 'not_a_member'],
+  });
   router.post('/events/tickets', authenticate(deps.sessions), async (req, res) => {
     const body = parse(ticketBody, req.body ?? {});
     const { session, token } = authOf(res);
@@ -128,7 +150,36 @@ export function eventStreamRoutes(deps: EventStreamDeps): Router {
     stream.start({ requested, reset });
   };
 
+  const streamErrors = ['invalid_request', 'invalid_ticket', 'unauthenticated', 'invalid_cursor', 'too_many_streams'] as const;
+  const streamHeaders = { 'Last-Event-ID': 'The id of the last event the client holds: the stream resumes right after it (wins over `lastEventId`)' };
+  describeRoute({
+    operationId: 'roomEventStream',
+    method: 'get',
+    path: '/api/rooms/:roomId/events/stream',
+    tag: 'events',
+    summary: 'A room\u2019s events as they happen (SSE)',
+    description: `${STREAM_DESCRIPTION} Here the ids are room positions ("<seq>.<n>").`,
+    auth: 'ticket',
+    params: roomParams,
+    query: streamQuery,
+    headers: streamHeaders,
+    responses: { 200: { description: 'The stream', media: 'text/event-stream' } },
+    errors: [...streamErrors, 'room_not_found', 'not_a_member'],
+  });
   router.get('/rooms/:roomId/events/stream', (req, res) => openStream(req, res, roomIdOf(req)));
+  describeRoute({
+    operationId: 'eventStream',
+    method: 'get',
+    path: '/api/events/stream',
+    tag: 'events',
+    summary: 'The events of all the caller\u2019s rooms as they happen (SSE)',
+    description: `${STREAM_DESCRIPTION} Here the ids are opaque cursors, like the \`next\` of GET /api/events.`,
+    auth: 'ticket',
+    query: streamQuery,
+    headers: streamHeaders,
+    responses: { 200: { description: 'The stream', media: 'text/event-stream' } },
+    errors: streamErrors,
+  });
   router.get('/events/stream', (req, res) => openStream(req, res, null));
 
   return router;

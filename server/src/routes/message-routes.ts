@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { INSTRUCTOR_KINDS, sendMessageRequest, type ResyncPage } from '../../../shared/protocol/messages';
+import { INSTRUCTOR_KINDS, resyncPageSchema, sendMessageRequest, sendMessageResponseSchema, type ResyncPage, type SendMessageResponse } from '../../../shared/protocol/messages';
 import { ForbiddenError } from '../errors';
+import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
 import type { MessageStore } from '../messages/message-store';
@@ -11,13 +12,23 @@ import type { MailStore } from '../mail/mail-store';
 import type { Metrics } from '../metrics';
 import type { RoomService } from '../rooms/room-service';
 import type { SessionStore } from '../sessions/session-store';
-import { roomIdOf } from './room-routes';
+import { roomIdOf, roomParams } from './room-routes';
 
 const resyncQuery = z
   .object({
-    after: z.coerce.number().int().min(0).default(0),
-    personalAfter: z.coerce.number().int().min(0).optional(),
-    limit: z.coerce.number().int().min(1).max(500).default(100),
+    after: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe('The seq up to which the caller holds its room-wide stream (everything, for an instructor; messages to everyone, for a learner)'),
+    personalAfter: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('The seq up to which the caller holds the rest it may see (a learner\u2019s own messages and those addressed to it); default `after`'),
+    limit: z.coerce.number().int().min(1).max(500).default(100).describe('At most this many messages'),
   })
   .strict();
 
@@ -34,6 +45,26 @@ export function messageRoutes(deps: {
   const router = Router();
   router.use('/rooms/:roomId/messages', authenticate(deps.sessions));
 
+  describeRoute({
+    operationId: 'sendMessage',
+    method: 'post',
+    path: '/api/rooms/:roomId/messages',
+    tag: 'messages',
+    summary: 'Send a message',
+    description:
+      'The 201 comes once the message is stored (durable); it is then published to the room\u2019s STOMP subscribers. Idempotent per `clientMsgId`: a retry with the same key and content answers the stored message again, with `Idempotent-Replayed: true`; the same key with other content is a 409 `idempotency_conflict`. Retry after a timeout or a 5xx with the same body.',
+    auth: 'session',
+    params: roomParams,
+    body: sendMessageRequest,
+    responses: {
+      201: {
+        description: 'Stored (or, on a replay, stored before)',
+        json: sendMessageResponseSchema,
+        headers: { 'Idempotent-Replayed': '`true` when this answers an earlier send with the same `clientMsgId` (nothing new was stored); absent otherwise' },
+      },
+    },
+    errors: ['room_not_found', 'not_a_member', 'instructor_only_kind', 'recipient_not_found', 'idempotency_conflict', 'body_too_large'],
+  });
   router.post('/rooms/:roomId/messages', async (req, res) => {
     const stop = deps.metrics.sendLatency.startTimer();
     const roomId = roomIdOf(req);
@@ -48,11 +79,25 @@ export function messageRoutes(deps: {
     }
     const { message, replayed } = await deps.sendMessage.send(roomId, session.userId, body);
     if (replayed) res.set('Idempotent-Replayed', 'true');
-    res.status(201).json({ id: message.id, seq: message.seq, message });
+    res.status(201).json({ id: message.id, seq: message.seq, message } satisfies SendMessageResponse);
     stop();
   });
 
   /** Resync: what the caller may see after its cursors, in seq order, `limit` at a time, and up to where that is complete. */
+  describeRoute({
+    operationId: 'resync',
+    method: 'get',
+    path: '/api/rooms/:roomId/messages',
+    tag: 'messages',
+    summary: 'Resync: the messages after the caller\u2019s cursors',
+    description:
+      'What the caller may see (an instructor: everything; a learner: messages to everyone, its own, and those addressed to it) after its cursors, in seq order. Page with `nextAfter` while `hasMore`; `through` says up to which seq the walk is complete, so a client never skips a message published late.',
+    auth: 'session',
+    params: roomParams,
+    query: resyncQuery,
+    responses: { 200: resyncPageSchema },
+    errors: ['invalid_request', 'room_not_found', 'not_a_member'],
+  });
   router.get('/rooms/:roomId/messages', async (req, res) => {
     const roomId = roomIdOf(req);
     const q = parse(resyncQuery, req.query, 'query');

@@ -1,11 +1,12 @@
 import { Router } from 'express';
-import type { RoomPresence } from '../../../shared/protocol/presence';
+import { roomPresenceSchema, type RoomPresence } from '../../../shared/protocol/presence';
+import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
 import type { PresenceStore } from '../presence/presence-store';
 import type { RoomService } from '../rooms/room-service';
 import type { RoomStore } from '../rooms/room-store';
 import type { SessionStore } from '../sessions/session-store';
-import { roomIdOf } from './room-routes';
+import { roomIdOf, roomParams } from './room-routes';
 
 /**
  * Presence: members heartbeat while a page is open, and anyone in the room may ask how many
@@ -20,6 +21,18 @@ export function presenceRoutes(deps: {
   const router = Router();
   router.use('/rooms/:roomId/presence', authenticate(deps.sessions));
 
+  describeRoute({
+    operationId: 'presenceBeat',
+    method: 'post',
+    path: '/api/rooms/:roomId/presence',
+    tag: 'presence',
+    summary: 'I am here: a presence heartbeat',
+    description: 'Send every 10 s while the room is open; a member unheard for longer soon counts as offline.',
+    auth: 'session',
+    params: roomParams,
+    responses: { 204: null },
+    errors: ['room_not_found', 'not_a_member'],
+  });
   router.post('/rooms/:roomId/presence', async (req, res) => {
     const roomId = roomIdOf(req);
     const userId = authOf(res).session.userId;
@@ -29,6 +42,18 @@ export function presenceRoutes(deps: {
   });
 
   /** Explicit leave (page unload, sent with fetch keepalive); expiry covers pages that never say it. */
+  describeRoute({
+    operationId: 'presenceLeave',
+    method: 'delete',
+    path: '/api/rooms/:roomId/presence',
+    tag: 'presence',
+    summary: 'I am gone',
+    description: 'Page unload (fetch with `keepalive`); expiry covers pages that never say it.',
+    auth: 'session',
+    params: roomParams,
+    responses: { 204: null },
+    errors: ['room_not_found', 'not_a_member'],
+  });
   router.delete('/rooms/:roomId/presence', async (req, res) => {
     const roomId = roomIdOf(req);
     const userId = authOf(res).session.userId;
@@ -37,6 +62,18 @@ export function presenceRoutes(deps: {
     res.status(204).end();
   });
 
+  describeRoute({
+    operationId: 'presence',
+    method: 'get',
+    path: '/api/rooms/:roomId/presence',
+    tag: 'presence',
+    summary: 'Who is online',
+    description: 'Anyone in the room learns how many are online; only instructors learn who.',
+    auth: 'session',
+    params: roomParams,
+    responses: { 200: roomPresenceSchema },
+    errors: ['room_not_found', 'not_a_member'],
+  });
   router.get('/rooms/:roomId/presence', async (req, res) => {
     const roomId = roomIdOf(req);
     const { role } = await deps.roomService.requireMember(roomId, authOf(res).session.userId);
