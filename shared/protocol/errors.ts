@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import type { z } from 'zod';
+import type { errorBodySchema } from './schemas';
 
 /** Error codes the HTTP API returns in `{ "error": { "code", "message" } }`. */
 export const ERROR_CODES = [
@@ -58,14 +59,5 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-/** The body of every error response. */
-export const errorBodySchema = z
-  .object({
-    error: z.object({
-      code: z.enum(ERROR_CODES).describe('Stable: what a client acts on'),
-      message: z.string().describe('For people: what went wrong and what to do; may change'),
-      details: z.unknown().optional().describe('For `invalid_request`: one `{path, message}` per problem'),
-    }),
-  })
-  .describe('The body of every error response');
+/** The body of every error response (its schema: `errorBodySchema`). */
 export type ErrorBody = z.infer<typeof errorBodySchema>;

@@ -2,47 +2,19 @@
  * Room events, as every feed carries them (pull, stream, webhooks): the same shape, the same
  * ids, the same order. docs/events.md describes them.
  */
-import { z } from 'zod';
-import { ROLES, roomMessageSchema } from './messages';
+import type { z } from 'zod';
+import type { eventPageSchema, eventStreamTicketSchema, roomEventSchema } from './schemas';
 
 export const EVENT_TYPES = ['room.created', 'member.joined', 'member.left', 'message.created'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-const POSITION_RE = /^(0|[1-9]\d{0,15})\.(0|[1-9]\d{0,15})$/;
+/** A room position as `formatPosition` writes it. */
+export const POSITION_RE = /^(0|[1-9]\d{0,15})\.(0|[1-9]\d{0,15})$/;
 
-const eventBase = {
-  id: z.guid().describe('Stable: the same event has the same id in every feed, every time (a message\u2019s id for `message.created`)'),
-  roomId: z.guid(),
-  position: z.string().regex(POSITION_RE).describe('Where this event sits in its room: a room cursor ("<seq>.<n>") that resumes right after it'),
-  createdAt: z.iso.datetime(),
-};
-
-export const roomEventSchema = z
-  .discriminatedUnion('type', [
-    z.object({
-      ...eventBase,
-      type: z.literal('message.created'),
-      seq: z.number().int().min(1).describe('The message\u2019s seq in its room'),
-      data: z.object({ message: roomMessageSchema }),
-    }),
-    z.object({
-      ...eventBase,
-      type: z.enum(['room.created', 'member.joined', 'member.left']),
-      seq: z.null(),
-      data: z.object({ userId: z.guid().describe('Who joined or left, or created the room'), role: z.enum(ROLES) }),
-    }),
-  ])
-  .describe('A room event, as every feed (pull, stream, webhooks) carries it');
+/** A room event, as every feed carries it (its schema: `roomEventSchema`). */
 export type RoomEvent = z.infer<typeof roomEventSchema>;
 
 /** GET /api/rooms/:id/events and GET /api/events. */
-export const eventPageSchema = z
-  .object({
-    events: z.array(roomEventSchema).describe('In order: by position within a room; oldest first across rooms'),
-    next: z.string().describe('Pass as `after` to get what comes next; valid for as long as the data is kept (any age)'),
-    hasMore: z.boolean().describe('More events were there than the page held: ask again at once'),
-  })
-  .describe('A page of room events');
 export type EventPage = z.infer<typeof eventPageSchema>;
 
 /**
@@ -66,12 +38,6 @@ export function parsePosition(s: string): RoomPosition | null {
 export type StreamKind = 'room' | 'all';
 
 /** POST /api/events/tickets: opens one stream, once, within `expiresInSeconds`. */
-export const eventStreamTicketSchema = z
-  .object({
-    ticket: z.string().describe('Pass as `?ticket=` to the stream it was asked for'),
-    expiresInSeconds: z.number().int().min(1).describe('Open the stream within this long'),
-  })
-  .describe('A single-use ticket that opens one event stream');
 export type EventStreamTicket = z.infer<typeof eventStreamTicketSchema>;
 
 export const STREAM_TICKET_TTL_SECONDS = 30;

@@ -6,3 +6,4 @@ export * from './rooms';
 export * from './events';
 export * from './operations';
 export * from './webhooks';
+export * from './schemas';

@@ -4,7 +4,8 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import { eventPageSchema, formatPosition, parsePosition, type EventPage } from '../../../shared/protocol/events';
+import { formatPosition, parsePosition, type EventPage } from '../../../shared/protocol/events';
+import { eventPageSchema } from '../../../shared/protocol/schemas';
 import { AppError } from '../errors';
 import type { EventFeed } from '../events/event-feed';
 import { decodeCursor, encodeCursor } from '../events/event-feed';

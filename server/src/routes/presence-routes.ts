@@ -1,5 +1,6 @@
 import { Router } from 'express';
-import { roomPresenceSchema, type RoomPresence } from '../../../shared/protocol/presence';
+import type { RoomPresence } from '../../../shared/protocol/presence';
+import { roomPresenceSchema } from '../../../shared/protocol/schemas';
 import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
 import type { PresenceStore } from '../presence/presence-store';

@@ -4,7 +4,8 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { EVENT_TYPES, roomEventSchema } from '../../../shared/protocol/events';
+import { EVENT_TYPES } from '../../../shared/protocol/events';
+import { roomEventSchema } from '../../../shared/protocol/schemas';
 import { isUuid } from '../../../shared/protocol/routing';
 import { createdWebhookSchema, rotatedSecretSchema, webhookAttemptsSchema, webhookListSchema, webhookSchema } from '../../../shared/protocol/webhooks';
 import { ForbiddenError, NotFoundError } from '../errors';
