@@ -26,6 +26,7 @@ import { EventFeed } from './events/event-feed';
 import { EventStore } from './events/event-store';
 import { RoomEventListener } from './events/room-event-listener';
 import { eventRoutes } from './routes/event-routes';
+import { RoomTails } from './events/room-tails';
 import { StreamHub } from './events/stream-hub';
 import { StreamSlots } from './events/stream-slots';
 import { StreamTickets } from './events/stream-tickets';
@@ -87,6 +88,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   await events.listener.start();
   const streamSlots = new StreamSlots(redis, config.streams.maxPerUser);
   const streams = new StreamHub({ sessions, slots: streamSlots, metrics, logger });
+  const tails = new RoomTails({ store: events.store, listener: events.listener, logger });
   events.listener.followAll(() => mail.wakeNotifier());
   const webhooks = new WebhookChannel({ pool, config, events: events.store, listener: events.listener, mail, metrics, logger });
   const accounts = new Accounts({ pool, redis, users, sessions, revocations: services.revocations, mail, logger });
@@ -113,7 +115,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use('/api', accountRoutes({ sessions, users, accounts }));
   // Before roomRoutes and eventRoutes, which want an Authorization header on every path under
   // /rooms and /events: an EventSource cannot send one (it brings a ticket instead).
-  app.use('/api', eventStreamRoutes({ sessions, roomService, events, tickets: new StreamTickets(redis), slots: streamSlots, hub: streams, settings: config.streams, logger }));
+  app.use('/api', eventStreamRoutes({ sessions, roomService, events, tails, tickets: new StreamTickets(redis), slots: streamSlots, hub: streams, settings: config.streams, logger }));
   app.use('/api', roomRoutes({ sessions, rooms, roomService, inviteLimiter: services.inviteLimiter, metrics }));
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics, visits: mail.store, logger }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
@@ -163,6 +165,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
         server.closeIdleConnections();
         // Open streams would hold the close forever: each ends with `end {reason: "shutdown"}`.
         streams.close();
+        tails.close();
       });
       await Promise.all([relay.stop(), mail.stop(), accounts.stop(), webhooks.stop(), events.listener.close()]);
       await services.close();

@@ -6,7 +6,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventPage, RoomEvent } from '../../shared/protocol/events';
+import { parsePosition, type EventPage, type RoomEvent, type RoomPosition } from '../../shared/protocol/events';
+import { readerView, type Reader } from '../src/events/event-store';
+import { RoomTails } from '../src/events/room-tails';
 import { EventStreamClient, RoomcastApi, type EventStreamState, type RoomClientError } from '../../web/src/client/index';
 import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
 import { streamingHttpsFetch, type StreamingFetch } from '../../testkit/event-stream-fetch';
@@ -416,6 +418,129 @@ describe('who may read', () => {
     const again = await openRaw(`/api/events/stream?ticket=${await ticket(user)}`);
     expect(again.status).toBe(200);
     for (const s of [...open, again]) s.close();
+  });
+});
+
+describe('one read of a room for all its streams', () => {
+  it('gives every reader, from every position, exactly what its own read of Postgres gives', async () => {
+    const room = await makeRoom(h, 2);
+    const [ann, bob] = room.learners as [TestUser, TestUser];
+    await post(room.instructor, room.id);
+    await post(ann, room.id, { clientMsgId: uniqueName('q'), audience: 'instructors', kind: 'question', body: { text: 'q' } });
+    await post(room.instructor, room.id, { clientMsgId: uniqueName('p'), audience: 'member', recipientId: bob.id, kind: 'chat', body: { text: 'p' } });
+    const late = await makeUser(h, 'learner');
+    expect((await late.api.post('/api/rooms/join', { inviteCode: room.inviteCode })).status).toBe(200);
+    await post(bob, room.id);
+    expect((await bob.api.post(`/api/rooms/${room.id}/leave`)).status).toBe(204);
+    await post(ann, room.id, { clientMsgId: uniqueName('q'), audience: 'instructors', kind: 'question', body: { text: 'q2' } });
+    await post(room.instructor, room.id);
+
+    const store = h.server.events.store;
+    const START: RoomPosition = { seq: 0, n: 0 };
+    const everyone: Reader = { id: '00000000-0000-0000-0000-000000000000', role: 'instructor' };
+    const all = await store.roomEvents(room.id, everyone, START, 1000);
+    const readers: Reader[] = [{ id: room.instructor.id, role: 'instructor' }, ...[ann, bob, late].map((u): Reader => ({ id: u.id, role: 'learner' }))];
+    let compared = 0;
+    // The tail may start anywhere: at the beginning, or at any instructor's position.
+    for (const from of [START, ...all.events.map((e) => parsePosition(e.position) as RoomPosition)]) {
+      const tail = await store.roomEvents(room.id, everyone, from, 1000);
+      for (const reader of readers) {
+        const own = await store.roomEvents(room.id, reader, START, 1000);
+        const positions = [START, ...own.events.map((e) => parsePosition(e.position) as RoomPosition)].filter((p) => p.seq >= from.seq && p.n >= from.n);
+        for (const after of positions) {
+          for (const limit of [1000, 2]) {
+            expect(readerView(reader, after, tail.events, tail.next, limit), `${reader.role} ${reader.id} after ${after.seq}.${after.n} from ${from.seq}.${from.n}`).toEqual(
+              await store.roomEvents(room.id, reader, after, limit),
+            );
+            compared++;
+          }
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(100);
+  });
+
+  it('answers from a room’s tail as Postgres would, for every reader and position the tail holds', async () => {
+    const room = await makeRoom(h, 2);
+    const [ann, bob] = room.learners as [TestUser, TestUser];
+    const store = h.server.events.store;
+    const deps = { store, listener: h.server.events.listener, logger: h.server.logger };
+    // A tail that keeps everything here, and one that keeps only the last 4 events.
+    const tails = [new RoomTails(deps), new RoomTails({ ...deps, maxEvents: 4 })];
+    const woken: (() => void)[] = [];
+    const nextWake = (): Promise<void> => new Promise((r) => woken.push(r));
+    const unfollows = tails.map((t) => t.follow(room.id, () => woken.splice(0).forEach((w) => w())));
+    const instructor: Reader = { id: room.instructor.id, role: 'instructor' };
+    try {
+      const from = (await store.heads([room.id])).get(room.id) as RoomPosition;
+      const bodies = [
+        { audience: 'everyone', kind: 'chat', body: { text: 'a' } },
+        { audience: 'instructors', kind: 'question', body: { text: 'q' } },
+        { audience: 'member', recipientId: bob.id, kind: 'chat', body: { text: 'p' } },
+      ];
+      for (let i = 0; i < 9; i++) await post([room.instructor, ann, room.instructor][i % 3] as TestUser, room.id, { clientMsgId: uniqueName('m'), ...bodies[i % 3] });
+      expect((await bob.api.post(`/api/rooms/${room.id}/leave`)).status).toBe(204);
+      const last = await post(room.instructor, room.id);
+      // The position just before the last message: inside both tails once they have read it.
+      const everything = (await store.roomEvents(room.id, instructor, from, 1000)).events;
+      const beforeLast = parsePosition(everything[everything.length - 2]?.position ?? '') as RoomPosition;
+      const holds = (t: RoomTails): boolean => t.after(room.id, instructor, beforeLast, 10)?.events.some((e) => e.id === last) ?? false;
+      while (!tails.every(holds)) await nextWake();
+
+      const answered: [number, number] = [0, 0];
+      let refused = 0;
+      for (const reader of [instructor, { id: ann.id, role: 'learner' } as Reader, { id: bob.id, role: 'learner' } as Reader]) {
+        const own = await store.roomEvents(room.id, reader, from, 1000);
+        for (const after of [from, ...own.events.map((e) => parsePosition(e.position) as RoomPosition)]) {
+          for (const limit of [1000, 2]) {
+            const expected = await store.roomEvents(room.id, reader, after, limit);
+            tails.forEach((t, i) => {
+              const got = t.after(room.id, reader, after, limit);
+              // Only the small tail may send a reader to Postgres: for positions before what it keeps.
+              if (got === null && i === 1) refused++;
+              else {
+                expect(got, `tail ${i}: ${reader.id} after ${after.seq}.${after.n}`).toEqual(expected);
+                answered[i as 0 | 1]++;
+              }
+            });
+          }
+        }
+      }
+      expect(refused).toBeGreaterThan(0);
+      expect(answered[1]).toBeGreaterThan(0);
+      expect(tails[0]?.after(room.id, instructor, { seq: 0, n: 0 }, 10)).toBeNull();
+    } finally {
+      for (const u of unfollows) u();
+    }
+    expect(tails.map((t) => t.rooms)).toEqual([0, 0]);
+  });
+
+  it('reads the room once per notification however many streams follow it', async () => {
+    const room = await makeRoom(h, 20);
+    const store = h.server.events.store;
+    let reads = 0;
+    const original = store.roomEvents.bind(store);
+    store.roomEvents = (roomId, reader, after, limit) => {
+      if (roomId === room.id) reads++;
+      return original(roomId, reader, after, limit);
+    };
+    try {
+      const clients = room.learners.map((l) => streamClient(l, { roomId: room.id }));
+      await Promise.all(clients.map((c) => c.live()));
+      await Promise.all(clients.map((c) => c.until('the replay', () => c.events.length >= 2)));
+      reads = 0;
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) ids.push(await post(room.instructor, room.id));
+      for (const c of clients) await c.until('all ten messages', () => ids.every((id) => c.ids.includes(id)));
+      // Ten messages to twenty streams: a read per notification (fewer when they merge), not one per stream.
+      expect(reads).toBeLessThanOrEqual(12);
+      for (const c of clients) {
+        expect(c.events.filter((e) => e.type === 'message.created').map((e) => e.id)).toEqual(ids);
+        c.client.stop();
+      }
+    } finally {
+      store.roomEvents = original;
+    }
   });
 });
 

@@ -9,7 +9,7 @@
  * complete, the next position is the head, and anything committed later lies beyond it.
  */
 import type { Role } from '../../../shared/protocol/messages';
-import { formatPosition, type RoomEvent, type RoomPosition } from '../../../shared/protocol/events';
+import { formatPosition, parsePosition, type RoomEvent, type RoomPosition } from '../../../shared/protocol/events';
 import type { Pool } from '../db/pool';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../messages/message-store';
 
@@ -38,6 +38,38 @@ interface OtherRow {
 type Keyed = { key: [number, number, number]; event: RoomEvent };
 
 const before = (a: Keyed, b: Keyed): number => a.key[0] - b.key[0] || a.key[1] - b.key[1] || a.key[2] - b.key[2];
+
+/**
+ * What `roomEvents(roomId, reader, after, limit)` returns, worked out from `everything` instead
+ * of a read of its own: `everything` is an instructor's read (every event of the room, with its
+ * position) complete from a position at or before `after` up to `head`. One read of a busy room
+ * then serves every stream that follows it (room-tails.ts).
+ *
+ * The visibility rule and the position arithmetic are those of the SQL and the loop in
+ * `roomEvents` above: change them together (server/test/events-stream.test.ts holds the two
+ * equal for every reader and position of a room).
+ */
+export function readerView(reader: Reader, after: RoomPosition, everything: readonly RoomEvent[], head: RoomPosition, limit: number): RoomEventsPage {
+  const all = reader.role === 'instructor';
+  const events: RoomEvent[] = [];
+  let pos = { ...after };
+  for (const e of everything) {
+    if (e.type === 'message.created') {
+      const m = e.data.message;
+      if (e.seq <= after.seq || !(all || m.audience === 'everyone' || m.senderId === reader.id || m.recipientId === reader.id)) continue;
+      if (events.length === limit) return { events, next: pos, hasMore: true };
+      pos = { seq: e.seq, n: pos.n };
+    } else {
+      // An instructor's position of any other event is (the seq it came after, its own n).
+      const own = parsePosition(e.position) as RoomPosition;
+      if (own.n <= after.n || !(all || e.type === 'room.created' || e.data.userId === reader.id)) continue;
+      if (events.length === limit) return { events, next: pos, hasMore: true };
+      pos = { seq: Math.max(pos.seq, own.seq), n: own.n };
+    }
+    events.push({ ...e, position: formatPosition(pos) });
+  }
+  return { events, next: { seq: Math.max(after.seq, head.seq), n: Math.max(after.n, head.n) }, hasMore: false };
+}
 
 export class EventStore {
   constructor(private readonly pool: Pool) {}

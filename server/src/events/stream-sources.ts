@@ -7,6 +7,7 @@ import { formatPosition, parsePosition, type RoomEvent, type RoomPosition, type 
 import { encodeCursor, type EventFeed, type FeedCursor } from './event-feed';
 import type { EventStore, Reader } from './event-store';
 import type { RoomEventListener } from './room-event-listener';
+import type { RoomTails } from './room-tails';
 
 export interface StreamItem {
   /** The SSE `id:`: resuming from it gives what comes after this event. */
@@ -30,7 +31,7 @@ export class RoomSource implements StreamSource {
   readonly kind = 'room';
 
   constructor(
-    private readonly deps: { store: EventStore; listener: RoomEventListener },
+    private readonly deps: { store: EventStore; tails: RoomTails },
     private readonly roomId: string,
     private readonly reader: Reader,
     private position: RoomPosition,
@@ -41,13 +42,14 @@ export class RoomSource implements StreamSource {
   }
 
   async next(limit: number): Promise<{ items: StreamItem[]; hasMore: boolean }> {
-    const page = await this.deps.store.roomEvents(this.roomId, this.reader, this.position, limit);
+    // From the room's tail when it holds this position (live streams), else from Postgres.
+    const page = this.deps.tails.after(this.roomId, this.reader, this.position, limit) ?? (await this.deps.store.roomEvents(this.roomId, this.reader, this.position, limit));
     this.position = page.next;
     return { items: page.events.map((event) => ({ id: event.position, event })), hasMore: page.hasMore };
   }
 
   follow(wake: () => void): () => void {
-    return this.deps.listener.follow(this.roomId, wake);
+    return this.deps.tails.follow(this.roomId, wake);
   }
 
   endsWith(event: RoomEvent): 'membership_ended' | null {

@@ -17,6 +17,7 @@ import { decodeCursor, encodeCursor, type EventFeed } from '../events/event-feed
 import type { EventStore } from '../events/event-store';
 import { EventStream } from '../events/event-stream';
 import type { RoomEventListener } from '../events/room-event-listener';
+import type { RoomTails } from '../events/room-tails';
 import { SseResponse } from '../events/sse-response';
 import type { StreamHub } from '../events/stream-hub';
 import type { StreamSlots } from '../events/stream-slots';
@@ -61,6 +62,8 @@ export interface EventStreamDeps {
   sessions: SessionStore;
   roomService: RoomService;
   events: { store: EventStore; feed: EventFeed; listener: RoomEventListener };
+  /** One read per notification for all of a room's streams on this server. */
+  tails: RoomTails;
   tickets: StreamTickets;
   slots: StreamSlots;
   hub: StreamHub;
@@ -116,7 +119,7 @@ export function eventStreamRoutes(deps: EventStreamDeps): Router {
         after = START;
         reset = { reason: 'beyond_room', rooms: [roomId], id: formatPosition(START) };
       }
-      source = new RoomSource({ store, listener }, roomId, { id: grant.userId, role }, after);
+      source = new RoomSource({ store, tails: deps.tails }, roomId, { id: grant.userId, role }, after);
     } else {
       const cursor = decodeCursor(requested ?? undefined);
       const mine = new Set((await store.roomsOf(grant.userId)).map((r) => r.roomId));
