@@ -4,29 +4,38 @@
  * what was in flight (one event per stream at most: the documented at-least-once).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chat, makeRoom, startHarness, uniqueName, type Harness, type TestRoom } from '../../testkit/harness';
 import { WebhookReceiver } from '../../testkit/webhook-receiver';
-import { WEBHOOK_QUEUE } from '../src/webhooks';
+import { createLogger } from '../src/logger';
+import { WebhookChannel } from '../src/webhooks';
 
 let h: Harness;
 let rx: WebhookReceiver;
+/** Endpoints are registered through a channel on a queue of this test's own, which only its child processes work. */
+let webhooks: WebhookChannel;
+const queue = `webhook-crash-${randomBytes(4).toString('hex')}`;
 const children = new Set<ChildProcess>();
 
 beforeAll(async () => {
   rx = await WebhookReceiver.start();
   // The API only: the dispatcher under test runs in a child process.
   h = await startHarness({ webhooks: false, mail: false });
+  const { pool, metrics } = h.server.services;
+  webhooks = new WebhookChannel({ pool, config: h.config, events: h.server.events.store, listener: h.server.events.listener, mail: h.server.mail, metrics, logger: createLogger(h.config, 'test'), queue });
 });
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
+  // Nobody works this queue again.
+  await h?.server.services.pool.query('DELETE FROM jobs WHERE queue = $1', [queue]);
   await h?.close();
   await rx?.close();
 });
 
 async function startDispatcher(): Promise<ChildProcess> {
-  const child = fork(fileURLToPath(new URL('./webhooks-dispatcher-process.ts', import.meta.url)), [], {
+  const child = fork(fileURLToPath(new URL('./webhooks-dispatcher-process.ts', import.meta.url)), [queue], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, ROOMCAST_LOG_LEVEL: 'silent' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -54,10 +63,9 @@ describe('webhook dispatcher crash', () => {
     for (let i = 0; i < 3; i++) {
       const room = await makeRoom(h, 0);
       const path = `/${uniqueName('crash')}`;
-      const res = await room.instructor.api.post(`/api/rooms/${room.id}/webhooks`, { url: rx.url(path), eventTypes: ['message.created'] });
-      expect(res.status).toBe(201);
-      rx.secret(path, res.body.endpoint.secret);
-      streams.push({ room, path, ref: `${res.body.endpoint.id}:${room.id}`, posted: [] });
+      const endpoint = await webhooks.create(room.id, room.instructor.id, { url: rx.url(path), eventTypes: ['message.created'], description: 'crash test' });
+      rx.secret(path, endpoint.secret);
+      streams.push({ room, path, ref: `${endpoint.id}:${room.id}`, posted: [] });
     }
     const [a] = streams as [Stream];
     // Room A's fifth message fails once (500); its retry is held until the process dies; after the restart it succeeds.
@@ -93,7 +101,7 @@ describe('webhook dispatcher crash', () => {
     for (let i = 15; i < 25; i++) for (const s of streams) await post(s, `while down ${i}`);
     // The dead process's leases run out (after a minute): make them due now, as time would.
     await h.server.services.pool.query(`UPDATE jobs SET lease_until = now() WHERE queue = $1 AND ref = ANY($2::text[]) AND state = 'pending' AND lease_until > now()`, [
-      WEBHOOK_QUEUE,
+      queue,
       streams.map((s) => s.ref),
     ]);
     const second = await startDispatcher();

@@ -1,7 +1,8 @@
 /**
  * A webhook dispatcher in a process of its own, for webhooks-crash.test.ts to kill: delivers the
- * 'webhook' queue of the test profile's database as an app server's dispatcher does, hearing
- * commits through its own RoomEventListener.
+ * queue named by its first argument (the test's own, so that killing it never strands another
+ * test's jobs) in the test profile's database as an app server's dispatcher does, hearing commits
+ * through its own RoomEventListener.
  */
 import { createPool } from '../src/db/pool';
 import { EventStore } from '../src/events/event-store';
@@ -27,6 +28,7 @@ const webhooks = new WebhookChannel({
   metrics: createMetrics(async () => 0),
   logger,
   intervalMs: 50,
+  queue: process.argv[2] ?? 'webhook',
 });
 await webhooks.start();
 process.send?.({ ready: true });

@@ -188,6 +188,8 @@ describe('webhook delivery', () => {
     expect(toB?.id).toBe(b1.id);
     expect(toB!.at).toBeLessThan(toA[2]!.at);
 
+    // The receiver has the last delivery a moment before the dispatcher records it.
+    await waitFor(async () => (await attemptsOf(a, hookA.endpoint.id)).length === 4, 'four attempts recorded');
     const attempts = await attemptsOf(a, hookA.endpoint.id);
     expect(attempts.map((x) => [x.eventId, x.attempt, x.status, x.outcome])).toEqual([
       [a2.id, 1, 204, 'delivered'],
@@ -199,7 +201,7 @@ describe('webhook delivery', () => {
       expect(x.responseMs).toBeGreaterThanOrEqual(0);
       expect(x.error === null).toBe(x.outcome === 'delivered');
     }
-    expect(await endpointOf(a, hookA.endpoint.id)).toMatchObject({ failingSince: null, pendingAttempts: 0, nextAttemptAt: null });
+    expect(await endpointOf(a, hookA.endpoint.id)).toMatchObject({ failingSince: null, pendingAttempts: 0, nextAttemptAt: null, position: `${a2.seq}.2` });
   });
 
   it('waits at least as long as a 429’s Retry-After asks', async () => {
@@ -220,6 +222,7 @@ describe('webhook delivery', () => {
     const next = await post(room.instructor, room.id, 'next');
     await rx.until(() => deliveredIds(path).includes(next.id), 'the next event');
     expect(rx.to(path).map((d) => d.id)).toEqual([doomed.id, doomed.id, doomed.id, doomed.id, next.id]);
+    await waitFor(async () => (await attemptsOf(room, endpoint.id)).length === 5, 'five attempts recorded');
     const attempts = await attemptsOf(room, endpoint.id);
     expect(attempts.map((x) => [x.eventId, x.attempt, x.outcome])).toEqual([
       [next.id, 1, 'delivered'],

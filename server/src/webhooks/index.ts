@@ -41,6 +41,8 @@ export interface WebhookChannelOptions {
   resolve?: Resolver;
   /** How often an idle dispatcher looks for due jobs. */
   intervalMs?: number;
+  /** The jobs' queue (default 'webhook'): a test that kills dispatchers keeps to a queue of its own. */
+  queue?: string;
 }
 
 export interface EndpointInput {
@@ -62,7 +64,7 @@ export class WebhookChannel {
     const w = o.config.webhooks;
     this.policy = { allowPrivate: w.allowPrivate };
     this.store = new WebhookStore(o.pool);
-    this.jobs = new JobQueue<WebhookJob>(o.pool, WEBHOOK_QUEUE);
+    this.jobs = new JobQueue<WebhookJob>(o.pool, o.queue ?? WEBHOOK_QUEUE);
     this.sender = new WebhookSender({ timeoutMs: w.timeoutMs, policy: this.policy, ...(o.resolve ? { resolve: o.resolve } : {}) });
     this.dispatcher = new WebhookDispatcher({
       pool: o.pool,
@@ -123,11 +125,13 @@ export class WebhookChannel {
       const { enabled, ...fields } = patch;
       if (Object.keys(fields).length > 0 && !(await this.store.update(tx, roomId, id, fields))) throw notFound();
       if (enabled !== undefined && !(await this.store.setEnabled(tx, roomId, id, enabled, actorId))) throw notFound();
-      // Resumed, or pointed elsewhere: the stream looks at once (committed with the change).
-      await this.jobs.wake(tx, [streamRef(id, roomId)]);
+      // Resumed, paused, or pointed elsewhere: the stream starts over at once (committed with the
+      // change, which took the fence from any pass still running). New types or a description
+      // need no new pass: a running one reads the endpoint again after every attempt.
+      await this.jobs.wake(tx, [streamRef(id, roomId)], { preempt: patch.url !== undefined || enabled !== undefined });
     });
     this.dispatcher.noteRoom(roomId);
-    this.dispatcher.poke();
+    this.dispatcher.poke(roomId);
     return this.get(roomId, id);
   }
 
@@ -143,7 +147,7 @@ export class WebhookChannel {
     await inTransaction(this.o.pool, async (tx) => {
       if (!(await this.store.delete(tx, roomId, id))) throw notFound();
       // Its stream finds the endpoint gone and ends.
-      await this.jobs.wake(tx, [streamRef(id, roomId)]);
+      await this.jobs.wake(tx, [streamRef(id, roomId)], { preempt: true });
     });
   }
 
@@ -169,9 +173,9 @@ export class WebhookChannel {
         throw new AppError(400, 'invalid_cursor', `after must be a message seq or a room position ("42.3") no later than the room's head, ${head.seq}.${head.n}`);
       }
       await this.store.moveCursor(tx, id, to);
-      await this.jobs.wake(tx, [streamRef(id, roomId)]);
+      await this.jobs.wake(tx, [streamRef(id, roomId)], { preempt: true });
     });
-    this.dispatcher.poke();
+    this.dispatcher.poke(roomId);
     return this.get(roomId, id);
   }
 

@@ -41,8 +41,11 @@ export const IDLE_RECHECK_MS = 30_000;
 const DISABLED_RECHECK_MS = 3600_000;
 /** A pass that failed on our side (Postgres away) is due again after this long. */
 const ERROR_RETRY_MS = 5000;
-/** Notifications are gathered this long before one query wakes the streams of their rooms. */
-const WAKE_GATHER_MS = 2;
+/**
+ * A stream that caught up stays in its pass this long for the room's next commit, while at most
+ * half the slots are taken: a busy room's events then go out without a claim in between.
+ */
+const LINGER_MS = 1000;
 /** Which rooms have enabled endpoints is read again this often (each server's own changes at once). */
 const ROOMS_REFRESH_MS = 10_000;
 /** Attempts are kept this long for GET …/attempts. */
@@ -53,11 +56,16 @@ const STOP_GRACE_MS = 2000;
 /** Jobs claimed at a time. */
 const MAX_BATCH = 8;
 
+/** Why a lingering pass stopped waiting: a commit in its room, or a change to its streams (a replay, a pause, a new URL). */
+type Woken = 'commit' | 'changed' | false;
+
 /**
  * How a pass ends: its endpoint is gone (`done`); due again after `ms` (`later`), unless the
- * fence the pass holds is no longer the stream's; or overtaken (`lost`), due again now.
+ * fence the pass holds is no longer the stream's; overtaken (`lost`): a newer pass, or a change
+ * that woke the job for one, took the fence, and the job is not this pass's to touch any more;
+ * or cut short by a shutdown (`stopped`), due again now for another server.
  */
-type PassEnd = { kind: 'done' } | { kind: 'later'; ms: number; fence?: number } | { kind: 'lost' };
+type PassEnd = { kind: 'done' } | { kind: 'later'; ms: number; fence?: number } | { kind: 'lost' } | { kind: 'stopped' };
 const later = (ms: number, fence?: number): PassEnd => (fence === undefined ? { kind: 'later', ms } : { kind: 'later', ms, fence });
 
 export interface DispatcherOptions {
@@ -92,7 +100,9 @@ export class WebhookDispatcher {
   /** Rooms with an enabled endpoint: only their commits are worth a query. */
   private rooms = new Set<string>();
   private readonly heardRooms = new Set<string>();
-  private gatherTimer: NodeJS.Timeout | null = null;
+  /** Passes here that caught up and wait for their room's next commit, by room. */
+  private readonly lingering = new Map<string, Set<(why: Woken) => void>>();
+  private gatherTimer: NodeJS.Immediate | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private unfollow: (() => void) | null = null;
   private stopping = false;
@@ -132,8 +142,10 @@ export class WebhookDispatcher {
     this.stopping = true;
     this.unfollow?.();
     this.unfollow = null;
-    for (const t of [this.gatherTimer, this.refreshTimer]) if (t) clearTimeout(t);
+    if (this.gatherTimer) clearImmediate(this.gatherTimer);
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.gatherTimer = this.refreshTimer = null;
+    for (const waiting of this.lingering.values()) for (const wake of waiting) wake('changed');
     await this.worker.stop();
     const passes = [...this.running];
     let timer: NodeJS.Timeout | undefined;
@@ -148,8 +160,13 @@ export class WebhookDispatcher {
     this.rooms.add(roomId);
   }
 
-  /** Streams were made due now (a resume, a replay): this server claims them without waiting for its interval. */
-  poke(): void {
+  /**
+   * A room's streams were changed and made due now (a resume, a replay, a new URL): a pass of
+   * theirs lingering here ends (the change took its fence and its job), and this server claims
+   * them without waiting for its interval.
+   */
+  poke(roomId: string): void {
+    for (const wake of this.lingering.get(roomId) ?? []) wake('changed');
     this.worker.wake();
   }
 
@@ -160,13 +177,34 @@ export class WebhookDispatcher {
 
   private heard(roomId: string): void {
     if (this.stopping) return;
+    for (const [room, waiting] of this.lingering) if (roomId === '*' || room === roomId) for (const wake of waiting) wake('commit');
     if (roomId === '*') for (const r of this.rooms) this.heardRooms.add(r);
     else if (this.rooms.has(roomId)) this.heardRooms.add(roomId);
     else return;
-    this.gatherTimer ??= setTimeout(() => {
+    // Notifications that came together are answered by one query.
+    this.gatherTimer ??= setImmediate(() => {
       this.gatherTimer = null;
       void this.wakeRooms();
-    }, WAKE_GATHER_MS);
+    });
+  }
+
+  /** Waits up to LINGER_MS for a commit in the room, or a change to its streams; false: neither came. */
+  private linger(roomId: string, deadline: number): Promise<Woken> {
+    const ms = Math.min(LINGER_MS, deadline - performance.now());
+    if (this.stopping || ms <= 0 || this.active.size > this.o.concurrency / 2) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      let waiting = this.lingering.get(roomId);
+      if (!waiting) this.lingering.set(roomId, (waiting = new Set()));
+      const set = waiting;
+      const wake = (why: Woken): void => {
+        clearTimeout(timer);
+        set.delete(wake);
+        if (set.size === 0 && this.lingering.get(roomId) === set) this.lingering.delete(roomId);
+        resolve(why);
+      };
+      const timer = setTimeout(() => wake(false), ms);
+      set.add(wake);
+    });
   }
 
   /**
@@ -220,7 +258,7 @@ export class WebhookDispatcher {
     this.running.add(run);
   }
 
-  /** One pass, then its job settled: done (the endpoint is gone), postponed, or released. */
+  /** One pass, then its job settled: done (the endpoint is gone), postponed, released (a shutdown), or left to whoever took it. */
   private async run(job: Job<WebhookJob>, controller: AbortController): Promise<void> {
     const claimedAt = performance.now();
     let end: PassEnd;
@@ -233,9 +271,11 @@ export class WebhookDispatcher {
     try {
       if (end.kind === 'later' && !(await this.postpone(job, end))) end = { kind: 'lost' };
       if (end.kind === 'done') await this.o.jobs.complete([job.id]);
-      // Overtaken (a replay, a pause) or stopped: due again now. Unless our lease may have run out
-      // meanwhile: then someone else may hold the job, and it is theirs to settle.
-      else if (end.kind === 'lost' && performance.now() - claimedAt < this.leaseMs - 5000) await this.o.jobs.release([job.id]);
+      // Stopped: due again now. Unless our lease may have run out meanwhile: then someone else
+      // may hold the job, and it is theirs. (A lost pass never releases: that would hand a job
+      // someone holds to a third pass, and two passes that keep taking each other's fence
+      // would send every event twice.)
+      else if (end.kind === 'stopped' && performance.now() - claimedAt < this.leaseMs - 5000) await this.o.jobs.release([job.id]);
     } catch (err) {
       this.o.logger.warn({ ref: job.ref, err: (err as Error).message }, 'could not settle a webhook job; its lease will run out');
     }
@@ -308,7 +348,10 @@ export class WebhookDispatcher {
       if (!(await saveSkips())) return { kind: 'lost' };
       skipped = false;
       if (this.dirty.has(job.ref) && !this.stopping && performance.now() < deadline) continue;
-      return later(IDLE_RECHECK_MS, state.fence);
+      const woken = await this.linger(roomId, deadline);
+      if (woken === 'commit') continue;
+      // Changed: due again now, to start over from Postgres (or, when the change took the fence, already due for a new pass).
+      return later(woken === 'changed' ? 0 : IDLE_RECHECK_MS, state.fence);
     }
   }
 
@@ -325,7 +368,7 @@ export class WebhookDispatcher {
   ): Promise<{ end?: PassEnd; advanced: boolean; target: StreamTarget }> {
     const result = await this.o.sender.send({ url: target.url, secrets: target.secrets, id: event.id, body: JSON.stringify(event) }, signal);
     // Cut at shutdown: whether it arrived is unknown, so nothing is recorded and the next pass sends it again.
-    if (result.kind === 'aborted') return { end: { kind: 'lost' }, advanced: false, target };
+    if (result.kind === 'aborted') return { end: { kind: 'stopped' }, advanced: false, target };
     this.o.metrics.webhookAttempts.inc({ outcome: result.kind });
     this.o.metrics.webhookAttemptSeconds.observe(result.responseMs / 1000);
     const base = { event: { id: event.id, type: event.type, position: event.position }, attempt, status: result.status, responseMs: result.responseMs, error: result.error };

@@ -123,11 +123,18 @@ export class JobQueue<P = Record<string, unknown>> {
 
   /**
    * Makes the pending jobs of these refs due now, inside the caller's transaction when `db` is one.
-   * A job someone holds stays theirs until its lease ends or they settle it.
+   * A job someone holds stays theirs until its lease ends or they settle it; with `preempt`, its
+   * lease ends now: for a change that makes the holder's work moot (and that the holder is sure
+   * to notice, e.g. by a fencing token, before it does anything that counts).
    */
-  async wake(db: Queryable, refs: readonly string[]): Promise<void> {
+  async wake(db: Queryable, refs: readonly string[], o: { preempt?: boolean } = {}): Promise<void> {
     if (refs.length === 0) return;
-    await db.query(`UPDATE jobs SET run_at = now() WHERE queue = $1 AND ref = ANY($2::text[]) AND state = 'pending' AND run_at > now()`, [this.name, refs]);
+    await db.query(
+      o.preempt
+        ? `UPDATE jobs SET run_at = least(run_at, now()), lease_until = NULL WHERE queue = $1 AND ref = ANY($2::text[]) AND state = 'pending'`
+        : `UPDATE jobs SET run_at = now() WHERE queue = $1 AND ref = ANY($2::text[]) AND state = 'pending' AND run_at > now()`,
+      [this.name, refs],
+    );
   }
 
   /** Holds the jobs' leases for another `leaseMs` from now (never shortens one). */
