@@ -195,41 +195,46 @@ describe('resuming across dropped connections', () => {
     const [ann, bob] = room.learners as [TestUser, TestUser];
     const teacher = streamClient(room.instructor, { roomId: room.id });
     const everything = streamClient(ann);
-    await Promise.all([teacher.live(), everything.live()]);
+    try {
+      await Promise.all([teacher.live(), everything.live()]);
 
-    let posting = true;
-    let cuts = 0;
-    const cutter = (async () => {
-      while (posting) {
-        await new Promise((r) => setTimeout(r, 120));
-        cuts += net.cutStreams();
+      // Every 120 ms the open streams' connections are cut; posting goes on until ten cuts hit one.
+      const ROUNDS = 10;
+      let posting = true;
+      let cuts = 0;
+      const cutter = (async () => {
+        while (posting) {
+          await new Promise((r) => setTimeout(r, 120));
+          if (net.cutStreams() > 0) cuts++;
+        }
+      })();
+      await Promise.all(
+        [room.instructor, ann, bob].map(async (poster) => {
+          for (let i = 0; i < 25 || cuts < ROUNDS; i++) await post(poster, room.id);
+        }),
+      );
+      posting = false;
+      await cutter;
+      expect(cuts).toBeGreaterThanOrEqual(ROUNDS);
+
+      const { rows } = await h.server.services.pool.query<{ id: string }>('SELECT id FROM messages WHERE room_id = $1 ORDER BY seq', [room.id]);
+      expect(rows.length).toBeGreaterThanOrEqual(75);
+      const teacherExpected = await pullAll(room.instructor, `/api/rooms/${room.id}/events`);
+      const annExpected = await pullAll(ann, '/api/events');
+      await teacher.until('every event of the room', () => teacher.events.length >= teacherExpected.length);
+      await everything.until('every event of ann’s rooms', () => everything.events.length >= annExpected.length);
+
+      expect(teacher.ids).toEqual(teacherExpected.map((e) => e.id));
+      expect(teacher.events.filter((e) => e.type === 'message.created').map((e) => e.id)).toEqual(rows.map((r) => r.id));
+      expect(everything.ids).toEqual(annExpected.map((e) => e.id));
+      for (const r of [teacher, everything]) {
+        expect(new Set(r.ids).size).toBe(r.ids.length);
+        expect(r.errors.filter((e) => e.fatal)).toEqual([]);
       }
-    })();
-    await Promise.all(
-      [room.instructor, ann, bob].map(async (poster) => {
-        for (let i = 0; i < 25; i++) await post(poster, room.id);
-      }),
-    );
-    posting = false;
-    await cutter;
-    expect(cuts).toBeGreaterThanOrEqual(10);
-
-    const { rows } = await h.server.services.pool.query<{ id: string }>('SELECT id FROM messages WHERE room_id = $1 ORDER BY seq', [room.id]);
-    expect(rows).toHaveLength(75);
-    const teacherExpected = await pullAll(room.instructor, `/api/rooms/${room.id}/events`);
-    const annExpected = await pullAll(ann, '/api/events');
-    await teacher.until('every event of the room', () => teacher.events.length >= teacherExpected.length);
-    await everything.until('every event of ann’s rooms', () => everything.events.length >= annExpected.length);
-
-    expect(teacher.ids).toEqual(teacherExpected.map((e) => e.id));
-    expect(teacher.events.filter((e) => e.type === 'message.created').map((e) => e.id)).toEqual(rows.map((r) => r.id));
-    expect(everything.ids).toEqual(annExpected.map((e) => e.id));
-    for (const r of [teacher, everything]) {
-      expect(new Set(r.ids).size).toBe(r.ids.length);
-      expect(r.errors.filter((e) => e.fatal)).toEqual([]);
+    } finally {
+      teacher.client.stop();
+      everything.client.stop();
     }
-    teacher.client.stop();
-    everything.client.stop();
   });
 
   it('delivers events committed while the stream opens and replays, once each', async () => {

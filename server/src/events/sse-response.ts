@@ -38,6 +38,9 @@ export class SseResponse implements SseSink {
    * before reconnecting by itself) as the stream's first line.
    */
   open(retryMs: number): void {
+    // A stream ends after minutes (its lifetime, a logout, a shutdown): its connection closes
+    // with it rather than idling until the keep-alive timeout, which would hold up a shutdown.
+    this.res.shouldKeepAlive = false;
     this.res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',
