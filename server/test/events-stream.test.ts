@@ -237,6 +237,25 @@ describe('resuming across dropped connections', () => {
     }
   });
 
+  it('takes a room joined while the stream of all rooms runs, from that room’s beginning', async () => {
+    const learner = await makeUser(h, 'learner');
+    const first = await makeRoom(h, 0);
+    expect((await learner.api.post('/api/rooms/join', { inviteCode: first.inviteCode })).status).toBe(200);
+    const all = streamClient(learner);
+    try {
+      await all.live();
+      const second = await makeRoom(h, 0);
+      const before = await post(second.instructor, second.id);
+      expect((await learner.api.post('/api/rooms/join', { inviteCode: second.inviteCode })).status).toBe(200);
+      const after = await post(second.instructor, second.id);
+      await all.until('the new room’s messages', () => all.ids.includes(after));
+      expect(all.ids).toEqual((await pullAll(learner, '/api/events')).map((e) => e.id));
+      expect(all.ids).toContain(before);
+    } finally {
+      all.client.stop();
+    }
+  });
+
   it('delivers events committed while the stream opens and replays, once each', async () => {
     const room = await makeRoom(h, 1);
     for (let i = 0; i < 30; i++) await post(room.instructor, room.id);
