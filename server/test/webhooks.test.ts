@@ -343,6 +343,34 @@ describe('webhook delivery', () => {
     await waitFor(async () => (await endpointOf(room, joins.endpoint.id)).position === (await endpointOf(room, messages.endpoint.id)).position, 'both cursors at the head');
   });
 
+  it('keeps each room’s order, once each, while two app servers deliver side by side', async () => {
+    const second = await startHarness();
+    try {
+      const rooms = [await makeRoom(h, 0), await makeRoom(h, 0), await makeRoom(h, 0)];
+      const hooks = await Promise.all(rooms.map((room) => register(room, { eventTypes: ['message.created'] })));
+      const posted: string[][] = rooms.map(() => []);
+      // Posts through both servers, so both hear the commits and both wake streams.
+      const via = [h.server.url, second.server.url];
+      await Promise.all(
+        rooms.map(async (room, r) => {
+          for (let i = 0; i < 30; i++) {
+            const res = await fetch(`${via[i % 2]}/api/rooms/${room.id}/messages`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', authorization: `Bearer ${room.instructor.token}` },
+              body: JSON.stringify(chat(`two servers ${i}`)),
+            });
+            expect(res.status).toBe(201);
+            posted[r]!.push(((await res.json()) as { id: string }).id);
+          }
+        }),
+      );
+      await rx.until(() => hooks.every((hook, r) => rx.to(hook.path).length >= posted[r]!.length), 'every message at its endpoint');
+      hooks.forEach((hook, r) => expect(rx.to(hook.path).map((d) => d.id)).toEqual(posted[r]));
+    } finally {
+      await second.close();
+    }
+  });
+
   it('stops an endpoint whose owner is no longer an instructor of the room', async () => {
     const room = await makeRoom(h, 0);
     const colleague = await makeUser(h, 'instructor');

@@ -35,8 +35,11 @@ import { streamRef, type DisabledReason, type WebhookJob } from './webhook-types
 const PAGE_SIZE = 100;
 /** A pass starts no new delivery after this long; the job is due again at once, behind those already due. */
 const MAX_PASS_MS = 10_000;
-/** A caught-up stream looks again after this long even if no commit woke it (a notification lost with its connection). */
-export const IDLE_RECHECK_MS = 30_000;
+/**
+ * A caught-up stream looks again after this long even if no commit woke it: the bound on what a
+ * lost wake costs (a wake query that failed; a room whose endpoint no server knew of yet).
+ */
+export const IDLE_RECHECK_MS = 60_000;
 /** A disabled stream's job sleeps this long; resuming wakes it at once. */
 const DISABLED_RECHECK_MS = 3600_000;
 /** A pass that failed on our side (Postgres away) is due again after this long. */
@@ -93,7 +96,7 @@ export class WebhookDispatcher {
   readonly worker: Worker<WebhookJob>;
   private readonly leaseMs: number;
   /** Passes running in this process, by stream ref. */
-  private readonly active = new Map<string, AbortController>();
+  private readonly active = new Map<string, { controller: AbortController; roomId: string }>();
   private readonly running = new Set<Promise<void>>();
   /** Streams running here whose room had a commit during the pass: the pass reads again before it sleeps. */
   private readonly dirty = new Set<string>();
@@ -131,10 +134,10 @@ export class WebhookDispatcher {
   async start(): Promise<void> {
     this.stopping = false;
     this.unfollow = this.o.listener.followAll((roomId) => this.heard(roomId));
+    // Every room is new to a server that starts: its streams are woken for whatever committed
+    // while it was not listening, as after a listener's reconnect.
     await this.refresh();
     this.worker.start();
-    // As after a listener's reconnect: whatever committed while this server was not listening.
-    this.heard('*');
   }
 
   /** Stops claiming, lets deliveries in flight finish for a moment, then cuts them; their jobs are due again at once for another server. */
@@ -151,7 +154,7 @@ export class WebhookDispatcher {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.allSettled(passes), new Promise((r) => (timer = setTimeout(r, STOP_GRACE_MS)))]);
     clearTimeout(timer);
-    for (const c of this.active.values()) c.abort();
+    for (const a of this.active.values()) a.controller.abort();
     await Promise.allSettled([...this.running]);
   }
 
@@ -177,7 +180,11 @@ export class WebhookDispatcher {
 
   private heard(roomId: string): void {
     if (this.stopping) return;
-    for (const [room, waiting] of this.lingering) if (roomId === '*' || room === roomId) for (const wake of waiting) wake('commit');
+    // Passes running here read again before they sleep, whether or not this server knew the room
+    // had endpoints (the pass's own server is the one that must not miss the commit).
+    for (const [ref, a] of this.active) if (roomId === '*' || a.roomId === roomId) this.dirty.add(ref);
+    const lingering = roomId === '*' ? [...this.lingering.values()] : [this.lingering.get(roomId) ?? []];
+    for (const waiting of lingering) for (const wake of waiting) wake('commit');
     if (roomId === '*') for (const r of this.rooms) this.heardRooms.add(r);
     else if (this.rooms.has(roomId)) this.heardRooms.add(roomId);
     else return;
@@ -234,7 +241,10 @@ export class WebhookDispatcher {
 
   private async refresh(): Promise<void> {
     try {
+      const before = this.rooms;
       this.rooms = new Set(await this.o.store.roomsWithEndpoints());
+      // Endpoints another server made (or resumed): whatever their rooms committed meanwhile.
+      for (const room of this.rooms) if (!before.has(room)) this.heard(room);
       if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
         this.lastPrune = Date.now();
         await this.o.store.pruneAttempts(KEEP_ATTEMPTS_MS);
@@ -247,10 +257,13 @@ export class WebhookDispatcher {
 
   private launch(job: Job<WebhookJob>): void {
     const controller = new AbortController();
-    this.active.set(job.ref, controller);
+    const entry = { controller, roomId: job.payload.roomId };
+    this.active.set(job.ref, entry);
+    // A stream of this room exists: its commits are worth a wake from now on.
+    this.rooms.add(job.payload.roomId);
     const run = this.run(job, controller).finally(() => {
       this.running.delete(run);
-      if (this.active.get(job.ref) === controller) this.active.delete(job.ref);
+      if (this.active.get(job.ref) === entry) this.active.delete(job.ref);
       if (this.dirty.delete(job.ref)) this.heard(job.payload.roomId);
       // A slot is free.
       if (!this.stopping) this.worker.wake();
@@ -349,7 +362,14 @@ export class WebhookDispatcher {
       skipped = false;
       if (this.dirty.has(job.ref) && !this.stopping && performance.now() < deadline) continue;
       const woken = await this.linger(roomId, deadline);
-      if (woken === 'commit') continue;
+      if (woken === 'commit') {
+        // The endpoint may have changed while this pass waited (a rotated secret, new types).
+        const now = await this.o.store.target(endpointId);
+        if (!now) return { kind: 'done' };
+        if (!now.enabled) return later(DISABLED_RECHECK_MS, state.fence);
+        target = now;
+        continue;
+      }
       // Changed: due again now, to start over from Postgres (or, when the change took the fence, already due for a new pass).
       return later(woken === 'changed' ? 0 : IDLE_RECHECK_MS, state.fence);
     }

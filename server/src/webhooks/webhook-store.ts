@@ -348,6 +348,12 @@ export class WebhookStore {
     return rows[0]?.fence ?? null;
   }
 
+  /** The endpoint's delivery settings as they are now; null: it is gone. */
+  async target(endpointId: string): Promise<StreamTarget | null> {
+    const { rows } = await this.pool.query<TargetRow>(`SELECT ${TARGET_COLUMNS} FROM webhook_endpoints e WHERE e.id = $1`, [endpointId]);
+    return rows[0] ? toTarget(rows[0]) : null;
+  }
+
   /** Moves the cursor ahead past events the endpoint does not take (nothing was waiting on a retry). */
   async skipTo(endpointId: string, roomId: string, fence: number, to: RoomPosition): Promise<boolean> {
     const { rowCount } = await this.pool.query(
