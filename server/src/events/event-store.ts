@@ -10,7 +10,7 @@
  */
 import type { Role } from '../../../shared/protocol/messages';
 import { formatPosition, parsePosition, type RoomEvent, type RoomPosition } from '../../../shared/protocol/events';
-import type { Pool } from '../db/pool';
+import type { Pool, PoolClient } from '../db/pool';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../messages/message-store';
 
 export interface Reader {
@@ -133,6 +133,18 @@ export class EventStore {
       [roomIds],
     );
     return new Map(rows.map((r) => [r.id, { seq: r.last_seq, n: r.last_event_n }]));
+  }
+
+  /** One room's head (see `heads`), read in the caller's transaction when `db` is one; null if no such room. */
+  async head(roomId: string, db: Pick<Pool | PoolClient, 'query'> = this.pool): Promise<RoomPosition | null> {
+    const { rows } = await db.query<{ last_seq: number; last_event_n: number }>('SELECT last_seq, last_event_n FROM rooms WHERE id = $1', [roomId]);
+    return rows[0] ? { seq: rows[0].last_seq, n: rows[0].last_event_n } : null;
+  }
+
+  /** The position right after message `seq`: the room's other events that came before it are behind it, those after it ahead. */
+  async positionAfterSeq(roomId: string, seq: number, db: Pick<Pool | PoolClient, 'query'> = this.pool): Promise<RoomPosition> {
+    const { rows } = await db.query<{ n: number }>('SELECT coalesce(max(n), 0)::bigint AS n FROM room_events WHERE room_id = $1 AND after_seq < $2', [roomId, seq]);
+    return { seq, n: rows[0]?.n ?? 0 };
   }
 
   /** The rooms `userId` is a member of, with their role in each. */

@@ -32,7 +32,7 @@ export const ROTATION_OVERLAP_MS = 24 * 3600_000;
 export interface WebhookChannelOptions {
   pool: Pool;
   config: Pick<Config, 'webhooks'>;
-  events: Pick<EventStore, 'roomEvents'>;
+  events: Pick<EventStore, 'roomEvents' | 'head' | 'positionAfterSeq'>;
   listener: Pick<RoomEventListener, 'followAll'>;
   mail: Pick<MailChannel, 'mail' | 'links' | 'wakeSender'>;
   metrics: Metrics;
@@ -165,9 +165,9 @@ export class WebhookChannel {
   async replay(roomId: string, id: string, after: string | number): Promise<WebhookEndpoint> {
     await inTransaction(this.o.pool, async (tx) => {
       if (!(await this.store.get(roomId, id, tx))) throw notFound();
-      const head = (await this.store.head(roomId, tx)) as RoomPosition;
+      const head = (await this.o.events.head(roomId, tx)) as RoomPosition;
       let to: RoomPosition | null;
-      if (typeof after === 'number') to = after > head.seq ? null : await this.store.positionAfterSeq(roomId, after, tx);
+      if (typeof after === 'number') to = after > head.seq ? null : await this.o.events.positionAfterSeq(roomId, after, tx);
       else to = parsePosition(after);
       if (!to || to.seq > head.seq || to.n > head.n) {
         throw new AppError(400, 'invalid_cursor', `after must be a message seq or a room position ("42.3") no later than the room's head, ${head.seq}.${head.n}`);

@@ -216,18 +216,6 @@ export class WebhookStore {
     return (rowCount ?? 0) > 0;
   }
 
-  /** The room's head: the position after everything committed so far. */
-  async head(roomId: string, db: Queryable = this.pool): Promise<RoomPosition | null> {
-    const { rows } = await db.query<{ last_seq: number; last_event_n: number }>('SELECT last_seq, last_event_n FROM rooms WHERE id = $1', [roomId]);
-    return rows[0] ? { seq: rows[0].last_seq, n: rows[0].last_event_n } : null;
-  }
-
-  /** The position right after message `seq`: the room's other events that came before it are behind it, those after it ahead. */
-  async positionAfterSeq(roomId: string, seq: number, db: Queryable = this.pool): Promise<RoomPosition> {
-    const { rows } = await db.query<{ n: number }>('SELECT coalesce(max(n), 0)::bigint AS n FROM room_events WHERE room_id = $1 AND after_seq < $2', [roomId, seq]);
-    return { seq, n: rows[0]?.n ?? 0 };
-  }
-
   /** Moves the cursor to `to` (back, to deliver again; or ahead, to skip) and restarts the schedule. */
   async moveCursor(tx: Queryable, id: string, to: RoomPosition): Promise<void> {
     await tx.query(`UPDATE webhook_cursors SET seq = $2, n = $3, attempts = 0, retry_at = NULL, fence = fence + 1 WHERE endpoint_id = $1`, [id, to.seq, to.n]);
