@@ -6,30 +6,33 @@
 import { cp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
 
 const webRoot = path.dirname(fileURLToPath(import.meta.url));
 export const webDist = path.join(webRoot, 'dist');
 
+/** How the pages are bundled; web/test/page-bundle.test.ts builds the same in memory. */
+export const pageBuild: BuildOptions = {
+  entryPoints: {
+    learner: path.join(webRoot, 'src/pages/learner-page.ts'),
+    instructor: path.join(webRoot, 'src/pages/instructor-console.ts'),
+  },
+  outdir: webDist,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'browser',
+  target: ['chrome109', 'firefox115', 'safari15'],
+  chunkNames: 'chunks/[name]-[hash]',
+  minify: true,
+  sourcemap: true,
+  legalComments: 'linked',
+  logLevel: 'warning',
+};
+
 export async function buildWeb(): Promise<void> {
   await rm(webDist, { recursive: true, force: true });
-  await build({
-    entryPoints: {
-      learner: path.join(webRoot, 'src/pages/learner-page.ts'),
-      instructor: path.join(webRoot, 'src/pages/instructor-console.ts'),
-    },
-    outdir: webDist,
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'browser',
-    target: ['chrome109', 'firefox115', 'safari15'],
-    chunkNames: 'chunks/[name]-[hash]',
-    minify: true,
-    sourcemap: true,
-    legalComments: 'linked',
-    logLevel: 'warning',
-  });
+  await build(pageBuild);
   await cp(path.join(webRoot, 'static'), webDist, { recursive: true });
 }
 
