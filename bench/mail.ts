@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCli } from '../runtime/cli-args';
 import { loadConfig, repoRoot } from '../runtime/config';
-import { ensureServices, maildirFiles, type Logger } from '../infra/index';
+import { ensureServices, maildirFiles } from '../infra/index';
 import { startAppServer } from '../server/src/app';
 import { inTransaction } from '../server/src/db/pool';
 import { MAIL_QUEUE, type MailJob } from '../server/src/mail/mail-job';
@@ -23,6 +23,7 @@ import { JobQueue } from '../server/src/work/job-queue';
 import { makeBenchRooms } from '../testkit/roomcast-fixtures';
 import { roundSummary, summarize, type LatencySummary } from '../testkit/stats';
 import { machineFacts } from './lib/machine';
+import { progress, sleep } from './lib/progress';
 
 const USAGE = `
 npm run bench:mail -- [options]
@@ -41,10 +42,7 @@ const mailCount = cli.values.mails === undefined ? (q ? 300 : 2000) : cli.intege
 const replyCount = cli.values.replies === undefined ? (q ? 50 : 200) : cli.integer('replies', 1, 10_000);
 const rate = cli.values.rate === undefined ? 10 : cli.integer('rate', 1, 1000);
 
-const t0 = Date.now();
-const say = (line: string): void => void process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
-const log: Logger = { info: say, warn: (m) => say(`warning: ${m}`) };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const { say, log } = progress();
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

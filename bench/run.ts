@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseCli } from '../runtime/cli-args';
 import { loadConfig, repoRoot } from '../runtime/config';
 import { appServersStatus } from '../infra/app-servers';
-import { servicesStatus, type Logger } from '../infra/index';
+import { servicesStatus } from '../infra/index';
 import { proxyStatus } from '../infra/proxy-service';
 import { ensureSystem, stopFrontEnds } from '../infra/system';
 import { createLogger } from '../server/src/logger';
@@ -26,6 +26,7 @@ import { runIngest } from './scenarios/ingest';
 import { runRecovery } from './scenarios/recovery';
 import { socketIoTarget, wsTarget } from './targets/baselines';
 import { roomcastTarget } from './targets/roomcast';
+import { progress } from './lib/progress';
 
 const SCENARIOS = ['fanout', 'throughput', 'ingest', 'connections', 'recovery', 'proxy'] as const;
 const TARGETS = ['proxy', 'direct', 'socketio', 'ws'] as const;
@@ -65,8 +66,7 @@ const connectionCount = args.connections === undefined ? (q ? 1000 : 10_000) : c
 const holdMs = (args['hold-seconds'] === undefined ? (q ? 5 : 15) : cli.integer('hold-seconds', 1, 600)) * 1000;
 
 const t0 = Date.now();
-const say = (line: string): void => void process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
-const log: Logger = { info: say, warn: (m) => say(`warning: ${m}`) };
+const { say, log } = progress();
 
 
 async function main(): Promise<void> {

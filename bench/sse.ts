@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { ensureServices, type Logger } from '../infra/index';
+import { ensureServices } from '../infra/index';
 import { createProxy } from '../proxy/src/index';
 import { parseCli } from '../runtime/cli-args';
 import { loadConfig, repoRoot } from '../runtime/config';
@@ -32,6 +32,7 @@ import { ProcMeter, cpuPercentByName, sampleProc } from './lib/proc-usage';
 import type { PosterParams, PosterResult } from './workers/poster';
 import type { AppMemory } from './workers/sse-app';
 import type { ReadersParams, ReadersResult } from './workers/sse-readers';
+import { progress, sleep } from './lib/progress';
 
 const USAGE = `
 npm run bench:sse -- [options]
@@ -52,10 +53,7 @@ const rate = cli.values.rate === undefined ? 10 : cli.integer('rate', 1, 1000);
 const durationS = cli.values.duration === undefined ? (quick ? 10 : 30) : cli.integer('duration', 1, 3600);
 const workerCount = cli.values.workers === undefined ? 4 : cli.integer('workers', 1, 32);
 
-const t0 = Date.now();
-const say = (line: string): void => void process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
-const log: Logger = { info: say, warn: (m) => say(`warning: ${m}`) };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const { say, log } = progress();
 const mib = (bytes: number): number => round(bytes / 2 ** 20, 1);
 const kib = (bytes: number): number => round(bytes / 1024, 1);
 

@@ -20,12 +20,13 @@ import path from 'node:path';
 import { parseCli } from '../runtime/cli-args';
 import { loadConfig, repoRoot } from '../runtime/config';
 import type { EventType } from '../shared/protocol/events';
-import { ensureServices, type Logger } from '../infra/index';
+import { ensureServices } from '../infra/index';
 import { startAppServer } from '../server/src/app';
 import { dropBenchQueues, makeBenchRooms } from '../testkit/roomcast-fixtures';
 import { roundSummary, summarize, type LatencySummary } from '../testkit/stats';
 import { WebhookReceiver } from '../testkit/webhook-receiver';
 import { machineFacts } from './lib/machine';
+import { progress, sleep } from './lib/progress';
 
 const USAGE = `
 npm run bench:webhooks -- [options]
@@ -55,10 +56,7 @@ const endpointCount = cli.values.endpoints === undefined ? 5 : cli.integer('endp
 const postCount = cli.values.posts === undefined ? (q ? 100 : 300) : cli.integer('posts', 1, 100_000);
 const rate = cli.values.rate === undefined ? 20 : cli.integer('rate', 1, 1000);
 
-const t0 = Date.now();
-const say = (line: string): void => void process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
-const log: Logger = { info: say, warn: (m) => say(`warning: ${m}`) };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const { say, log } = progress();
 const MESSAGES: EventType[] = ['message.created'];
 
 interface WebhookBench {
