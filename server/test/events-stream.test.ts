@@ -610,10 +610,26 @@ describe('reset', () => {
     all.client.stop();
   });
 
-  it('refuses an id that is not one it gave out', async () => {
+  it('refuses an id that is not one it gave out, and leaves the ticket for a good one', async () => {
     const room = await makeRoom(h, 0);
-    const res = await openRaw(`/api/rooms/${room.id}/events/stream?ticket=${await ticket(room.instructor, room.id)}&lastEventId=banana`);
+    const roomTicket = await ticket(room.instructor, room.id);
+    const res = await openRaw(`/api/rooms/${room.id}/events/stream?ticket=${roomTicket}&lastEventId=banana`);
     await res.waitFor('the answer', (s) => s.ended);
     expect([res.status, JSON.parse(res.text).error.code]).toEqual([400, 'invalid_cursor']);
+    // The bad id did not use the ticket up: the same ticket still opens the stream.
+    const again = await openRaw(`/api/rooms/${room.id}/events/stream?ticket=${roomTicket}`);
+    await again.waitFor('the resume', (s) => s.types().includes('resume'));
+    expect(again.status).toBe(200);
+    again.close();
+
+    // The same for the stream of all rooms, whose ids are cursors.
+    const allTicket = await ticket(room.instructor);
+    const bad = await openRaw(`/api/events/stream?ticket=${allTicket}`, { 'last-event-id': 'not-a-cursor!' });
+    await bad.waitFor('the answer', (s) => s.ended);
+    expect([bad.status, JSON.parse(bad.text).error.code]).toEqual([400, 'invalid_cursor']);
+    const all = await openRaw(`/api/events/stream?ticket=${allTicket}`);
+    await all.waitFor('the resume', (s) => s.types().includes('resume'));
+    expect(all.status).toBe(200);
+    all.close();
   });
 });

@@ -101,19 +101,23 @@ export function eventStreamRoutes(deps: EventStreamDeps): Router {
    */
   const openStream = async (req: Request, res: Response, roomId: string | null): Promise<void> => {
     const q = parse(streamQuery, req.query, 'query');
+    // The header wins: it is what an EventSource sends when it reconnects by itself.
+    const requested = req.get('last-event-id') || q.lastEventId || null;
+    // The id is checked before the ticket is taken, so a malformed id does not use the ticket up.
+    const roomAfter = roomId === null || requested === null ? START : parsePosition(requested);
+    if (!roomAfter) throw new AppError(400, 'invalid_cursor', 'Last-Event-ID must be a room position such as "42.3", as the stream\u2019s ids give it');
+    const cursor = decodeCursor(roomId === null ? (requested ?? undefined) : undefined);
+
     const grant = await deps.tickets.redeem(q.ticket);
     if (!grant || grant.roomId !== roomId) throw invalidTicket();
     const [alive] = await deps.sessions.alive([grant.sessionRef]);
     if (!alive) throw new AppError(401, 'unauthenticated', 'session expired or revoked; log in again');
-    // The header wins: it is what an EventSource sends when it reconnects by itself.
-    const requested = req.get('last-event-id') || q.lastEventId || null;
 
     let source: StreamSource;
     let reset: (StreamResetData & { id: string }) | null = null;
     if (roomId !== null) {
       const { role } = await deps.roomService.requireMember(roomId, grant.userId);
-      let after = requested === null ? START : parsePosition(requested);
-      if (!after) throw new AppError(400, 'invalid_cursor', 'Last-Event-ID must be a room position such as "42.3", as the stream\u2019s ids give it');
+      let after = roomAfter;
       const head = (await store.heads([roomId])).get(roomId) ?? START;
       if (beyond(after, head)) {
         after = START;
@@ -121,7 +125,6 @@ export function eventStreamRoutes(deps: EventStreamDeps): Router {
       }
       source = new RoomSource({ store, tails: deps.tails }, roomId, { id: grant.userId, role }, after);
     } else {
-      const cursor = decodeCursor(requested ?? undefined);
       const mine = new Set((await store.roomsOf(grant.userId)).map((r) => r.roomId));
       const heads = await store.heads([...cursor.keys()].filter((r) => mine.has(r)));
       const lost = [...heads].filter(([room, head]) => beyond(cursor.get(room) as RoomPosition, head)).map(([room]) => room);
