@@ -130,4 +130,37 @@ describe('pull feed', () => {
     expect((await room.instructor.api.get(`/api/events?limit=0`)).status).toBe(400);
     expect((await h.api.get(`/api/events`)).status).toBe(401);
   });
+
+  it('refuses a position beyond the room\u2019s newest event (a restored database, a made-up cursor) with 400 invalid_cursor', async () => {
+    const room = await makeRoom(h, 1);
+    const [ann] = room.learners as [TestUser];
+    for (const text of ['one', 'two']) expect((await room.instructor.api.post(`/api/rooms/${room.id}/messages`, chat(text))).status).toBe(201);
+    const cursorOf = (entries: Record<string, string>): string => Buffer.from(JSON.stringify(entries)).toString('base64url');
+
+    // The room's head: 2 messages, and 3 other events (room.created, 2 × member.joined).
+    for (const user of [room.instructor, ann]) {
+      const { next } = await pullAll(user, `/api/rooms/${room.id}/events`);
+      expect(next).toBe('2.3');
+      const fromHead = await user.api.get<EventPage>(`/api/rooms/${room.id}/events?after=${next}`);
+      expect([fromHead.status, fromHead.body.events]).toEqual([200, []]);
+      for (const after of ['3.3', '2.4', '999.0', '0.99']) {
+        const res = await user.api.get(`/api/rooms/${room.id}/events?after=${after}`);
+        expect([res.status, res.body.error?.code], after).toEqual([400, 'invalid_cursor']);
+        expect(res.body.error.message).toMatch(/beyond the room.s newest event \(was the database restored\?\).*start again without `after`/);
+      }
+    }
+
+    // All rooms: an entry beyond one of the caller's rooms is refused; the feed's own `next` is not.
+    const { next } = await pullAll(ann, '/api/events');
+    expect((await ann.api.get(`/api/events?after=${next}`)).status).toBe(200);
+    for (const entry of ['3.0', '2.4']) {
+      const res = await ann.api.get(`/api/events?after=${cursorOf({ [room.id]: entry })}`);
+      expect([res.status, res.body.error?.code], entry).toEqual([400, 'invalid_cursor']);
+      expect(res.body.error.message).toContain(room.id);
+      expect(res.body.error.message).toMatch(/beyond the room.s newest event/);
+    }
+    // A room the caller is not in is ignored, as the feed ignores it, and its head is not told.
+    const other = await makeRoom(h, 0);
+    expect((await ann.api.get(`/api/events?after=${cursorOf({ [room.id]: '2.3', [other.id]: '999.0' })}`)).status).toBe(200);
+  });
 });

@@ -4,7 +4,7 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import { formatPosition, parsePosition, type EventPage } from '../../../shared/protocol/events';
+import { formatPosition, parsePosition, type EventPage, type RoomPosition } from '../../../shared/protocol/events';
 import { eventPageSchema } from '../../../shared/protocol/schemas';
 import { AppError } from '../errors';
 import type { EventFeed } from '../events/event-feed';
@@ -28,6 +28,12 @@ const pageQuery = z
   })
   .strict();
 
+const beyond = (p: RoomPosition, head: RoomPosition): boolean => p.seq > head.seq || p.n > head.n;
+
+/** A position the room never reached: made up, or held from before the database was restored. */
+const beyondRoom = (what: string): AppError =>
+  new AppError(400, 'invalid_cursor', `${what} is beyond the room\u2019s newest event (was the database restored?); drop what you hold of the room and start again without \`after\``);
+
 export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomService; events: EventStore; feed: EventFeed }): Router {
   const router = Router();
   router.use(['/events', '/rooms/:roomId/events'], authenticate(deps.sessions));
@@ -39,7 +45,8 @@ export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomSer
     tag: 'events',
     summary: 'A room\u2019s events after a position (pull)',
     description:
-      'The room\u2019s events (`room.created`, `member.joined`, `member.left`, `message.created`) the caller may see, in the room\u2019s order, after `after` (a room position "<seq>.<n>"). Page with `next` while `hasMore`; a position of any age works.',
+      'The room\u2019s events (`room.created`, `member.joined`, `member.left`, `message.created`) the caller may see, in the room\u2019s order, after `after` (a room position "<seq>.<n>", as `next` or an event\u2019s `position` gives it; never built by hand). Page with `next` while `hasMore`; a position of any age works. ' +
+      '`invalid_cursor` (400): `after` is not a room position, or it is beyond the room\u2019s newest event (a made-up position, or one held from before the database was restored): start again without `after`.',
     auth: 'session',
     params: roomParams,
     query: pageQuery,
@@ -53,6 +60,10 @@ export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomSer
     if (!after) throw new AppError(400, 'invalid_cursor', 'after must be a room position such as "42.3", as `next` or an event\u2019s `position` gives it');
     const userId = authOf(res).session.userId;
     const { role } = await deps.roomService.requireMember(roomId, userId);
+    if (q.after !== undefined) {
+      const head = await deps.events.head(roomId);
+      if (head && beyond(after, head)) throw beyondRoom('after');
+    }
     const page = await deps.events.roomEvents(roomId, { id: userId, role }, after, q.limit);
     res.json({ events: page.events, next: formatPosition(page.next), hasMore: page.hasMore } satisfies EventPage);
   });
@@ -64,7 +75,8 @@ export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomSer
     tag: 'events',
     summary: 'The events of all the caller\u2019s rooms after a cursor (pull)',
     description:
-      'Oldest first across rooms, in order within each. The cursor (`next`) is opaque and holds a position per room, so an event that commits late in one room is never skipped; a cursor of any age works.',
+      'Oldest first across rooms, in order within each. The cursor (`next`) is opaque and holds a position per room, so an event that commits late in one room is never skipped; a cursor of any age works. ' +
+      '`invalid_cursor` (400): `after` is not a cursor this API gave out, or it holds a position beyond one of the caller\u2019s rooms\u2019 newest event (a database restored from a backup): start again without `after`.',
     auth: 'session',
     query: pageQuery,
     responses: { 200: eventPageSchema },
@@ -72,7 +84,15 @@ export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomSer
   });
   router.get('/events', async (req, res) => {
     const q = parse(pageQuery, req.query, 'query');
-    const page = await deps.feed.after(authOf(res).session.userId, decodeCursor(q.after), q.limit);
+    const userId = authOf(res).session.userId;
+    const cursor = decodeCursor(q.after);
+    if (cursor.size > 0) {
+      // Only the caller's rooms: the feed ignores the others, and their heads are none of the caller's business.
+      const mine = new Set((await deps.events.roomsOf(userId)).map((r) => r.roomId));
+      const heads = await deps.events.heads([...cursor.keys()].filter((r) => mine.has(r)));
+      for (const [room, head] of heads) if (beyond(cursor.get(room) as RoomPosition, head)) throw beyondRoom(`after holds a position for room ${room} that`);
+    }
+    const page = await deps.feed.after(userId, cursor, q.limit);
     res.json({ events: page.events, next: encodeCursor(page.next), hasMore: page.hasMore } satisfies EventPage);
   });
 
