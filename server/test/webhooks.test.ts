@@ -384,6 +384,39 @@ describe('webhook delivery', () => {
   });
 });
 
+describe('webhook owners who leave', () => {
+  it('sends a removed instructor’s endpoint nothing committed after the removal, even while events flow', async () => {
+    const room = await makeRoom(h, 0);
+    const colleague = await makeUser(h, 'instructor');
+    expect((await colleague.api.post('/api/rooms/join', { inviteCode: room.inviteCode })).status).toBe(200);
+    const { endpoint, path } = await register(room, { by: colleague, eventTypes: ['message.created'] });
+    // A slow receiver: the pass is always busy, reading and sending, when the removal commits.
+    rx.script(path, () => ({ status: 204, delayMs: 30 }));
+    const after: string[] = [];
+    let removed = false;
+    let flowing = true;
+    const flow = (async () => {
+      for (let i = 0; flowing; i++) {
+        const startedAfterRemoval = removed;
+        const m = await post(room.instructor, room.id, `flow ${i}`);
+        if (startedAfterRemoval) after.push(m.id);
+        await new Promise((r) => setTimeout(r, 15));
+      }
+    })();
+    await rx.until(() => deliveredIds(path).length >= 5, 'the flow reaching the endpoint');
+    expect((await del(room.instructor, `/api/rooms/${room.id}/members/${colleague.id}`)).status).toBe(204);
+    removed = true;
+    // Longer than a lingering pass would have gone on before (it rechecked only at its start).
+    await new Promise((r) => setTimeout(r, 1500));
+    flowing = false;
+    await flow;
+    await waitFor(async () => (await endpointOf(room, endpoint.id)).disabledReason === 'owner_left', 'the endpoint disabled');
+    expect(after.length).toBeGreaterThan(10);
+    const sent = new Set(rx.to(path).map((d) => d.id));
+    expect(after.filter((id) => sent.has(id))).toEqual([]);
+  });
+});
+
 describe('webhook targets (SSRF)', () => {
   let strict: Harness;
   beforeAll(async () => {

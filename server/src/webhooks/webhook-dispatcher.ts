@@ -319,10 +319,7 @@ export class WebhookDispatcher {
     let target: StreamTarget = state.target;
     if (!target.enabled) return later(DISABLED_RECHECK_MS, state.fence);
     // Someone who is no longer an instructor of the room must not go on reading it through a URL.
-    if (state.ownerRole !== 'instructor') {
-      await this.o.disable(endpointId, 'owner_left');
-      return later(DISABLED_RECHECK_MS, state.fence);
-    }
+    if (target.ownerRole !== 'instructor') return this.ownerLeft(endpointId, state.fence);
     if (state.retryInMs > 0) return later(state.retryInMs, state.fence);
     const deadline = performance.now() + MAX_PASS_MS;
     let pos = state.position;
@@ -334,6 +331,16 @@ export class WebhookDispatcher {
     for (;;) {
       this.dirty.delete(job.ref);
       const page = await this.o.events.roomEvents(roomId, { id: target.ownerId, role: 'instructor' }, pos, PAGE_SIZE);
+      if (page.events.length > 0) {
+        // The owner's role is read again after every read of events (and with every attempt's
+        // record, before the next send): once their removal commits, the next send never happens,
+        // and no event committed after it is ever sent.
+        const now = await this.o.store.target(endpointId);
+        if (!now) return { kind: 'done' };
+        if (!now.enabled) return later(DISABLED_RECHECK_MS, state.fence);
+        if (now.ownerRole !== 'instructor') return this.ownerLeft(endpointId, state.fence);
+        target = now;
+      }
       for (const event of page.events) {
         const at = parsePosition(event.position) as RoomPosition;
         if (!target.eventTypes.includes(event.type)) {
@@ -346,6 +353,7 @@ export class WebhookDispatcher {
         const step = await this.attempt(endpointId, roomId, state.fence, target, event, at, attempt, signal);
         if (step.end) return step.end;
         target = step.target;
+        if (target.ownerRole !== 'instructor') return this.ownerLeft(endpointId, state.fence);
         if (step.advanced) {
           pos = at;
           attempts = 0;
@@ -367,12 +375,19 @@ export class WebhookDispatcher {
         const now = await this.o.store.target(endpointId);
         if (!now) return { kind: 'done' };
         if (!now.enabled) return later(DISABLED_RECHECK_MS, state.fence);
+        if (now.ownerRole !== 'instructor') return this.ownerLeft(endpointId, state.fence);
         target = now;
         continue;
       }
       // Changed: due again now, to start over from Postgres (or, when the change took the fence, already due for a new pass).
       return later(woken === 'changed' ? 0 : IDLE_RECHECK_MS, state.fence);
     }
+  }
+
+  /** The endpoint's owner is no longer an instructor of the room: it is disabled for good (it cannot be resumed), and the pass ends. */
+  private async ownerLeft(endpointId: string, fence: number): Promise<PassEnd> {
+    await this.o.disable(endpointId, 'owner_left');
+    return later(DISABLED_RECHECK_MS, fence);
   }
 
   /** Sends one event once and records what came of it; `end` set: the pass ends here. */

@@ -84,6 +84,8 @@ export interface StreamTarget {
   enabled: boolean;
   /** Newest first: during a rotation's overlap, two. */
   secrets: string[];
+  /** The owner's role in the room as this read saw it; null: no longer a member. */
+  ownerRole: Role | null;
 }
 
 interface TargetRow {
@@ -93,14 +95,18 @@ interface TargetRow {
   enabled: boolean;
   secret: string;
   previous_live: string | null;
+  owner_role: Role | null;
 }
-const TARGET_COLUMNS = `e.owner_id, e.url, e.event_types, e.enabled, e.secret, CASE WHEN e.previous_until > now() THEN e.previous_secret END AS previous_live`;
+// The owner's membership is read with the endpoint every time: a pass stops at its next read once they are not an instructor.
+const TARGET_COLUMNS = `e.owner_id, e.url, e.event_types, e.enabled, e.secret, CASE WHEN e.previous_until > now() THEN e.previous_secret END AS previous_live,
+  (SELECT m.role FROM memberships m WHERE m.room_id = e.room_id AND m.user_id = e.owner_id) AS owner_role`;
 const toTarget = (r: TargetRow): StreamTarget => ({
   ownerId: r.owner_id,
   url: r.url,
   eventTypes: r.event_types,
   enabled: r.enabled,
   secrets: r.previous_live ? [r.secret, r.previous_live] : [r.secret],
+  ownerRole: r.owner_role,
 });
 
 /** One attempt's record and what it does to the cursor. */
@@ -259,13 +265,12 @@ export class WebhookStore {
 
   /** Starts a pass of a stream: takes a new fence and reads the endpoint and cursor. Null: the endpoint is gone. */
   async beginPass(endpointId: string, roomId: string): Promise<StreamState | null> {
-    const { rows } = await this.pool.query<TargetRow & { fence: number; seq: number; n: number; attempts: number; retry_in_ms: number; owner_role: Role | null }>(
+    const { rows } = await this.pool.query<TargetRow & { fence: number; seq: number; n: number; attempts: number; retry_in_ms: number }>(
       `WITH c AS (
          UPDATE webhook_cursors SET fence = fence + 1 WHERE endpoint_id = $1 AND room_id = $2
          RETURNING fence, seq, n, attempts, greatest(0, extract(epoch FROM retry_at - now()) * 1000)::float8 AS retry_in_ms)
-       SELECT c.*, ${TARGET_COLUMNS}, m.role AS owner_role
-         FROM c JOIN webhook_endpoints e ON e.id = $1
-         LEFT JOIN memberships m ON m.room_id = $2 AND m.user_id = e.owner_id`,
+       SELECT c.*, ${TARGET_COLUMNS}
+         FROM c JOIN webhook_endpoints e ON e.id = $1`,
       [endpointId, roomId],
     );
     const r = rows[0];
