@@ -4,7 +4,10 @@
  * RabbitMQ cluster, each on loopback and the ports in `Config`, with all state under
  * `config.dataDir`.
  */
+import path from 'node:path';
 import type { Config } from '../runtime/config';
+import { withStartLock } from './node-process';
+import { dataPaths } from './paths';
 import { brokerAuthStatus, ensureBrokerAuth, stopBrokerAuth } from './broker-auth-service';
 import { ensureExim, eximStatus, stopExim } from './exim';
 import type { Logger } from './logger';
@@ -33,8 +36,17 @@ export {
 
 const seconds = (since: number): string => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
-/** Brings every service up, reusing whatever already runs; one progress line per step. */
+/**
+ * Brings every service up, reusing whatever already runs; one progress line per step. Two runs
+ * at once (two test runs, `npm start` beside `npm test` of the same profile) take turns: each
+ * service's own start is checked against its pid file, and a broker cluster started twice at
+ * once left nodes running with no pid files, which no later run could tell from strangers.
+ */
 export async function ensureServices(config: Config, log: Logger): Promise<void> {
+  await withStartLock({ name: 'services', pidFile: path.join(dataPaths(config).run, 'services.pid') }, () => startServices(config, log));
+}
+
+async function startServices(config: Config, log: Logger): Promise<void> {
   const start = Date.now();
   const step = async (name: string, run: () => Promise<void>): Promise<void> => {
     const t = Date.now();
