@@ -87,6 +87,16 @@ describe('an address and its check', () => {
     expect(statuses).toEqual([...Array<number>(max).fill(200), 429]);
   });
 
+  it('counts one inbox however its address is dressed up (+tags, Gmail dots)', async () => {
+    const name = randomBytes(4).toString('hex');
+    const { maxFailures: max } = MAILED_LINK_LIMITS.perAccount;
+    const user = await makeUser(h, 'learner');
+    const statuses: number[] = [];
+    for (let i = 0; i <= max; i++) statuses.push((await putEmail(user, `${name.slice(0, 4)}.${name.slice(4)}+try${i}@gmail.com`)).status);
+    expect(statuses).toEqual([...Array<number>(max).fill(200), 429]);
+    expect((await putEmail(user, `${name}@googlemail.com`)).status).toBe(429);
+  });
+
   it('stores a new address unverified, mails a link whose GET only asks, whose POST verifies, and only once', async () => {
     const user = await makeUser(h, 'learner');
     const email = address();
@@ -109,6 +119,7 @@ describe('an address and its check', () => {
     const page = await fetch(local);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.headers.get('content-security-policy')).toContain("form-action 'self'");
     const html = await page.text();
     expect(html).toContain('<form method="post"');
     expect(html).toContain(email);
@@ -213,6 +224,7 @@ describe('password reset', () => {
     // The link's GET shows a form and changes nothing.
     const page = await fetch(local);
     expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("form-action 'self'");
     const html = await page.text();
     expect(html).toContain('<form method="post" action="/api/auth/password-reset/confirm"');
     expect(html).toContain(`name="token" value="${linkToken}"`);

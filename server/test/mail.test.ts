@@ -172,6 +172,8 @@ describe('mail notifications', () => {
     const page = await fetch(local);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<form method="post"');
+    // A browser may submit the page's form to us: the API's own policy (form-action 'none') would refuse it.
+    expect(page.headers.get('content-security-policy')).toContain("form-action 'self'");
     expect((await learner.api.get(`/api/rooms/${room.id}/notifications`)).body).toEqual({ mode: 'immediate' });
     const forged = await fetch(local.replace(/t=[^&]+/, 't=AAAA'), { method: 'POST' });
     expect(forged.status).toBe(400);

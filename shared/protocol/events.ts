@@ -8,8 +8,12 @@ import type { eventPageSchema, eventStreamTicketSchema, roomEventSchema } from '
 export const EVENT_TYPES = ['room.created', 'member.joined', 'member.left', 'message.created'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-/** A room position as `formatPosition` writes it. */
-export const POSITION_RE = /^(0|[1-9]\d{0,15})\.(0|[1-9]\d{0,15})$/;
+/**
+ * A room position as `formatPosition` writes it. At most 15 digits each: every such number is
+ * exact as a JavaScript number (a 16-digit one may round, and come back as a position nobody
+ * gave out).
+ */
+export const POSITION_RE = /^(0|[1-9]\d{0,14})\.(0|[1-9]\d{0,14})$/;
 
 /** A room event, as every feed carries it (its schema: `roomEventSchema`). */
 export type RoomEvent = z.infer<typeof roomEventSchema>;

@@ -66,3 +66,16 @@ export class EmailAddresses {
     return grant;
   }
 }
+
+/**
+ * The mailbox an address delivers to, as the mail-link limits count it: most providers ignore a
+ * `+tag`, and Gmail ignores dots too, so `a.b+1@gmail.com` and `ab+2@gmail.com` are one inbox,
+ * and counting them apart would let anyone flood it through roomcast.
+ */
+export function mailboxKey(email: string): string {
+  const at = email.lastIndexOf('@');
+  const domain = email.slice(at + 1).toLowerCase();
+  let local = email.slice(0, at).toLowerCase().replace(/\+.*$/, '');
+  if (domain === 'gmail.com' || domain === 'googlemail.com') local = local.replaceAll('.', '');
+  return `${local}@${domain === 'googlemail.com' ? 'gmail.com' : domain}`;
+}

@@ -18,7 +18,8 @@ import { checkJson, refuseInvalidUtf8 } from '../http/json-guard';
 import { parse } from '../http/validate';
 import type { SessionStore } from '../sessions/session-store';
 import { newPassword, PASSWORD_LENGTH, type Account, type UserStore } from '../users/user-store';
-import { escapeHtml, htmlPage } from '../http/html-page';
+import { escapeHtml, sendPage } from '../http/html-page';
+import { mailboxKey } from '../accounts/email-addresses';
 
 /** Lower case: the address is unique regardless of case, and mail is suppressed by its lower case. */
 const emailAddress = z.email().max(254).transform((e) => e.toLowerCase());
@@ -67,14 +68,11 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
   });
   router.get(ACCOUNT_PATHS.verifyEmail, async (req, res) => {
     const { email: address } = await addresses.check(tokenOf(req));
-    res
-      .type('html')
-      .send(
-        htmlPage(
-          'Confirm your address',
-          `<p>Confirm <strong>${escapeHtml(address)}</strong> as the address of your roomcast account?</p><form method="post" action="${escapeHtml(req.originalUrl)}"><button type="submit">Confirm</button></form>`,
-        ),
-      );
+    sendPage(
+      res,
+      'Confirm your address',
+      `<p>Confirm <strong>${escapeHtml(address)}</strong> as the address of your roomcast account?</p><form method="post" action="${escapeHtml(req.originalUrl)}"><button type="submit">Confirm</button></form>`,
+    );
   });
 
   describeRoute({
@@ -91,7 +89,7 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
   });
   router.post(ACCOUNT_PATHS.verifyEmail, async (req, res) => {
     const { email: address } = await addresses.verify(tokenOf(req));
-    res.type('html').send(htmlPage('Address confirmed', `<p><strong>${escapeHtml(address)}</strong> is confirmed. You can close this page.</p>`));
+    sendPage(res, 'Address confirmed', `<p><strong>${escapeHtml(address)}</strong> is confirmed. You can close this page.</p>`);
   });
 
   describeRoute({
@@ -111,19 +109,16 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
     await resets.check(token);
     const field = (name: string, label: string): string =>
       `<p><label>${label}<br><input type="password" name="${name}" minlength="${PASSWORD_LENGTH.min}" maxlength="${PASSWORD_LENGTH.max}" required autocomplete="new-password"></label></p>`;
-    res
-      .type('html')
-      .send(
-        htmlPage(
-          'Choose a new password',
-          `<form method="post" action="${escapeHtml(req.baseUrl + ACCOUNT_PATHS.passwordResetConfirm)}">` +
-            `<input type="hidden" name="token" value="${escapeHtml(token)}">` +
-            field('password', `New password (at least ${PASSWORD_LENGTH.min} characters)`) +
-            field('passwordAgain', 'The same again') +
-            '<p><button type="submit">Set the new password</button></p></form>' +
-            '<p>Every device logged in to your account is logged out.</p>',
-        ),
-      );
+    sendPage(
+      res,
+      'Choose a new password',
+      `<form method="post" action="${escapeHtml(req.baseUrl + ACCOUNT_PATHS.passwordResetConfirm)}">` +
+        `<input type="hidden" name="token" value="${escapeHtml(token)}">` +
+        field('password', `New password (at least ${PASSWORD_LENGTH.min} characters)`) +
+        field('passwordAgain', 'The same again') +
+        '<p><button type="submit">Set the new password</button></p></form>' +
+        '<p>Every device logged in to your account is logged out.</p>',
+    );
   });
 
   describeRoute({
@@ -150,7 +145,7 @@ export function accountLinkRoutes(deps: { accounts: Accounts }): Router {
       const body = parse(confirmBody, req.body);
       await resets.confirm(body.token, body.password);
       if (req.is('application/x-www-form-urlencoded')) {
-        res.type('html').send(htmlPage('Password changed', '<p>Your new password is set, and every device was logged out. Log in again with the new password.</p>'));
+        sendPage(res, 'Password changed', '<p>Your new password is set, and every device was logged out. Log in again with the new password.</p>');
       } else {
         res.status(204).end();
       }
@@ -203,7 +198,7 @@ export function accountRoutes(deps: { sessions: SessionStore; users: UserStore; 
     const body = parse(emailBody, req.body);
     const { userId } = authOf(res).session;
     // It mails a link to an address of the caller's choosing: the same budget as a reset.
-    const refused = await linkLimiter.attempt(body.email, clientAddress(req));
+    const refused = await linkLimiter.attempt(mailboxKey(body.email), clientAddress(req));
     if (refused) {
       throw new RateLimitedError('too_many_attempts', `too many mails to that address; retry in ${refused.retryAfterSeconds} s`, refused.retryAfterSeconds);
     }
@@ -230,7 +225,7 @@ export function accountRoutes(deps: { sessions: SessionStore; users: UserStore; 
   });
   router.post(ACCOUNT_PATHS.passwordReset, async (req, res) => {
     const body = parse(emailBody, req.body);
-    const refused = await linkLimiter.attempt(body.email, clientAddress(req));
+    const refused = await linkLimiter.attempt(mailboxKey(body.email), clientAddress(req));
     if (refused) {
       throw new RateLimitedError('too_many_attempts', `too many password reset requests; retry in ${refused.retryAfterSeconds} s`, refused.retryAfterSeconds);
     }

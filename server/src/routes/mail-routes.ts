@@ -21,7 +21,7 @@ import { NOTIFY_MODES } from '../mail/mail-store';
 import type { RoomService } from '../rooms/room-service';
 import type { SessionStore } from '../sessions/session-store';
 import { roomIdOf, roomParams } from './room-routes';
-import { escapeHtml, htmlPage } from '../http/html-page';
+import { escapeHtml, sendPage } from '../http/html-page';
 
 const modeBody = z
   .object({ mode: z.enum(NOTIFY_MODES).describe('`immediate` (the default): a mail per message that concerns the member, at once, while offline; `hourly`, `daily`: one digest per window; `off`: nothing') })
@@ -65,14 +65,11 @@ export function mailLinkRoutes(deps: { mail: MailChannel }): Router {
   router.get('/mail/unsubscribe', async (req, res) => {
     const { roomId } = unsubscribing(req);
     const room = (await store.roomName(roomId)) ?? 'this room';
-    res
-      .type('html')
-      .send(
-        htmlPage(
-          'Unsubscribe',
-          `<p>Stop all mail about <strong>${escapeHtml(room)}</strong>?</p><form method="post" action="${escapeHtml(req.originalUrl)}"><button type="submit">Unsubscribe</button></form>`,
-        ),
-      );
+    sendPage(
+      res,
+      'Unsubscribe',
+      `<p>Stop all mail about <strong>${escapeHtml(room)}</strong>?</p><form method="post" action="${escapeHtml(req.originalUrl)}"><button type="submit">Unsubscribe</button></form>`,
+    );
   });
 
   describeRoute({
@@ -91,7 +88,7 @@ export function mailLinkRoutes(deps: { mail: MailChannel }): Router {
   router.post('/mail/unsubscribe', async (req, res) => {
     const { userId, roomId } = unsubscribing(req);
     await store.setMode(userId, roomId, 'off');
-    res.type('html').send(htmlPage('Unsubscribed', '<p>You will get no more mail about this room. You can turn it on again in the room.</p>'));
+    sendPage(res, 'Unsubscribed', '<p>You will get no more mail about this room. You can turn it on again in the room.</p>');
   });
 
   return router;
