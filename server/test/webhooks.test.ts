@@ -415,6 +415,34 @@ describe('webhook owners who leave', () => {
     const sent = new Set(rx.to(path).map((d) => d.id));
     expect(after.filter((id) => sent.has(id))).toEqual([]);
   });
+
+  it('refuses to resume an endpoint disabled because its owner left (409 webhook_owner_left): it stays off and its URL gets nothing', async () => {
+    const room = await makeRoom(h, 0);
+    const colleague = await makeUser(h, 'instructor');
+    expect((await colleague.api.post('/api/rooms/join', { inviteCode: room.inviteCode })).status).toBe(200);
+    const { endpoint, path } = await register(room, { by: colleague, eventTypes: ['message.created'] });
+    expect((await del(room.instructor, `/api/rooms/${room.id}/members/${colleague.id}`)).status).toBe(204);
+    await post(room.instructor, room.id, 'wakes the stream');
+    await waitFor(async () => (await endpointOf(room, endpoint.id)).disabledReason === 'owner_left', 'the endpoint disabled');
+
+    const resumed = await patch(room.instructor, `${hooks(room.id)}/${endpoint.id}`, { enabled: true });
+    expect(resumed.status).toBe(409);
+    expect(resumed.body.error.code).toBe('webhook_owner_left');
+    expect(resumed.body.error.message).toMatch(/create a new endpoint/i);
+    // Nothing else in the same request is applied either.
+    expect((await patch(room.instructor, `${hooks(room.id)}/${endpoint.id}`, { description: 'mine now', enabled: true })).status).toBe(409);
+    // Pausing it again is harmless and keeps the reason.
+    expect((await patch(room.instructor, `${hooks(room.id)}/${endpoint.id}`, { enabled: false })).body.endpoint).toMatchObject({ enabled: false, disabledReason: 'owner_left' });
+    expect((await patch(room.instructor, `${hooks(room.id)}/${endpoint.id}`, { enabled: true })).status).toBe(409);
+    const now = await endpointOf(room, endpoint.id);
+    expect(now).toMatchObject({ enabled: false, disabledReason: 'owner_left', ownerId: colleague.id, description: 'test receiver' });
+
+    await post(room.instructor, room.id, 'still not for a former instructor');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(rx.to(path)).toEqual([]);
+    // The instructor's way: a new endpoint of their own.
+    expect((await room.instructor.api.post(hooks(room.id), { url: rx.url(`/${uniqueName('hook')}`), eventTypes: ['message.created'] })).status).toBe(201);
+  });
 });
 
 describe('webhook targets (SSRF)', () => {

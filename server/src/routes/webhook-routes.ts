@@ -137,12 +137,12 @@ export function webhookRoutes(deps: { sessions: SessionStore; roomService: RoomS
     tag: 'webhooks',
     summary: 'Change, pause or resume an endpoint',
     description:
-      'Changes its URL, event types or description; `enabled: false` pauses delivery, `enabled: true` resumes it from where it stopped, so nothing is lost while it was off.',
+      'Changes its URL, event types or description; `enabled: false` pauses delivery, `enabled: true` resumes it from where it stopped, so nothing is lost while it was off. An endpoint disabled because its owner is no longer an instructor of the room (`disabledReason: "owner_left"`) cannot be resumed (409 `webhook_owner_left`): its URL and secret are the former member\u2019s, so create a new endpoint instead.',
     auth: 'session',
     params: webhookParams,
     body: patchBody,
     responses: { 200: webhookSchema },
-    errors: ['room_not_found', 'not_a_member', 'forbidden', 'not_found', 'webhook_url_invalid', 'webhook_target_forbidden', 'webhook_target_unresolvable'],
+    errors: ['room_not_found', 'not_a_member', 'forbidden', 'not_found', 'webhook_url_invalid', 'webhook_target_forbidden', 'webhook_target_unresolvable', 'webhook_owner_left'],
   });
   router.patch('/rooms/:roomId/webhooks/:webhookId', async (req, res) => {
     const { roomId, userId } = await instructor(req, res);

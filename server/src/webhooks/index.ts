@@ -118,13 +118,28 @@ export class WebhookChannel {
     return endpoint;
   }
 
-  /** Changes URL, event types or description, and pauses (`enabled: false`) or resumes (`enabled: true`) delivery. */
-  async update(roomId: string, id: string, actorId: string, patch: Partial<EndpointInput> & { enabled?: boolean }): Promise<WebhookEndpoint> {
+  /**
+   * Changes URL, event types or description, and pauses (`enabled: false`) or resumes (`enabled: true`)
+   * delivery. An endpoint whose owner left cannot be resumed (409 `webhook_owner_left`), so who
+   * asks no longer matters (`_actorId`: the resumer once took the endpoint over, with the former
+   * owner's URL and secret).
+   */
+  async update(roomId: string, id: string, _actorId: string, patch: Partial<EndpointInput> & { enabled?: boolean }): Promise<WebhookEndpoint> {
     if (patch.url !== undefined) await this.checkTarget(patch.url);
     await inTransaction(this.o.pool, async (tx) => {
       const { enabled, ...fields } = patch;
       if (Object.keys(fields).length > 0 && !(await this.store.update(tx, roomId, id, fields))) throw notFound();
-      if (enabled !== undefined && !(await this.store.setEnabled(tx, roomId, id, enabled, actorId))) throw notFound();
+      if (enabled !== undefined) {
+        const done = await this.store.setEnabled(tx, roomId, id, enabled);
+        if (done === 'missing') throw notFound();
+        if (done === 'owner_left') {
+          throw new AppError(
+            409,
+            'webhook_owner_left',
+            'this endpoint was disabled because its owner left the room, and cannot be resumed: its URL and secret are theirs. Create a new endpoint instead (and delete this one)',
+          );
+        }
+      }
       // Resumed, paused, or pointed elsewhere: the stream starts over at once (committed with the
       // change, which took the fence from any pass still running). New types or a description
       // need no new pass: a running one reads the endpoint again after every attempt.

@@ -187,24 +187,32 @@ export class WebhookStore {
 
   /**
    * Pauses (reason `paused`) or resumes. Resuming clears the failure run and the retry wait, so the
-   * event after the cursor goes out at once; after its owner left, the one who resumes it owns it.
+   * event after the cursor goes out at once. An endpoint disabled because its owner left is not
+   * resumed (`owner_left`): its URL and secret are the former member's, so it stays off for good.
    */
-  async setEnabled(tx: Queryable, roomId: string, id: string, enabled: boolean, actorId: string): Promise<boolean> {
-    const { rowCount } = enabled
-      ? await tx.query(
-          `UPDATE webhook_endpoints SET enabled = true, disabled_reason = NULL, disabled_at = NULL, failing_since = NULL, updated_at = now(),
-                  owner_id = CASE WHEN disabled_reason = 'owner_left' THEN $3::uuid ELSE owner_id END
-            WHERE room_id = $1 AND id = $2`,
-          [roomId, id, actorId],
-        )
-      : await tx.query(
-          `UPDATE webhook_endpoints SET enabled = false, disabled_reason = coalesce(disabled_reason, 'paused'), disabled_at = coalesce(disabled_at, now()), updated_at = now()
-            WHERE room_id = $1 AND id = $2`,
-          [roomId, id],
-        );
-    if (!rowCount) return false;
+  async setEnabled(tx: Queryable, roomId: string, id: string, enabled: boolean): Promise<'ok' | 'missing' | 'owner_left'> {
+    const { rows } = await tx.query<{ disabled_reason: DisabledReason | null }>(
+      'SELECT disabled_reason FROM webhook_endpoints WHERE room_id = $1 AND id = $2 FOR UPDATE',
+      [roomId, id],
+    );
+    const row = rows[0];
+    if (!row) return 'missing';
+    if (enabled && row.disabled_reason === 'owner_left') return 'owner_left';
+    if (enabled) {
+      await tx.query(
+        `UPDATE webhook_endpoints SET enabled = true, disabled_reason = NULL, disabled_at = NULL, failing_since = NULL, updated_at = now()
+          WHERE room_id = $1 AND id = $2`,
+        [roomId, id],
+      );
+    } else {
+      await tx.query(
+        `UPDATE webhook_endpoints SET enabled = false, disabled_reason = coalesce(disabled_reason, 'paused'), disabled_at = coalesce(disabled_at, now()), updated_at = now()
+          WHERE room_id = $1 AND id = $2`,
+        [roomId, id],
+      );
+    }
     await this.restartCursor(tx, id);
-    return true;
+    return 'ok';
   }
 
   /** A new secret; the current one keeps signing until `overlapMs` from now. Resolves to when it stops, or null for an unknown endpoint. */
