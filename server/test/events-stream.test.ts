@@ -632,4 +632,16 @@ describe('reset', () => {
     expect(all.status).toBe(200);
     all.close();
   });
+
+  it('names a missing field as required and an unknown key as not allowed', async () => {
+    const room = await makeRoom(h, 0);
+    const missing = await openRaw(`/api/rooms/${room.id}/events/stream`);
+    await missing.waitFor('the answer', (s) => s.ended);
+    const body = JSON.parse(missing.text) as { error: { code: string; message: string; details: unknown } };
+    expect([missing.status, body.error.code, body.error.message]).toEqual([400, 'invalid_request', 'invalid query: ticket: required']);
+    expect(body.error.details).toEqual([{ path: 'ticket', message: 'required' }]);
+    const unknown = await room.instructor.api.post('/api/events/tickets', { roomId: room.id, colour: 'red' });
+    expect([unknown.status, unknown.body.error.details]).toEqual([400, [{ path: 'colour', message: 'unrecognized key: not allowed' }]]);
+    expect(unknown.body.error.message).toContain('colour: unrecognized key: not allowed');
+  });
 });
