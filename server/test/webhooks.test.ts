@@ -445,6 +445,43 @@ describe('webhook owners who leave', () => {
   });
 });
 
+describe('webhook limits', () => {
+  it('gives a room at most 10 endpoints: the 11th is a 409 too_many_webhooks; a deleted one makes room', async () => {
+    const room = await makeRoom(h, 0);
+    const made = await Promise.all(Array.from({ length: 10 }, () => register(room, { eventTypes: ['message.created'] })));
+    const refused = await room.instructor.api.post(hooks(room.id), { url: rx.url('/eleventh'), eventTypes: ['message.created'] });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('too_many_webhooks');
+    expect((await room.instructor.api.get(hooks(room.id))).body.endpoints).toHaveLength(10);
+    expect((await del(room.instructor, `${hooks(room.id)}/${made[0]!.endpoint.id}`)).status).toBe(204);
+    await register(room, { eventTypes: ['message.created'] });
+    for (const m of made) await del(room.instructor, `${hooks(room.id)}/${m.endpoint.id}`);
+  });
+
+  it('lets one room’s hanging receivers hold a few delivery slots only: another room’s events go out at once', async () => {
+    const hanging = await makeRoom(h, 0);
+    const paths = (await Promise.all(Array.from({ length: 10 }, () => register(hanging, { eventTypes: ['message.created'] })))).map((r) => r.path);
+    for (const p of paths) rx.script(p, () => ({ hold: true }));
+    const other = await makeRoom(h, 0);
+    const { path } = await register(other, { eventTypes: ['message.created'] });
+    try {
+      await post(hanging.instructor, hanging.id, 'nobody answers this');
+      await rx.until(() => paths.filter((p) => rx.to(p).length > 0).length >= 4, 'the hanging room’s share of the slots taken');
+      await new Promise((r) => setTimeout(r, 1000));
+      // Four passes of the room hang; the rest of its streams wait their turn.
+      expect(paths.reduce((n, p) => n + rx.to(p).length, 0)).toBe(4);
+      const started = Date.now();
+      const sent = await post(other.instructor, other.id, 'not stuck behind them');
+      await rx.until(() => deliveredIds(path).includes(sent.id), 'the other room’s event', 3000);
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      for (const p of paths) rx.script(p, () => ({ status: 204 }));
+      rx.release();
+      for (const e of (await hanging.instructor.api.get(hooks(hanging.id))).body.endpoints as WebhookEndpoint[]) await del(hanging.instructor, `${hooks(hanging.id)}/${e.id}`);
+    }
+  });
+});
+
 describe('webhook targets (SSRF)', () => {
   let strict: Harness;
   beforeAll(async () => {

@@ -52,6 +52,8 @@ export const ERROR_CODES = [
   'webhook_target_unresolvable',
   // Resuming a webhook endpoint that was disabled because its owner left the room: create a new one.
   'webhook_owner_left',
+  // More webhook endpoints than a room may have.
+  'too_many_webhooks',
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',

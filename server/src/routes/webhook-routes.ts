@@ -85,12 +85,12 @@ export function webhookRoutes(deps: { sessions: SessionStore; roomService: RoomS
     tag: 'webhooks',
     summary: 'Register a webhook endpoint (the room\u2019s instructors)',
     description:
-      'It gets the room\u2019s events from now on, in the room\u2019s order, each POSTed as JSON (a room event) and signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the secret in this answer, which is shown only here. Targets must be https and resolve to public addresses.',
+      'It gets the room\u2019s events from now on, in the room\u2019s order, each POSTed as JSON (a room event) and signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the secret in this answer, which is shown only here. Targets must be https and resolve to public addresses. A room has at most 10 endpoints (409 `too_many_webhooks`).',
     auth: 'session',
     params: roomParams,
     body: createBody,
     responses: { 201: createdWebhookSchema },
-    errors: ['room_not_found', 'not_a_member', 'forbidden', 'webhook_url_invalid', 'webhook_target_forbidden', 'webhook_target_unresolvable'],
+    errors: ['room_not_found', 'not_a_member', 'forbidden', 'webhook_url_invalid', 'webhook_target_forbidden', 'webhook_target_unresolvable', 'too_many_webhooks'],
   });
   router.post('/rooms/:roomId/webhooks', async (req, res) => {
     const { roomId, userId } = await instructor(req, res);

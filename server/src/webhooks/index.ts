@@ -28,6 +28,8 @@ export { WEBHOOK_QUEUE, type WebhookAttempt, type WebhookEndpoint, type WebhookJ
 
 /** After a rotation the old secret keeps signing this long, so receivers can switch without losing a delivery. */
 export const ROTATION_OVERLAP_MS = 24 * 3600_000;
+/** Endpoints a room may have: each is a POST per event, so more would amplify one message into many. */
+export const MAX_ENDPOINTS_PER_ROOM = 10;
 
 export interface WebhookChannelOptions {
   pool: Pool;
@@ -99,6 +101,9 @@ export class WebhookChannel {
     await this.checkTarget(input.url);
     const secret = newSecret();
     const endpoint = await inTransaction(this.o.pool, async (tx) => {
+      if ((await this.store.countForUpdate(tx, roomId)) >= MAX_ENDPOINTS_PER_ROOM) {
+        throw new AppError(409, 'too_many_webhooks', `a room has at most ${MAX_ENDPOINTS_PER_ROOM} webhook endpoints; delete one first`);
+      }
       const e = await this.store.create(tx, { roomId, ownerId, url: input.url, eventTypes: input.eventTypes, description: input.description, secret });
       // The stream's job is made with the endpoint: both commit, or neither.
       await this.jobs.enqueue(tx, streamRef(e.id, roomId), { endpointId: e.id, roomId }, { delayMs: 0 });

@@ -12,7 +12,9 @@
  *
  * Passes run in the background, up to `concurrency` at once per app server: the worker hands a
  * claimed job to a pass and returns at once (outcome `held`), so a receiver that hangs for its
- * whole timeout holds one slot and delays nothing else. The pass settles its own job.
+ * whole timeout holds one slot and delays nothing else. The pass settles its own job. One room's
+ * passes take at most MAX_PASSES_PER_ROOM of the slots, so a room whose receivers all hang
+ * cannot stall the other rooms.
  *
  * At least once: a crash between a receiver's 2xx and the cursor write sends that one event
  * again, with the same webhook-id; one event per stream is in flight, so that is the bound.
@@ -58,6 +60,13 @@ const PRUNE_EVERY_MS = 3600_000;
 const STOP_GRACE_MS = 2000;
 /** Jobs claimed at a time. */
 const MAX_BATCH = 8;
+/**
+ * Passes of one room running at once on one server, at most: a room whose receivers hang holds
+ * this many slots, never all of them. A claimed stream of a room over its share waits this long
+ * (behind every other room's due streams) and is claimed again.
+ */
+export const MAX_PASSES_PER_ROOM = 4;
+const ROOM_SHARE_WAIT_MS = 500;
 
 /** Why a lingering pass stopped waiting: a commit in its room, or a change to its streams (a replay, a pause, a new URL). */
 type Woken = 'commit' | 'changed' | false;
@@ -123,11 +132,16 @@ export class WebhookDispatcher {
       // Only for a handler that throws, which this one does not: each pass settles its own job.
       schedule: exponentialBackoff({ firstMs: 1000, maxMs: 60_000 }),
       ready: () => !this.stopping && this.active.size + batch <= o.concurrency,
-      handle: async (jobs) =>
-        jobs.map((job) => {
-          this.launch(job);
-          return { id: job.id, outcome: 'held' as const };
-        }),
+      handle: async (jobs) => {
+        const waiting: { id: number; delayMs: number }[] = [];
+        for (const job of jobs) {
+          if (this.passesOf(job.payload.roomId) >= Math.min(MAX_PASSES_PER_ROOM, o.concurrency)) waiting.push({ id: job.id, delayMs: ROOM_SHARE_WAIT_MS });
+          else this.launch(job);
+        }
+        // Over its room's share: due again a little later, for whichever server has room then.
+        if (waiting.length > 0) await o.jobs.postpone(o.pool, waiting);
+        return jobs.map((job) => ({ id: job.id, outcome: 'held' as const }));
+      },
     });
   }
 
@@ -171,6 +185,13 @@ export class WebhookDispatcher {
   poke(roomId: string): void {
     for (const wake of this.lingering.get(roomId) ?? []) wake('changed');
     this.worker.wake();
+  }
+
+  /** Passes of this room running in this process. */
+  private passesOf(roomId: string): number {
+    let n = 0;
+    for (const a of this.active.values()) if (a.roomId === roomId) n++;
+    return n;
   }
 
   /** Passes running in this process: for tests and metrics. */

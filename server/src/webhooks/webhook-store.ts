@@ -159,6 +159,13 @@ export class WebhookStore {
     return (await this.get(e.roomId, id, tx)) as WebhookEndpoint;
   }
 
+  /** The room's endpoints, counted under a lock of the room's webhooks held until `tx` ends: two registrations are counted one after the other. */
+  async countForUpdate(tx: Queryable, roomId: string): Promise<number> {
+    await tx.query(`SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints:' || $1::text))`, [roomId]);
+    const { rows } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM webhook_endpoints WHERE room_id = $1', [roomId]);
+    return rows[0]?.n ?? 0;
+  }
+
   async list(roomId: string): Promise<WebhookEndpoint[]> {
     const { rows } = await this.pool.query<EndpointRow>(`SELECT ${ENDPOINT_COLUMNS} FROM ${ENDPOINT_FROM} WHERE e.room_id = $1 ORDER BY e.created_at, e.id`, [roomId]);
     return rows.map(toEndpoint);
