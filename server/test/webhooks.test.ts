@@ -102,6 +102,19 @@ describe('webhook endpoints', () => {
     expect(bad.body.error.code).toBe('invalid_request');
     expect((await room.instructor.api.post(hooks(room.id), { url: rx.url('/x'), eventTypes: [] })).status).toBe(400);
     expect((await room.instructor.api.post(hooks(room.id), { url: 'not a url', eventTypes: ['message.created'] })).body.error.code).toBe('webhook_url_invalid');
+    // What the URL parser would silently drop or trim is refused: the stored URL is the one called.
+    for (const raw of [rx.url('/a\nb'), rx.url('/a\tb'), rx.url('/a b'), rx.url('/a\u0001b'), rx.url('/a\u007fb'), rx.url('/a\u00a0b')]) {
+      const res = await room.instructor.api.post(hooks(room.id), { url: raw, eventTypes: ['message.created'] });
+      expect(res.status, JSON.stringify(raw)).toBe(400);
+      expect(res.body.error.code).toBe('webhook_url_invalid');
+    }
+    const normal = await room.instructor.api.post(hooks(room.id), { url: `HTTP://127.0.0.1:${rx.port}/a/../b?q=é`, eventTypes: ['message.created'] });
+    expect(normal.status).toBe(201);
+    expect(normal.body.endpoint.url).toBe(`http://127.0.0.1:${rx.port}/b?q=%C3%A9`);
+    const repointed = await patch(room.instructor, `${hooks(room.id)}/${normal.body.endpoint.id}`, { url: `http://127.0.0.1:${rx.port}/./c` });
+    expect(repointed.body.endpoint.url).toBe(`http://127.0.0.1:${rx.port}/c`);
+    expect((await patch(room.instructor, `${hooks(room.id)}/${normal.body.endpoint.id}`, { url: rx.url('/c\nd') })).body.error.code).toBe('webhook_url_invalid');
+    await del(room.instructor, `${hooks(room.id)}/${normal.body.endpoint.id}`);
     expect((await patch(room.instructor, `${hooks(room.id)}/${crypto.randomUUID()}`, { enabled: false })).status).toBe(404);
     expect((await room.instructor.api.get(`${hooks(room.id)}/nope`)).status).toBe(404);
   });

@@ -98,13 +98,13 @@ export class WebhookChannel {
 
   /** Registers an endpoint; it gets the room's events from now on. The secret is in this answer only. */
   async create(roomId: string, ownerId: string, input: EndpointInput): Promise<WebhookEndpoint & { secret: string }> {
-    await this.checkTarget(input.url);
+    const url = await this.checkTarget(input.url);
     const secret = newSecret();
     const endpoint = await inTransaction(this.o.pool, async (tx) => {
       if ((await this.store.countForUpdate(tx, roomId)) >= MAX_ENDPOINTS_PER_ROOM) {
         throw new AppError(409, 'too_many_webhooks', `a room has at most ${MAX_ENDPOINTS_PER_ROOM} webhook endpoints; delete one first`);
       }
-      const e = await this.store.create(tx, { roomId, ownerId, url: input.url, eventTypes: input.eventTypes, description: input.description, secret });
+      const e = await this.store.create(tx, { roomId, ownerId, url, eventTypes: input.eventTypes, description: input.description, secret });
       // The stream's job is made with the endpoint: both commit, or neither.
       await this.jobs.enqueue(tx, streamRef(e.id, roomId), { endpointId: e.id, roomId }, { delayMs: 0 });
       return e;
@@ -130,9 +130,10 @@ export class WebhookChannel {
    * owner's URL and secret).
    */
   async update(roomId: string, id: string, _actorId: string, patch: Partial<EndpointInput> & { enabled?: boolean }): Promise<WebhookEndpoint> {
-    if (patch.url !== undefined) await this.checkTarget(patch.url);
+    const url = patch.url === undefined ? undefined : await this.checkTarget(patch.url);
     await inTransaction(this.o.pool, async (tx) => {
-      const { enabled, ...fields } = patch;
+      const { enabled, ...rest } = patch;
+      const fields = url === undefined ? rest : { ...rest, url };
       if (Object.keys(fields).length > 0 && !(await this.store.update(tx, roomId, id, fields))) throw notFound();
       if (enabled !== undefined) {
         const done = await this.store.setEnabled(tx, roomId, id, enabled);
@@ -203,9 +204,14 @@ export class WebhookChannel {
     return this.jobs.stats();
   }
 
-  /** Refuses a URL that is malformed, not https, or whose host resolves to a non-public address (unless allowed). */
-  private async checkTarget(raw: string): Promise<void> {
-    await resolveTarget(parseTargetUrl(raw, this.policy), this.policy, this.o.resolve);
+  /**
+   * Refuses a URL that is malformed, has spaces or control characters, is not https, or whose host
+   * resolves to a non-public address (unless allowed). Resolves to the URL as it is stored and called: normalised.
+   */
+  private async checkTarget(raw: string): Promise<string> {
+    const url = parseTargetUrl(raw, this.policy);
+    await resolveTarget(url, this.policy, this.o.resolve);
+    return url.href;
   }
 
   /** Turns an endpoint off and, unless its owner left, mails the owner, in one transaction. */

@@ -120,6 +120,11 @@ export function classifyAddress(ip: string): AddressKind {
 /** Checks what can be checked without the network: a URL, http(s), no credentials, https unless allowed. */
 export function parseTargetUrl(raw: string, policy: TargetPolicy): URL {
   if (raw.length > MAX_URL_LENGTH) throw new WebhookTargetError('webhook_url_invalid', `the URL is longer than ${MAX_URL_LENGTH} characters`);
+  // The URL parser drops tabs and newlines and trims the rest: what is stored must be what is called.
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]/.test(raw)) {
+    throw new WebhookTargetError('webhook_url_invalid', 'the URL must not contain spaces or control characters');
+  }
   if (!URL.canParse(raw)) throw new WebhookTargetError('webhook_url_invalid', 'the URL is not a valid absolute URL');
   const url = new URL(raw);
   if (url.protocol !== 'https:' && !(policy.allowPrivate && url.protocol === 'http:')) {
