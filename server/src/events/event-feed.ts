@@ -7,7 +7,7 @@
 import { formatPosition, parsePosition, type RoomEvent, type RoomPosition } from '../../../shared/protocol/events';
 import { isUuid } from '../../../shared/protocol/routing';
 import { AppError } from '../errors';
-import type { EventStore } from './event-store';
+import { isBeyond, type EventStore } from './event-store';
 
 export type FeedCursor = Map<string, RoomPosition>;
 
@@ -43,6 +43,17 @@ export function decodeCursor(s: string | undefined): FeedCursor {
 
 export class EventFeed {
   constructor(private readonly store: EventStore) {}
+
+  /**
+   * The reader's rooms, and those of them the cursor holds a position beyond (a restored
+   * database). Other rooms in the cursor are not looked at: the feed ignores them, and their
+   * heads are none of the reader's business.
+   */
+  async roomsBeyond(userId: string, cursor: FeedCursor): Promise<{ rooms: Set<string>; beyond: string[] }> {
+    const rooms = new Set((await this.store.roomsOf(userId)).map((r) => r.roomId));
+    const heads = await this.store.heads([...cursor.keys()].filter((r) => rooms.has(r)));
+    return { rooms, beyond: [...heads].filter(([room, head]) => isBeyond(cursor.get(room) as RoomPosition, head)).map(([room]) => room) };
+  }
 
   /**
    * Up to `limit` events of all the reader's rooms after the cursor, oldest first across rooms

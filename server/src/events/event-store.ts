@@ -71,6 +71,9 @@ export function readerView(reader: Reader, after: RoomPosition, everything: read
   return { events, next: { seq: Math.max(after.seq, head.seq), n: Math.max(after.n, head.n) }, hasMore: false };
 }
 
+/** Whether `p` lies beyond `head`: a position the room never gave out (made up, or from before a database restore). */
+export const isBeyond = (p: RoomPosition, head: RoomPosition): boolean => p.seq > head.seq || p.n > head.n;
+
 export class EventStore {
   constructor(private readonly pool: Pool) {}
 
@@ -139,6 +142,12 @@ export class EventStore {
   async head(roomId: string, db: Pick<Pool | PoolClient, 'query'> = this.pool): Promise<RoomPosition | null> {
     const { rows } = await db.query<{ last_seq: number; last_event_n: number }>('SELECT last_seq, last_event_n FROM rooms WHERE id = $1', [roomId]);
     return rows[0] ? { seq: rows[0].last_seq, n: rows[0].last_event_n } : null;
+  }
+
+  /** Whether `p` lies beyond the room's head (false for a room that does not exist). */
+  async beyondHead(roomId: string, p: RoomPosition): Promise<boolean> {
+    const head = await this.head(roomId);
+    return head !== null && isBeyond(p, head);
   }
 
   /** The position right after message `seq`: the room's other events that came before it are behind it, those after it ahead. */

@@ -4,7 +4,7 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import { formatPosition, parsePosition, type EventPage, type RoomPosition } from '../../../shared/protocol/events';
+import { formatPosition, parsePosition, type EventPage } from '../../../shared/protocol/events';
 import { eventPageSchema } from '../../../shared/protocol/schemas';
 import { AppError } from '../errors';
 import type { EventFeed } from '../events/event-feed';
@@ -27,8 +27,6 @@ const pageQuery = z
     limit: z.coerce.number().int().min(1).max(500).default(100).describe('At most this many events'),
   })
   .strict();
-
-const beyond = (p: RoomPosition, head: RoomPosition): boolean => p.seq > head.seq || p.n > head.n;
 
 /** A position the room never reached: made up, or held from before the database was restored. */
 const beyondRoom = (what: string): AppError =>
@@ -60,10 +58,7 @@ export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomSer
     if (!after) throw new AppError(400, 'invalid_cursor', 'after must be a room position such as "42.3", as `next` or an event\u2019s `position` gives it');
     const userId = authOf(res).session.userId;
     const { role } = await deps.roomService.requireMember(roomId, userId);
-    if (q.after !== undefined) {
-      const head = await deps.events.head(roomId);
-      if (head && beyond(after, head)) throw beyondRoom('after');
-    }
+    if (q.after !== undefined && (await deps.events.beyondHead(roomId, after))) throw beyondRoom('after');
     const page = await deps.events.roomEvents(roomId, { id: userId, role }, after, q.limit);
     res.json({ events: page.events, next: formatPosition(page.next), hasMore: page.hasMore } satisfies EventPage);
   });
@@ -87,10 +82,8 @@ export function eventRoutes(deps: { sessions: SessionStore; roomService: RoomSer
     const userId = authOf(res).session.userId;
     const cursor = decodeCursor(q.after);
     if (cursor.size > 0) {
-      // Only the caller's rooms: the feed ignores the others, and their heads are none of the caller's business.
-      const mine = new Set((await deps.events.roomsOf(userId)).map((r) => r.roomId));
-      const heads = await deps.events.heads([...cursor.keys()].filter((r) => mine.has(r)));
-      for (const [room, head] of heads) if (beyond(cursor.get(room) as RoomPosition, head)) throw beyondRoom(`after holds a position for room ${room} that`);
+      const [room] = (await deps.feed.roomsBeyond(userId, cursor)).beyond;
+      if (room) throw beyondRoom(`after holds a position for room ${room} that`);
     }
     const page = await deps.feed.after(userId, cursor, q.limit);
     res.json({ events: page.events, next: encodeCursor(page.next), hasMore: page.hasMore } satisfies EventPage);

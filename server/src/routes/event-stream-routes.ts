@@ -53,7 +53,6 @@ const STREAM_DESCRIPTION =
   '`: ping` comments keep the connection from looking idle. The stream ends with `end` (`{reason, resume}`): after its maximum lifetime (`resume: true`: open a new one with a new ticket and the last id), or when the session or the membership ends (`resume: false`). ' +
   'Resume with `Last-Event-ID` (what an EventSource sends by itself) or `?lastEventId=`.';
 
-const beyond = (p: RoomPosition, head: RoomPosition): boolean => p.seq > head.seq || p.n > head.n;
 
 const invalidTicket = (): AppError =>
   new AppError(401, 'invalid_ticket', 'the stream ticket is unknown, used, expired or for another stream; get a new one from POST /api/events/tickets');
@@ -118,16 +117,13 @@ export function eventStreamRoutes(deps: EventStreamDeps): Router {
     if (roomId !== null) {
       const { role } = await deps.roomService.requireMember(roomId, grant.userId);
       let after = roomAfter;
-      const head = (await store.heads([roomId])).get(roomId) ?? START;
-      if (beyond(after, head)) {
+      if (await store.beyondHead(roomId, after)) {
         after = START;
         reset = { reason: 'beyond_room', rooms: [roomId], id: formatPosition(START) };
       }
       source = new RoomSource({ store, tails: deps.tails }, roomId, { id: grant.userId, role }, after);
     } else {
-      const mine = new Set((await store.roomsOf(grant.userId)).map((r) => r.roomId));
-      const heads = await store.heads([...cursor.keys()].filter((r) => mine.has(r)));
-      const lost = [...heads].filter(([room, head]) => beyond(cursor.get(room) as RoomPosition, head)).map(([room]) => room);
+      const { rooms: mine, beyond: lost } = await feed.roomsBeyond(grant.userId, cursor);
       for (const room of lost) cursor.delete(room);
       if (lost.length > 0) reset = { reason: 'beyond_room', rooms: lost, id: encodeCursor(cursor) };
       source = new FeedSource({ feed, store, listener }, grant.userId, cursor, mine);
