@@ -189,6 +189,26 @@ describe('mail notifications', () => {
   });
 });
 
+describe('mail choices', () => {
+  it('are each member’s own: a stranger gets 403, no session 401, a mode that does not exist 400', async () => {
+    const room = await makeRoom(h, 1);
+    const stranger = await makeUser(h, 'learner');
+    const path = `/api/rooms/${room.id}/notifications`;
+    for (const res of [await stranger.api.get(path), await stranger.api.put(path, { mode: 'off' })]) {
+      expect([res.status, res.body.error.code]).toEqual([403, 'not_a_member']);
+    }
+    expect((await h.api.get(path)).status).toBe(401);
+    expect((await h.api.put(path, { mode: 'off' })).status).toBe(401);
+    const learner = room.learners[0]!;
+    for (const body of [{ mode: 'weekly' }, { mode: 'off', extra: 1 }, {}, { mode: 'x'.repeat(10_000) }]) {
+      const res = await learner.api.put(path, body);
+      expect([res.status, res.body.error.code], JSON.stringify(body).slice(0, 40)).toEqual([400, 'invalid_request']);
+    }
+    expect((await learner.api.get(path)).body).toEqual({ mode: 'immediate' });
+    expect((await learner.api.get(`/api/rooms/not-a-room/notifications`)).status).toBe(404);
+  });
+});
+
 describe('reminders', () => {
   it('reminds a learner away from a room once, from one server however many sweep, and again only after another visit', async () => {
     const second = await startHarness({ config: mailConfig() });
