@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { answerOf, LoadGate, type GateLimits } from '../../src/campaigns/load-gate';
+
+const limits: GateLimits = { maxQueue: 100, maxErrorRatio: 0.2, maxLatencyMs: 500, window: 20, firstWaitMs: 1000, maxWaitMs: 8000, pauseAfterMs: 30_000 };
+
+describe('the bulk-mail load gate', () => {
+  it('reads SMTP answers as the seed does: 421/452 slow down, other 4xx defer, 5xx refuse', () => {
+    expect([250, 421, 452, 451, 450, 550, undefined].map((c) => answerOf(c))).toEqual(['accepted', 'slow_down', 'slow_down', 'deferred', 'deferred', 'refused', 'timeout']);
+  });
+
+  it('sends while the server is healthy', () => {
+    const g = new LoadGate(limits);
+    for (let i = 0; i < 30; i++) g.observe('accepted', 20, i);
+    expect(g.check(10, 100)).toEqual({ action: 'send' });
+  });
+
+  it('waits, doubling, while the queue is over its limit, and sends again once it drains', () => {
+    const g = new LoadGate(limits);
+    const waits = [0, 1, 2, 3, 4].map((i) => g.check(150, i * 1000));
+    expect(waits.map((d) => (d.action === 'wait' ? d.waitMs : d.action))).toEqual([1000, 2000, 4000, 8000, 8000]);
+    expect(waits[0]).toMatchObject({ reason: expect.stringContaining('150 messages') });
+    expect(g.check(20, 6000)).toEqual({ action: 'send' });
+    // Healthy again: the next trouble starts from the first wait.
+    expect(g.check(150, 7000)).toMatchObject({ action: 'wait', waitMs: 1000 });
+  });
+
+  it('holds sending after a 421 for one wait, then sends', () => {
+    const g = new LoadGate(limits);
+    g.observe('slow_down', 30, 0);
+    expect(g.check(null, 10)).toMatchObject({ action: 'wait', reason: expect.stringContaining('slow down') });
+    expect(g.check(null, 2500)).toEqual({ action: 'send' });
+  });
+
+  it('waits when too many recent sends failed or were slow, and ignores refusals for good', () => {
+    const failing = new LoadGate(limits);
+    for (let i = 0; i < 20; i++) failing.observe(i % 3 === 0 ? 'deferred' : 'accepted', 20, i);
+    expect(failing.check(null, 100)).toMatchObject({ action: 'wait', reason: expect.stringContaining('% of the last 20 sends failed') });
+
+    const slow = new LoadGate(limits);
+    for (let i = 0; i < 20; i++) slow.observe('accepted', 900, i);
+    expect(slow.check(null, 100)).toMatchObject({ action: 'wait', reason: expect.stringContaining('900 ms') });
+
+    const refusals = new LoadGate(limits);
+    for (let i = 0; i < 20; i++) refusals.observe(i % 2 === 0 ? 'refused' : 'accepted', 20, i);
+    expect(refusals.check(null, 100)).toEqual({ action: 'send' });
+  });
+
+  it('pauses with the reason once unhealthy without a break for the deadline', () => {
+    const g = new LoadGate(limits);
+    let decision = g.check(500, 0);
+    for (let t = 1000; decision.action !== 'pause' && t <= 40_000; t += 1000) decision = g.check(500, t);
+    expect(decision).toEqual({ action: 'pause', reason: expect.stringMatching(/queue holds 500 messages.*for 30 s/) });
+  });
+});
