@@ -24,7 +24,17 @@ export interface EximPaths {
   pidFile: string;
   /** The one Maildir (`new/`, `cur/`, `tmp/`) all mail is delivered into. */
   maildir: string;
+  /** Flag files that switch the test hooks on while they exist (EXIM_HOOKS). */
+  hooksDir: string;
 }
+
+/**
+ * Test hooks a flag file switches on, so a test makes this real relay misbehave as a loaded one
+ * does: `slow-down` answers every RCPT with 421 (the relay asks clients to slow down), `hold`
+ * defers every delivery, so accepted mail piles up in Exim's queue as behind a dead next hop.
+ */
+export const EXIM_HOOKS = ['slow-down', 'hold'] as const;
+export type EximHook = (typeof EXIM_HOOKS)[number];
 
 export function eximPaths(config: Config): EximPaths {
   const { exim, run, log, mail } = dataPaths(config);
@@ -35,6 +45,7 @@ export function eximPaths(config: Config): EximPaths {
     logDir: path.join(log, 'exim'),
     pidFile: path.join(run, 'exim.pid'),
     maildir: path.join(mail, 'maildir'),
+    hooksDir: path.join(exim, 'hooks'),
   };
 }
 
@@ -117,6 +128,8 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
     // one starting with "flaky" a 451 the first time it is offered, then it is accepted (the
     // `seen` hints database remembers it for an hour). Each refusal is also written to rejectlog.
     'acl_check_rcpt:',
+    `  defer   condition = \${if exists{${assertPlainPath(p.hooksDir)}/slow-down}}`,
+    '          message   = 421 4.7.0 slow down: roomcast test hook (the file hooks/slow-down exists)',
     '  defer   condition = ${if match{$local_part}{\\N^(?i)flaky\\N}}',
     '          !seen     = 1h / key=flaky_${lc:$local_part@$domain}',
     '          message   = 451 4.3.0 temporarily refused: roomcast test hook (local part starts with "flaky"; accepted when offered again)',
@@ -127,6 +140,12 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
     '  accept',
     '',
     'begin routers',
+    '',
+    'hold_hook:',
+    '  driver = redirect',
+    `  condition = \${if exists{${assertPlainPath(p.hooksDir)}/hold}}`,
+    '  allow_defer',
+    '  data = :defer: held: roomcast test hook (the file hooks/hold exists)',
     '',
     'dev_maildir:',
     '  driver = accept',

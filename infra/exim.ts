@@ -20,7 +20,7 @@ import { chmodSync, chownSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../runtime/config';
-import { EximError, eximConfig, eximPaths, type EximUser } from './exim-files';
+import { EximError, eximConfig, eximPaths, type EximHook, type EximUser } from './exim-files';
 import type { Logger } from './logger';
 import { withStartLock } from './node-process';
 import { ensureDir, letOthersReach } from './paths';
@@ -81,6 +81,7 @@ async function prepareFiles(config: Config, log: Logger): Promise<void> {
   const owner = eximUser();
   // The configuration's directory stays ours (root's): only the spool, logs and Maildir are Exim's.
   ensureDir(p.dir);
+  ensureDir(p.hooksDir);
   const eximDirs = [ensureDir(p.spoolDir, 0o750), ensureDir(p.logDir), ensureDir(p.maildir)];
   for (const sub of ['new', 'cur', 'tmp']) ensureDir(path.join(p.maildir, sub));
   ensureDir(path.dirname(p.pidFile));
@@ -156,4 +157,16 @@ export async function eximQueueCount(config: Config): Promise<number> {
   const count = Number.parseInt(out.trim(), 10);
   if (!Number.isInteger(count)) throw new EximError(`exim4 -bpc printed ${JSON.stringify(out.trim())}, not a count`);
   return count;
+}
+
+/** Switches a test hook (EXIM_HOOKS) on or off; the running daemon sees it at its next check. */
+export function setEximHook(config: Config, hook: EximHook, on: boolean): void {
+  const flag = path.join(eximPaths(config).hooksDir, hook);
+  if (on) writeFileSync(flag, `${new Date().toISOString()}\n`);
+  else rmSync(flag, { force: true });
+}
+
+/** Tries every queued message now (`-qff`, frozen ones too) instead of at the next queue run; returns when the run ends. */
+export async function eximQueueRun(config: Config): Promise<void> {
+  await runChecked(PROGRAM, ['-C', eximPaths(config).confFile, '-qff'], { timeoutMs: 60_000 });
 }

@@ -21,8 +21,8 @@ export type { Logger } from './logger';
 export { silentLogger } from './logger';
 export type { ServiceStatus } from './probes';
 export { ensureOsPackages, MissingOsPackagesError } from './os-packages';
-export { EximError, eximQueueCount } from './exim';
-export { mailHeader, maildirFiles, maildirTag, type MaildirFile } from './exim-files';
+export { EximError, ensureExim, eximQueueCount, eximQueueRun, setEximHook, stopExim } from './exim';
+export { EXIM_HOOKS, mailHeader, maildirFiles, maildirTag, type EximHook, type MaildirFile } from './exim-files';
 export {
   clusterRunningNodes,
   killNode,

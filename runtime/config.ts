@@ -83,6 +83,25 @@ const schema = z.object({
   ROOMCAST_WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
   // true: webhooks may target loopback, private and link-local addresses and plain http (tests, development only: SSRF).
   ROOMCAST_WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
+  // Bulk announcements by e-mail (docs/campaigns.md). Ceilings on mails handed to the relay,
+  // counted in Postgres across restarts and app servers.
+  ROOMCAST_CAMPAIGN_RATE_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(20),
+  ROOMCAST_CAMPAIGN_RATE_PER_HOUR: z.coerce.number().int().min(1).max(10_000_000).default(20_000),
+  // The load gate: the local MTA's queue length, the relay's error ratio and median latency over
+  // the last sends above which sending waits (backing off, doubling from 1 s to a minute); still
+  // unhealthy after ROOMCAST_CAMPAIGN_PAUSE_AFTER_MS, campaigns pause and are probed with one
+  // mail every ROOMCAST_CAMPAIGN_PROBE_EVERY_MS, resuming at the first one accepted.
+  ROOMCAST_CAMPAIGN_MAX_QUEUE: z.coerce.number().int().min(0).default(500),
+  ROOMCAST_CAMPAIGN_MAX_ERROR_RATIO: z.coerce.number().min(0).max(1).default(0.2),
+  ROOMCAST_CAMPAIGN_MAX_LATENCY_MS: positiveInt.default(2000),
+  ROOMCAST_CAMPAIGN_PAUSE_AFTER_MS: positiveInt.default(10 * 60_000),
+  ROOMCAST_CAMPAIGN_PROBE_EVERY_MS: positiveInt.default(60_000),
+  // A recipient the relay deferred (4xx) is tried again after this, backing off to 10 minutes.
+  ROOMCAST_CAMPAIGN_RETRY_FIRST_MS: positiveInt.default(5000),
+  // How to read the local MTA's queue length, run without a shell (split at spaces). Unset with
+  // the local relay (SMTP host 127.0.0.1 or localhost): infra's Exim, `exim4 -C <data>/exim/exim.conf -bpc`.
+  // 'none': no local MTA to ask; the gate goes by the SMTP answers alone.
+  ROOMCAST_MAIL_QUEUE_COMMAND: z.string().trim().min(1).optional(),
   ROOMCAST_APP_PORT: port.default(3000),
   ROOMCAST_APP_SERVERS: z.coerce.number().int().min(1).max(8).default(2),
 
@@ -180,6 +199,19 @@ export interface Config {
     /** Allows private, loopback and link-local targets and plain http: for tests and development only. */
     allowPrivate: boolean;
   };
+  /** Bulk announcements by e-mail (docs/campaigns.md). */
+  campaigns: {
+    ratePerSecond: number;
+    ratePerHour: number;
+    maxQueue: number;
+    maxErrorRatio: number;
+    maxLatencyMs: number;
+    pauseAfterMs: number;
+    probeEveryMs: number;
+    retryFirstMs: number;
+    /** The command that prints the local MTA's queue length, as argv; null: none to ask. */
+    queueCommand: string[] | null;
+  };
   /** App server processes: `servers` of them on consecutive ports from `port`. */
   app: { host: string; port: number; servers: number };
   proxy: {
@@ -266,6 +298,17 @@ const TEST_PROFILE: Record<string, string> = {
   ROOMCAST_WEBHOOK_ALLOW_PRIVATE: 'true',
 };
 
+/**
+ * The MTA queue command as argv. Unset with the local relay, infra's Exim is asked with its own
+ * configuration file (the path infra/paths.ts gives it; infra/test/exim.test.ts checks they agree).
+ */
+function queueCommand(given: string | undefined, smtpHost: string, dataDir: string): string[] | null {
+  if (given === 'none') return null;
+  if (given !== undefined) return given.split(/\s+/);
+  if (smtpHost !== LOOPBACK && smtpHost !== 'localhost') return null;
+  return ['exim4', '-C', path.join(dataDir, 'exim', 'exim.conf'), '-bpc'];
+}
+
 /** Reads and validates the environment once; throws ConfigError naming every bad variable. */
 export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
   const profile = given.ROOMCAST_PROFILE;
@@ -343,6 +386,17 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
       disableAfterMs: e.ROOMCAST_WEBHOOK_DISABLE_AFTER_MS,
       concurrency: e.ROOMCAST_WEBHOOK_CONCURRENCY,
       allowPrivate: e.ROOMCAST_WEBHOOK_ALLOW_PRIVATE === 'true',
+    },
+    campaigns: {
+      ratePerSecond: e.ROOMCAST_CAMPAIGN_RATE_PER_SECOND,
+      ratePerHour: e.ROOMCAST_CAMPAIGN_RATE_PER_HOUR,
+      maxQueue: e.ROOMCAST_CAMPAIGN_MAX_QUEUE,
+      maxErrorRatio: e.ROOMCAST_CAMPAIGN_MAX_ERROR_RATIO,
+      maxLatencyMs: e.ROOMCAST_CAMPAIGN_MAX_LATENCY_MS,
+      pauseAfterMs: e.ROOMCAST_CAMPAIGN_PAUSE_AFTER_MS,
+      probeEveryMs: e.ROOMCAST_CAMPAIGN_PROBE_EVERY_MS,
+      retryFirstMs: e.ROOMCAST_CAMPAIGN_RETRY_FIRST_MS,
+      queueCommand: queueCommand(e.ROOMCAST_MAIL_QUEUE_COMMAND, e.ROOMCAST_SMTP_HOST, path.resolve(e.ROOMCAST_DATA_DIR)),
     },
     app: { host: LOOPBACK, port: e.ROOMCAST_APP_PORT, servers: e.ROOMCAST_APP_SERVERS },
     proxy: {

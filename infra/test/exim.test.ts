@@ -17,7 +17,7 @@ import { loadConfig, type Config } from '../../runtime/config';
 import { clearMailbox, eximQueueCount, mailHeader, readMailbox } from '../../testkit/mailbox';
 import { freePort } from '../../testkit/ports';
 import { testConfig } from '../../testkit/test-config';
-import { ensureExim, eximStatus, smtpGreets, stopExim } from '../exim';
+import { ensureExim, eximQueueRun, eximStatus, setEximHook, smtpGreets, stopExim } from '../exim';
 import { eximPaths, maildirTag } from '../exim-files';
 import { servicesStatus, silentLogger } from '../index';
 
@@ -166,6 +166,43 @@ describe('exim', () => {
     await expect.poll(() => readMailbox(config, to).length, { timeout: 30_000, interval: 500 }).toBe(1);
     expect(mainlog(config)).toMatch(new RegExp(`=> \\S+ <${escape(to)}>`));
     expect(await eximQueueCount(config)).toBe(0);
+  });
+
+  it('answers every RCPT with 421 while the slow-down hook is on, and accepts again once it is off', async () => {
+    const to = uniqueAddress();
+    setEximHook(config, 'slow-down', true);
+    try {
+      const err = await refusal(config, to);
+      // What the campaign load gate reads as "slow down": a 421, after which Exim closes the connection.
+      expect(err.responseCode).toBe(421);
+      expect(err.response).toMatch(/^421[ -]4\.7\.0 /);
+    } finally {
+      setEximHook(config, 'slow-down', false);
+    }
+    expect(await send(config, { to, subject: 'after the slow-down' })).toMatch(/^250 /);
+  });
+
+  it('holds every accepted message in its queue while the hold hook is on; a queue run delivers them once it is off', async () => {
+    const to = uniqueAddress();
+    setEximHook(config, 'hold', true);
+    try {
+      for (let i = 0; i < 3; i++) expect(await send(config, { to, subject: `held ${i}` })).toMatch(/^250 /);
+      await expect.poll(() => mainlog(config), { timeout: 10_000 }).toMatch(new RegExp(`== ${escape(to)} .*held: roomcast test hook`));
+      expect(await eximQueueCount(config)).toBe(3);
+      expect(readMailbox(config, to)).toEqual([]);
+    } finally {
+      setEximHook(config, 'hold', false);
+    }
+    await eximQueueRun(config);
+    await expect.poll(() => readMailbox(config, to).length, { timeout: 10_000 }).toBe(3);
+    expect(await eximQueueCount(config)).toBe(0);
+  });
+
+  it('is the MTA the campaigns ask for a queue length by default (ROOMCAST_MAIL_QUEUE_COMMAND unset)', () => {
+    expect(config.campaigns.queueCommand).toEqual(['exim4', '-C', eximPaths(config).confFile, '-bpc']);
+    expect(loadConfig({ ...process.env, ROOMCAST_SMTP_HOST: 'smtp.school.example' }).campaigns.queueCommand).toBeNull();
+    expect(loadConfig({ ...process.env, ROOMCAST_MAIL_QUEUE_COMMAND: 'none' }).campaigns.queueCommand).toBeNull();
+    expect(loadConfig({ ...process.env, ROOMCAST_MAIL_QUEUE_COMMAND: 'ssh relay  exim -bpc' }).campaigns.queueCommand).toEqual(['ssh', 'relay', 'exim', '-bpc']);
   });
 
   it('stops by its pid, removing the pid file, and starts again', async () => {

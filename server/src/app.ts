@@ -21,6 +21,8 @@ import { accountLinkRoutes, accountRoutes } from './routes/account-routes';
 import { MailChannel } from './mail/mail-channel';
 import { mailLinkRoutes, mailRoutes } from './routes/mail-routes';
 import { webhookRoutes } from './routes/webhook-routes';
+import { campaignRoutes } from './routes/campaign-routes';
+import { Campaigns } from './campaigns';
 import { WebhookChannel } from './webhooks';
 import { EventFeed } from './events/event-feed';
 import { EventStore } from './events/event-store';
@@ -52,6 +54,8 @@ export interface AppServer {
   mail: MailChannel;
   /** Webhook endpoints and their delivery (docs/webhooks.md). */
   webhooks: WebhookChannel;
+  /** Bulk announcements by e-mail and their runner (docs/campaigns.md). */
+  campaigns: Campaigns;
   /** Room events: reading them (store, feed) and hearing that a room has new ones (listener). */
   events: { store: EventStore; feed: EventFeed; listener: RoomEventListener };
   /** The event streams (SSE) open on this server. */
@@ -70,6 +74,8 @@ export interface AppServerOptions {
   mail?: boolean;
   /** Deliver webhooks from this process (default true); the webhook API works either way. */
   webhooks?: boolean;
+  /** Send campaign mail from this process (default true); the campaign API works either way. */
+  campaigns?: boolean;
   /** Folder of the built pages; defaults to web/dist (tests serve a folder of their own). */
   webDir?: string;
 }
@@ -91,6 +97,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   const tails = new RoomTails({ store: events.store, listener: events.listener, logger });
   events.listener.followAll(() => mail.wakeNotifier());
   const webhooks = new WebhookChannel({ pool, config, events: events.store, listener: events.listener, mail, metrics, logger });
+  const campaigns = new Campaigns({ pool, config, rooms: roomService, mail, metrics, logger });
   const accounts = new Accounts({ pool, redis, users, sessions, revocations: services.revocations, mail, logger });
   const relay = createOutboxRelay({
     jobs: services.publishJobs,
@@ -121,6 +128,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
   app.use('/api', mailRoutes({ sessions, roomService, mail, adminToken: config.adminToken }));
   app.use('/api', webhookRoutes({ sessions, roomService, webhooks }));
+  app.use('/api', campaignRoutes({ sessions, campaigns, adminToken: config.adminToken }));
   app.use('/api', eventRoutes({ sessions, roomService, events: events.store, feed: events.feed }));
   // GET /api/openapi.json: the description of every route above (http/api-spec.ts).
   app.use('/api', openApiRoutes({ publicUrl: config.publicUrl }));
@@ -135,6 +143,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   if (options.mail !== false) mail.start();
   if (options.mail !== false) accounts.start();
   if (options.webhooks !== false) await webhooks.start();
+  if (options.campaigns !== false) campaigns.start();
   services.revocations.start();
   streams.start();
 
@@ -155,6 +164,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
     relay,
     mail,
     webhooks,
+    campaigns,
     events,
     streams,
     broker,
@@ -167,7 +177,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
         streams.close();
         tails.close();
       });
-      await Promise.all([relay.stop(), mail.stop(), accounts.stop(), webhooks.stop(), events.listener.close()]);
+      await Promise.all([relay.stop(), mail.stop(), accounts.stop(), webhooks.stop(), campaigns.stop(), events.listener.close()]);
       await services.close();
     },
   };

@@ -21,6 +21,9 @@ export interface Metrics {
   webhookAttemptSeconds: Histogram;
   webhookEventsFailed: Counter;
   webhooksDisabled: Counter<'reason'>;
+  campaignSends: Counter<'answer'>;
+  campaignRecipients: Gauge<'state'>;
+  campaignGateWaiting: Gauge;
 }
 
 /** Pending and failed jobs of one queue (work/), for the `roomcast_jobs` gauge. */
@@ -136,6 +139,23 @@ export function createMetrics(outboxBacklog: () => Promise<number>, jobCounts: (
       name: 'roomcast_webhooks_disabled_total',
       help: 'Webhook endpoints disabled by roomcast, by reason: gone (410), failing (every attempt failed for days), owner_left.',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    campaignSends: new Counter({
+      name: 'roomcast_campaign_sends_total',
+      help: 'Campaign mails by the relay\'s answer: accepted, slow_down (421/452), deferred (other 4xx), refused (5xx), timeout (no answer), suppressed (not sent).',
+      labelNames: ['answer'],
+      registers: [registry],
+    }),
+    campaignRecipients: new Gauge({
+      name: 'roomcast_campaign_recipients',
+      help: 'Recipients of running and paused campaigns by state (queued, sending, deferred, sent, failed, suppressed, cancelled); refreshed every few seconds by each server\'s campaign runner.',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
+    campaignGateWaiting: new Gauge({
+      name: 'roomcast_campaign_gate_waiting',
+      help: '1 while this server\'s load gate holds campaign mail back (the mail server is loaded or failing, or the campaigns are paused by the gate), else 0.',
       registers: [registry],
     }),
     sendLatency: new Histogram({

@@ -428,6 +428,27 @@ describe('what the server answers', () => {
     expect((await api.call('POST /api/auth/password-reset/confirm', { json: { token: resets[1]!, password: 'short' } })).status).toBe(400);
     expect((await api.call('GET /api/me', { token: tokenOf(ann) })).status).toBe(401);
 
+    // A bulk announcement by e-mail: sent, followed, paused, resumed, cancelled; and the operators' side.
+    const pool = h.server.services.pool;
+    await pool.query('UPDATE users SET email = $2, email_verified_at = now() WHERE id = $1', [stranger.id, `rc-cmp-${randomBytes(5).toString('hex')}@example.test`]);
+    await pool.query(`INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, 'learner') ON CONFLICT DO NOTHING`, [room.id, stranger.id]);
+    expect((await api.call('POST /api/campaigns', { token: tokenOf(teacher), json: { roomIds: [room.id], subject: '' } })).status).toBe(400);
+    const cmp = await api.call('POST /api/campaigns', { token: tokenOf(teacher), json: { roomIds: [room.id], subject: 'Exam moved', text: 'Friday, room 204.' } });
+    expect(cmp.status).toBe(201);
+    const campaignId = { campaignId: cmp.body.campaign.id };
+    await api.call('GET /api/campaigns', { token: tokenOf(teacher), query: { limit: '5' } });
+    await api.call('GET /api/campaigns/{campaignId}', { token: tokenOf(teacher), params: campaignId });
+    await api.call('GET /api/campaigns/{campaignId}/recipients', { token: tokenOf(teacher), params: campaignId, query: { state: 'sent' } });
+    for (const action of ['pause', 'resume', 'cancel', 'resume'] as const) await api.call(`POST /api/campaigns/{campaignId}/${action}`, { token: tokenOf(teacher), params: campaignId });
+    expect((await api.call('POST /api/admin/campaigns', { token: ADMIN_TOKEN, json: { subject: 's', text: 't' } })).status).toBe(400);
+    const ops = await api.call('POST /api/admin/campaigns', { token: ADMIN_TOKEN, json: { roomIds: [room.id], subject: 'From the school', text: 'Closed on Monday.' } });
+    expect(ops.status).toBe(201);
+    const opsId = { campaignId: ops.body.campaign.id };
+    await api.call('GET /api/admin/campaigns', { token: ADMIN_TOKEN });
+    await api.call('GET /api/admin/campaigns/{campaignId}', { token: ADMIN_TOKEN, params: opsId });
+    await api.call('GET /api/admin/campaigns/{campaignId}/recipients', { token: ADMIN_TOKEN, params: opsId });
+    for (const action of ['pause', 'resume', 'cancel'] as const) await api.call(`POST /api/admin/campaigns/{campaignId}/${action}`, { token: ADMIN_TOKEN, params: opsId });
+
     // A password change, then logging out.
     expect((await api.call('POST /api/auth/password', { token: tokenOf(teacher), json: { currentPassword: 'not-the-password', newPassword: 'another-password-1' } })).status).toBe(401);
     const changed = await api.call('POST /api/auth/password', { token: tokenOf(teacher), json: { currentPassword: PASSWORD, newPassword: 'another-password-1' } });

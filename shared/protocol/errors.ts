@@ -54,6 +54,10 @@ export const ERROR_CODES = [
   'webhook_owner_left',
   // More webhook endpoints than a room may have.
   'too_many_webhooks',
+  // A campaign asked to pause, resume or cancel from a state that does not allow it (e.g. resume a cancelled one).
+  'campaign_state_conflict',
+  // A campaign whose rooms have nobody with a verified address to mail.
+  'no_recipients',
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',

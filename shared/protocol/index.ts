@@ -7,3 +7,4 @@ export * from './events';
 export * from './operations';
 export * from './webhooks';
 export * from './schemas';
+export * from './campaigns';

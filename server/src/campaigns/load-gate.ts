@@ -1,12 +1,14 @@
 /**
- * The load gate of bulk mail (issue 15, seed 001): before each batch, and after every send, it
- * looks at the mail server's health and says whether to send now, wait, or pause the campaign.
+ * The load gate of bulk mail (issue 15, seed 001): before each batch it looks at the mail
+ * server's health and says whether to send now (and how many), wait, or pause the campaigns.
  *
  * Signals: the local MTA's queue length (`exim -bpc`, when there is a local MTA to ask), the
- * SMTP answers of the last sends (421 and 452 mean "slow down"; 451 "try later"), their error
- * ratio and their latency. Unhealthy, the gate backs off, doubling its wait; unhealthy without a
- * break for longer than the deadline, it pauses the campaign with the reason, and a paused
- * campaign is resumed when the gate finds the server healthy again (or by hand).
+ * SMTP answers of the last sends (421 and 452 mean "slow down"; other 4xx "try later"), their
+ * error ratio and their latency. Unhealthy, the gate backs off, doubling its wait. A problem seen
+ * in past sends cannot clear by itself (no sends, no new evidence), so once its wait is over the
+ * gate lets one mail through as a probe: accepted, the past is forgotten and sending resumes;
+ * refused, the next wait is longer. Unhealthy without a break for `pauseAfterMs`, it says pause;
+ * paused, it probes every `probeEveryMs`, and the first accepted probe says resume.
  *
  * Pure: it is told the time and the observations, so the policy is tested on its own.
  */
@@ -23,8 +25,10 @@ export interface GateLimits {
   /** The first wait, doubled while unhealthy, up to `maxWaitMs`. */
   firstWaitMs: number;
   maxWaitMs: number;
-  /** Unhealthy this long without a break: the campaign pauses. */
+  /** Unhealthy this long without a break: the campaigns pause. */
   pauseAfterMs: number;
+  /** While paused, one probe mail this often (unless the queue alone shows the server is still loaded). */
+  probeEveryMs: number;
 }
 
 export const DEFAULT_GATE_LIMITS: GateLimits = {
@@ -35,12 +39,13 @@ export const DEFAULT_GATE_LIMITS: GateLimits = {
   firstWaitMs: 1000,
   maxWaitMs: 60_000,
   pauseAfterMs: 10 * 60_000,
+  probeEveryMs: 60_000,
 };
 
 /** How one send went, as the sender saw it. */
 export type SendAnswer = 'accepted' | 'slow_down' | 'deferred' | 'refused' | 'timeout';
 
-/** 421 and 452 ask the client to slow down; 451 defers this mail; 5xx refuses it for good. */
+/** 421 and 452 ask the client to slow down; other 4xx defer this mail; 5xx refuses it for good; no code: the connection failed. */
 export function answerOf(code: number | undefined, timedOut = false): SendAnswer {
   if (timedOut || code === undefined) return 'timeout';
   if (code < 400) return 'accepted';
@@ -50,8 +55,10 @@ export function answerOf(code: number | undefined, timedOut = false): SendAnswer
 }
 
 export type GateDecision =
-  | { action: 'send' }
+  /** `max`: how many mails may go now; 1 for a probe. */
+  | { action: 'send'; max: number; probe: boolean }
   | { action: 'wait'; waitMs: number; reason: string }
+  /** Unhealthy for the whole deadline: pause with this reason (said once; then the gate probes). */
   | { action: 'pause'; reason: string };
 
 interface Sent {
@@ -60,20 +67,33 @@ interface Sent {
 }
 
 export class LoadGate {
-  private readonly recent: Sent[] = [];
-  /** When the server was first seen unhealthy in the current run of unhealthy looks; null while healthy. */
+  private recent: Sent[] = [];
+  /** When the current run of unhealthy looks began; null while healthy. */
   private unhealthySince: number | null = null;
   private nextWaitMs: number;
-  /** A slow-down answer holds sending for one wait, however healthy the rest looks. */
+  /** A slow-down answer holds sending until then, however healthy the rest looks. */
   private slowDownUntil = 0;
+  /** A probe may go at or after this time (set whenever a wait is given out). */
+  private probeAt = 0;
+  /** Since when the gate has the campaigns paused; null while it does not. */
+  private pausedSince: number | null = null;
+  private lastReason = '';
 
-  constructor(private readonly limits: GateLimits = DEFAULT_GATE_LIMITS) {
+  constructor(readonly limits: GateLimits = DEFAULT_GATE_LIMITS) {
     this.nextWaitMs = limits.firstWaitMs;
   }
 
-  /** Records a send's answer and latency (a refusal for good says nothing about load). */
+  get paused(): boolean {
+    return this.pausedSince !== null;
+  }
+
+  /** Records a send's answer and latency. A refusal for good says nothing about load; an accepted mail while unhealthy was a successful probe. */
   observe(answer: SendAnswer, latencyMs: number, now: number): void {
     if (answer === 'refused') return;
+    if (answer === 'accepted' && (this.pausedSince !== null || (this.unhealthySince !== null && this.sendsProblem() !== null))) {
+      this.recover();
+      return;
+    }
     this.recent.push({ answer, latencyMs });
     if (this.recent.length > this.limits.window) this.recent.shift();
     if (answer === 'slow_down') this.slowDownUntil = Math.max(this.slowDownUntil, now + this.nextWaitMs);
@@ -81,31 +101,69 @@ export class LoadGate {
 
   /** What to do now, given the local queue's length (null: no local MTA to ask). */
   check(queueLength: number | null, now: number): GateDecision {
-    const reason = this.problem(queueLength, now);
+    const loaded = this.queueProblem(queueLength) ?? (now < this.slowDownUntil ? 'the mail server asked to slow down (421/452)' : null);
+    if (this.pausedSince !== null) return this.whilePaused(loaded, now);
+    const reason = loaded ?? this.sendsProblem();
     if (reason === null) {
-      this.unhealthySince = null;
-      this.nextWaitMs = this.limits.firstWaitMs;
-      return { action: 'send' };
+      this.recover();
+      return { action: 'send', max: Number.POSITIVE_INFINITY, probe: false };
     }
+    this.lastReason = reason;
     this.unhealthySince ??= now;
     if (now - this.unhealthySince >= this.limits.pauseAfterMs) {
+      this.pausedSince = now;
+      this.probeAt = now + this.limits.probeEveryMs;
       return { action: 'pause', reason: `${reason}, for ${Math.round((now - this.unhealthySince) / 1000)} s` };
     }
+    // Only past sends are wrong: once the last wait is over, one mail finds out whether they still are.
+    if (loaded === null && now >= this.probeAt && this.probeAt > 0) return this.probe(Number.POSITIVE_INFINITY);
     const waitMs = this.nextWaitMs;
     this.nextWaitMs = Math.min(this.nextWaitMs * 2, this.limits.maxWaitMs);
+    this.probeAt = now + waitMs;
     return { action: 'wait', waitMs, reason };
   }
 
-  private problem(queueLength: number | null, now: number): string | null {
+  /** Why sending is held back now, for progress reports; null while it is not. */
+  get reason(): string | null {
+    return this.unhealthySince === null ? null : this.lastReason;
+  }
+
+  private whilePaused(loaded: string | null, now: number): GateDecision {
+    if (loaded !== null) this.lastReason = loaded;
+    if (loaded === null && now >= this.probeAt) return this.probe(now + this.limits.probeEveryMs);
+    return { action: 'wait', waitMs: Math.max(1, this.probeAt - now), reason: `paused: ${this.lastReason}` };
+  }
+
+  /** One mail may go; until `next`, no other (a failed probe's answer then makes the next wait). */
+  private probe(next: number): GateDecision {
+    this.probeAt = next;
+    return { action: 'send', max: 1, probe: true };
+  }
+
+  private recover(): void {
+    this.recent = [];
+    this.unhealthySince = null;
+    this.pausedSince = null;
+    this.probeAt = 0;
+    this.nextWaitMs = this.limits.firstWaitMs;
+  }
+
+  private queueProblem(queueLength: number | null): string | null {
     if (queueLength !== null && queueLength > this.limits.maxQueue) return `the mail server's queue holds ${queueLength} messages (limit ${this.limits.maxQueue})`;
-    if (now < this.slowDownUntil) return 'the mail server asked to slow down (421/452)';
-    if (this.recent.length >= Math.min(10, this.limits.window)) {
-      const failed = this.recent.filter((s) => s.answer !== 'accepted').length / this.recent.length;
-      if (failed > this.limits.maxErrorRatio) return `${Math.round(failed * 100)} % of the last ${this.recent.length} sends failed (limit ${Math.round(this.limits.maxErrorRatio * 100)} %)`;
-      const latencies = this.recent.map((s) => s.latencyMs).sort((a, b) => a - b);
-      const median = latencies[Math.floor(latencies.length / 2)] as number;
-      if (median > this.limits.maxLatencyMs) return `sends take ${median} ms (median; limit ${this.limits.maxLatencyMs} ms)`;
+    return null;
+  }
+
+  private sendsProblem(): string | null {
+    if (this.recent.length < Math.min(10, this.limits.window)) {
+      // Too few sends for a ratio, but a run of failures (a server that refuses connections) is plain.
+      const last = this.recent.slice(-3);
+      return last.length === 3 && last.every((s) => s.answer !== 'accepted') ? `the last ${last.length} sends failed (${last.at(-1)?.answer})` : null;
     }
+    const failed = this.recent.filter((s) => s.answer !== 'accepted').length / this.recent.length;
+    if (failed > this.limits.maxErrorRatio) return `${Math.round(failed * 100)} % of the last ${this.recent.length} sends failed (limit ${Math.round(this.limits.maxErrorRatio * 100)} %)`;
+    const latencies = this.recent.map((s) => s.latencyMs).sort((a, b) => a - b);
+    const median = latencies[Math.floor(latencies.length / 2)] as number;
+    if (median > this.limits.maxLatencyMs) return `sends take ${median} ms (median; limit ${this.limits.maxLatencyMs} ms)`;
     return null;
   }
 }

@@ -82,6 +82,8 @@ export const ERRORS: Partial<Record<ErrorCode, { status: number; means: string }
   webhook_target_unresolvable: { status: 400, means: 'the webhook URL\u2019s host does not resolve' },
   webhook_owner_left: { status: 409, means: 'the webhook endpoint was disabled because its owner left the room and cannot be resumed; create a new endpoint' },
   too_many_webhooks: { status: 409, means: 'the room already has as many webhook endpoints as it may (10); delete one first' },
+  campaign_state_conflict: { status: 409, means: 'the campaign is not in a state this action applies to (resume a running one, cancel a finished one, …)' },
+  no_recipients: { status: 422, means: 'nobody in the rooms has a verified e-mail address to mail (the sender aside)' },
   unauthenticated: { status: 401, means: 'no token, a malformed one, or a session that expired or was revoked: log in again' },
   invalid_credentials: { status: 401, means: 'wrong username or password' },
   invalid_ticket: { status: 401, means: 'the stream ticket is unknown, used, expired or for another stream: get a new one' },

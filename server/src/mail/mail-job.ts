@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 
 export const MAIL_QUEUE = 'mail';
 
-export const MAIL_TYPES = ['notification', 'digest', 'reminder', 'password_reset', 'verify_email', 'webhook_disabled'] as const;
+export const MAIL_TYPES = ['notification', 'digest', 'reminder', 'password_reset', 'verify_email', 'webhook_disabled', 'announcement'] as const;
 export type MailType = (typeof MAIL_TYPES)[number];
 
 /** One message as a mail shows it. */
@@ -44,6 +44,15 @@ export interface MailVars {
     failingSince: string;
     /** The last attempt's error, e.g. "HTTP 503 Service Unavailable"; may be empty. */
     lastError: string;
+  };
+  /** A bulk announcement (docs/campaigns.md): the campaign's subject and text, written by its sender. */
+  announcement: {
+    recipient: { name: string };
+    room: RoomRef;
+    /** The instructor who sent it, or the school's name for one the operators sent. */
+    sender: { name: string };
+    announcement: { subject: string; text: string };
+    unsubscribeUrl: string;
   };
 }
 

@@ -9,8 +9,7 @@
  * died between the relay's 250 and recording it) is recognisable as the same mail. At most one
  * batch per worker is in flight, which bounds such copies.
  */
-import nodemailer, { type Transporter } from 'nodemailer';
-import type { Config } from '../../../runtime/config';
+import type { Transporter } from 'nodemailer';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { Job, JobQueue } from '../work/job-queue';
@@ -18,10 +17,9 @@ import { exponentialBackoff } from '../work/retry-schedule';
 import { Worker, type JobOutcome } from '../work/worker';
 import { messageIdFor, type MailJob } from './mail-job';
 import type { MailStore } from './mail-store';
+import { createSmtpTransport, smtpFailure, type SmtpSettings } from './smtp-transport';
 import type { MailTemplates } from './templates';
 
-/** What the sender needs of the mail settings (runtime/config.ts). */
-export type SmtpSettings = Pick<Config['mail'], 'host' | 'port' | 'tls' | 'auth' | 'from' | 'domain' | 'retryFirstMs'>;
 
 export interface MailSenderOptions {
   jobs: JobQueue<MailJob>;
@@ -45,21 +43,7 @@ export class MailSender {
   private readonly transport: Transporter;
 
   constructor(private readonly o: MailSenderOptions) {
-    this.transport = nodemailer.createTransport({
-      host: o.smtp.host,
-      port: o.smtp.port,
-      secure: o.smtp.tls === 'tls',
-      requireTLS: o.smtp.tls === 'starttls',
-      ignoreTLS: o.smtp.tls === 'none',
-      auth: o.smtp.auth ?? undefined,
-      // One kept-open connection per worker slot instead of a handshake per mail.
-      pool: true,
-      maxConnections: 2,
-      maxMessages: 1000,
-      connectionTimeout: 10_000,
-      greetingTimeout: 10_000,
-      socketTimeout: 60_000,
-    });
+    this.transport = createSmtpTransport(o.smtp, { maxConnections: 2 });
     this.worker = new Worker({
       queue: o.jobs,
       schedule: exponentialBackoff({ firstMs: o.smtp.retryFirstMs, maxMs: 3600_000, maxAttempts: MAX_ATTEMPTS }),
@@ -105,8 +89,7 @@ export class MailSender {
       this.o.metrics.mailSent.inc({ type: mail.type });
       return { id: job.id, outcome: 'done' };
     } catch (err) {
-      const code = (err as { responseCode?: number }).responseCode;
-      const answer = `${code ?? (err as { code?: string }).code ?? 'error'}: ${(err as Error).message}`;
+      const { code, answer } = smtpFailure(err);
       if (code !== undefined && code >= 500) {
         this.o.metrics.mailFailures.inc({ kind: 'permanent' });
         await this.o.store.suppress(mail.to, answer);

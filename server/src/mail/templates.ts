@@ -74,6 +74,13 @@ const SAMPLES: { [T in MailType]: MailVars[T] } = {
     failingSince: '2025-03-01T09:15:00Z',
     lastError: 'HTTP 503 Service Unavailable',
   },
+  announcement: {
+    recipient: { name: 'Alex' },
+    room: SAMPLE_ROOM,
+    sender: { name: 'Dr. Kim' },
+    announcement: { subject: 'No class on Friday', text: 'The building is closed on Friday.\nWe meet again on Monday.' },
+    unsubscribeUrl: SAMPLE_UNSUBSCRIBE,
+  },
 };
 
 /** Partials would let a template read files; mail templates are self-contained instead. */

@@ -6,12 +6,12 @@
  * mail scanners fetch links on their own; the POST (the button, or a mail client's one-click
  * `List-Unsubscribe=One-Click`) turns the room's mail off.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { mailReportSchema, type MailReport } from '../../../shared/protocol/operations';
 import { isUuid } from '../../../shared/protocol/routing';
 import { AppError } from '../errors';
+import { requireAdmin } from '../http/admin-auth';
 import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
@@ -141,13 +141,7 @@ export function mailRoutes(deps: { sessions: SessionStore; roomService: RoomServ
   });
 
   /** The operators' API: off unless ROOMCAST_ADMIN_TOKEN is set; then only with that token. */
-  router.use('/admin', (req, _res, next) => {
-    if (!deps.adminToken) throw new AppError(404, 'admin_disabled', 'the operators\u2019 API is off; set ROOMCAST_ADMIN_TOKEN to turn it on');
-    const given = Buffer.from(/^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1] ?? '');
-    const want = Buffer.from(deps.adminToken);
-    if (given.length !== want.length || !timingSafeEqual(given, want)) throw new AppError(401, 'unauthenticated', 'the operators\u2019 API needs Authorization: Bearer <ROOMCAST_ADMIN_TOKEN>');
-    next();
-  });
+  router.use('/admin', requireAdmin(deps.adminToken));
 
   describeRoute({
     operationId: 'mailReport',

@@ -44,11 +44,15 @@ export interface QueueStats {
 
 type Queryable = Pick<Pool | PoolClient, 'query'>;
 
-/** Pending and failed jobs of every queue that has any: the `roomcast_jobs` gauge. */
+/**
+ * Pending and failed jobs of every queue that has any: the `roomcast_jobs` gauge. Queues made
+ * per thing (`campaign:<id>`) count under their family (`campaign`): one series, not one per id.
+ */
 export async function jobCounts(pool: Pool): Promise<{ queue: string; pending: number; failed: number }[]> {
   const { rows } = await pool.query<{ queue: string; pending: number; failed: number }>(
-    `SELECT queue, count(*) FILTER (WHERE state = 'pending')::int AS pending, count(*) FILTER (WHERE state = 'failed')::int AS failed
-       FROM jobs WHERE state <> 'done' GROUP BY queue ORDER BY queue`,
+    `SELECT split_part(queue, ':', 1) AS queue, count(*) FILTER (WHERE state = 'pending')::int AS pending,
+            count(*) FILTER (WHERE state = 'failed')::int AS failed
+       FROM jobs WHERE state <> 'done' GROUP BY 1 ORDER BY 1`,
   );
   return rows;
 }
@@ -74,6 +78,16 @@ export class JobQueue<P = Record<string, unknown>> {
       [this.name, ref, JSON.stringify(payload), secs(o.delayMs ?? 0)],
     );
     return (rows[0] as { id: number }).id;
+  }
+
+  /** `enqueue` for many jobs in one statement (a campaign's recipients): refs already queued are skipped. */
+  async enqueueAll(db: Queryable, jobs: readonly { ref: string; payload: P }[]): Promise<void> {
+    if (jobs.length === 0) return;
+    await db.query(
+      `INSERT INTO jobs (queue, ref, payload) SELECT $1, j.ref, j.payload FROM unnest($2::text[], $3::jsonb[]) AS j(ref, payload)
+       ON CONFLICT (queue, ref) DO NOTHING`,
+      [this.name, jobs.map((j) => j.ref), jobs.map((j) => JSON.stringify(j.payload))],
+    );
   }
 
   /** Leases up to `limit` due jobs for `leaseMs`, oldest due first. */
@@ -166,6 +180,20 @@ export class JobQueue<P = Record<string, unknown>> {
       [failures.map((f) => f.id), failures.map((f) => f.error.slice(0, 2000)), delays.map((d) => (d === null ? null : secs(d)))],
     );
     return failures.filter((_f, i) => delays[i] === null).map((f) => f.id);
+  }
+
+  /**
+   * Finishes jobs with how each ended in the queue's own words (`outcome`, e.g. 'sent',
+   * 'suppressed') and the far side's last answer, kept for operators and progress reports.
+   */
+  async settle(items: readonly { id: number; state: 'done' | 'failed'; outcome: string; answer?: string }[]): Promise<void> {
+    if (items.length === 0) return;
+    await this.pool.query(
+      `UPDATE jobs j SET state = s.state, finished_at = now(), lease_until = NULL, outcome = s.outcome, answer = s.answer
+        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS s(id, state, outcome, answer)
+       WHERE j.id = s.id AND j.state = 'pending'`,
+      [items.map((i) => i.id), items.map((i) => i.state), items.map((i) => i.outcome), items.map((i) => i.answer?.slice(0, 2000) ?? null)],
+    );
   }
 
   /** Fails jobs for good: retrying could not help (a permanent refusal, a job about nothing). */

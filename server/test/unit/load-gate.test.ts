@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { answerOf, LoadGate, type GateLimits } from '../../src/campaigns/load-gate';
 
-const limits: GateLimits = { maxQueue: 100, maxErrorRatio: 0.2, maxLatencyMs: 500, window: 20, firstWaitMs: 1000, maxWaitMs: 8000, pauseAfterMs: 30_000 };
+const limits: GateLimits = { maxQueue: 100, maxErrorRatio: 0.2, maxLatencyMs: 500, window: 20, firstWaitMs: 1000, maxWaitMs: 8000, pauseAfterMs: 30_000, probeEveryMs: 5000 };
+const SEND = { action: 'send', max: Number.POSITIVE_INFINITY, probe: false };
+const PROBE = { action: 'send', max: 1, probe: true };
 
 describe('the bulk-mail load gate', () => {
   it('reads SMTP answers as the seed does: 421/452 slow down, other 4xx defer, 5xx refuse', () => {
@@ -11,7 +13,7 @@ describe('the bulk-mail load gate', () => {
   it('sends while the server is healthy', () => {
     const g = new LoadGate(limits);
     for (let i = 0; i < 30; i++) g.observe('accepted', 20, i);
-    expect(g.check(10, 100)).toEqual({ action: 'send' });
+    expect(g.check(10, 100)).toEqual(SEND);
   });
 
   it('waits, doubling, while the queue is over its limit, and sends again once it drains', () => {
@@ -19,7 +21,7 @@ describe('the bulk-mail load gate', () => {
     const waits = [0, 1, 2, 3, 4].map((i) => g.check(150, i * 1000));
     expect(waits.map((d) => (d.action === 'wait' ? d.waitMs : d.action))).toEqual([1000, 2000, 4000, 8000, 8000]);
     expect(waits[0]).toMatchObject({ reason: expect.stringContaining('150 messages') });
-    expect(g.check(20, 6000)).toEqual({ action: 'send' });
+    expect(g.check(20, 6000)).toEqual(SEND);
     // Healthy again: the next trouble starts from the first wait.
     expect(g.check(150, 7000)).toMatchObject({ action: 'wait', waitMs: 1000 });
   });
@@ -28,7 +30,28 @@ describe('the bulk-mail load gate', () => {
     const g = new LoadGate(limits);
     g.observe('slow_down', 30, 0);
     expect(g.check(null, 10)).toMatchObject({ action: 'wait', reason: expect.stringContaining('slow down') });
-    expect(g.check(null, 2500)).toEqual({ action: 'send' });
+    expect(g.check(null, 2500)).toEqual(SEND);
+  });
+
+  it('after a wait for failed sends, lets one probe through: accepted, it sends again; refused, the next wait doubles', () => {
+    const g = new LoadGate(limits);
+    for (let i = 0; i < 20; i++) g.observe(i % 2 === 0 ? 'timeout' : 'accepted', 20, i);
+    expect(g.check(null, 100)).toMatchObject({ action: 'wait', waitMs: 1000 });
+    expect(g.check(null, 500)).toMatchObject({ action: 'wait', waitMs: 2000 });
+    // The wait is over: one mail, and nothing more until its answer is in.
+    expect(g.check(null, 2600)).toEqual(PROBE);
+    g.observe('timeout', 20, 2610);
+    expect(g.check(null, 2620)).toMatchObject({ action: 'wait', waitMs: 4000 });
+    expect(g.check(null, 6700)).toEqual(PROBE);
+    g.observe('accepted', 20, 6710);
+    expect(g.check(null, 6720)).toEqual(SEND);
+    expect(g.reason).toBeNull();
+  });
+
+  it('reads three failures in a row as unhealthy before it has enough sends for a ratio', () => {
+    const g = new LoadGate(limits);
+    for (let i = 0; i < 3; i++) g.observe('timeout', 10_000, i);
+    expect(g.check(null, 10)).toMatchObject({ action: 'wait', reason: expect.stringContaining('the last 3 sends failed') });
   });
 
   it('waits when too many recent sends failed or were slow, and ignores refusals for good', () => {
@@ -42,7 +65,7 @@ describe('the bulk-mail load gate', () => {
 
     const refusals = new LoadGate(limits);
     for (let i = 0; i < 20; i++) refusals.observe(i % 2 === 0 ? 'refused' : 'accepted', 20, i);
-    expect(refusals.check(null, 100)).toEqual({ action: 'send' });
+    expect(refusals.check(null, 100)).toEqual(SEND);
   });
 
   it('pauses with the reason once unhealthy without a break for the deadline', () => {
@@ -50,5 +73,22 @@ describe('the bulk-mail load gate', () => {
     let decision = g.check(500, 0);
     for (let t = 1000; decision.action !== 'pause' && t <= 40_000; t += 1000) decision = g.check(500, t);
     expect(decision).toEqual({ action: 'pause', reason: expect.stringMatching(/queue holds 500 messages.*for 30 s/) });
+    expect(g.paused).toBe(true);
+  });
+
+  it('paused, probes every probeEveryMs once the queue allows it, and an accepted probe ends the pause', () => {
+    const g = new LoadGate(limits);
+    for (let t = 0; t <= 30_000; t += 1000) g.check(500, t);
+    expect(g.paused).toBe(true);
+    // Still loaded: no probe, the reason says so.
+    expect(g.check(500, 36_000)).toMatchObject({ action: 'wait', reason: expect.stringMatching(/^paused: .*500 messages/) });
+    expect(g.check(10, 36_500)).toEqual(PROBE);
+    expect(g.check(10, 37_000)).toMatchObject({ action: 'wait', waitMs: 4500 });
+    g.observe('timeout', 30, 37_000);
+    expect(g.paused).toBe(true);
+    expect(g.check(10, 41_500)).toEqual(PROBE);
+    g.observe('accepted', 30, 41_510);
+    expect(g.paused).toBe(false);
+    expect(g.check(10, 41_520)).toEqual(SEND);
   });
 });

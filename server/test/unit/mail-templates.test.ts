@@ -41,6 +41,13 @@ const VARS: { [T in MailType]: MailVars[T] } = {
     failingSince: '2025-05-06T14:30:00Z',
     lastError: 'HTTP 410 Gone',
   },
+  announcement: {
+    recipient: { name: 'Sam' },
+    room,
+    sender: { name: 'Jordan Lee' },
+    announcement: { subject: 'Lab <closed> Friday', text: 'Bring your notes & goggles on Monday.' },
+    unsubscribeUrl,
+  },
 };
 
 /** What each rendered mail must show, in both its text and its html part. */
@@ -51,6 +58,7 @@ const SHOWS: { [T in MailType]: string[] } = {
   password_reset: ['Sam', 'https://roomcast.test/reset/abc', '45 minutes', 'ignore'],
   verify_email: ['Sam', 'https://roomcast.test/verify/xyz', '48 hours'],
   webhook_disabled: ['Sam', 'https://lms.test/hooks/rc', 'Organic Chemistry', '410 Gone', room.url],
+  announcement: ['Sam', 'Jordan Lee', 'Organic Chemistry', room.url, unsubscribeUrl],
 };
 
 interface LogLine {

@@ -1,0 +1,264 @@
+/**
+ * Sends the running campaigns' mail, one batch per pass, paced by the load gate and the rate
+ * ceilings. One runner per app server; the recipients' leases keep two runners from sending to
+ * one person at once, and a runner that dies keeps its batch only until the lease ends.
+ *
+ * A pass: ask the gate (with the local MTA's queue length); take places under the rate
+ * ceilings; claim that many due recipients from the campaigns in turn; check each campaign is
+ * still running; send the batch over the pooled SMTP connection, each mail's answer told to the
+ * gate; record every recipient's outcome and the relay's answer. A recipient the relay deferred
+ * is due again later; one refused for good is failed and its address suppressed; one who opted
+ * out or bounced meanwhile is `suppressed` without a send.
+ *
+ * Duplicates: a recipient is marked sent after the relay's 250. A runner killed between the two
+ * leaves it leased; when the lease ends it is sent again, with the same Message-ID. So a crash
+ * sends at most one batch (BATCH mails) twice, and nothing else.
+ */
+import type { Transporter } from 'nodemailer';
+import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
+import { messageIdFor } from '../mail/mail-job';
+import { roomUrl, unsubscribeUrl, type LinkConfig } from '../mail/mail-links';
+import type { MailStore } from '../mail/mail-store';
+import { smtpFailure, type SmtpSettings } from '../mail/smtp-transport';
+import type { MailTemplates } from '../mail/templates';
+import type { Job, JobQueue } from '../work/job-queue';
+import { exponentialBackoff, type RetrySchedule } from '../work/retry-schedule';
+import type { Campaign, CampaignStore, RecipientJob, RecipientNow } from './campaign-store';
+import { answerOf, type LoadGate, type SendAnswer } from './load-gate';
+import type { MtaQueue } from './mta-queue';
+import type { RateCeiling } from './rate-ceiling';
+
+/** Mails in one batch: also the most a crashed runner can have in flight, so the most it can send twice. */
+export const CAMPAIGN_BATCH = 20;
+/** Longer than a batch can take over a slow relay (each send has its own timeouts). */
+const LEASE_MS = 3 * 60_000;
+/** Nothing to send (nothing running, or everything due later): look again after this. */
+const IDLE_MS = 500;
+const GAUGE_EVERY_MS = 5000;
+
+export interface CampaignRunnerOptions {
+  store: CampaignStore;
+  gate: LoadGate;
+  mta: Pick<MtaQueue, 'length'>;
+  rate: RateCeiling;
+  transport: Pick<Transporter, 'sendMail'>;
+  smtp: Pick<SmtpSettings, 'from' | 'domain'>;
+  templates: Pick<MailTemplates, 'render'>;
+  mailStore: Pick<MailStore, 'suppress'>;
+  links: LinkConfig;
+  /** First delay before a deferred recipient is tried again; backs off to 10 minutes. */
+  retryFirstMs: number;
+  metrics: Pick<Metrics, 'campaignSends' | 'campaignRecipients' | 'campaignGateWaiting'>;
+  logger: Logger;
+  /** The sender's name on mail the operators sent (no instructor). */
+  operatorsName: string;
+}
+
+type Sent =
+  | { id: number; outcome: 'sent'; answer: string }
+  | { id: number; outcome: 'suppressed'; answer: string }
+  | { id: number; outcome: 'refused'; answer: string }
+  | { id: number; outcome: 'retry'; answer: string };
+
+export class CampaignRunner {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<number> | null = null;
+  private started = false;
+  private turn = 0;
+  private lastGauge = 0;
+  private readonly schedule: RetrySchedule;
+
+  constructor(private readonly o: CampaignRunnerOptions) {
+    this.schedule = exponentialBackoff({ firstMs: o.retryFirstMs, maxMs: 10 * 60_000, maxAttempts: 100 });
+  }
+
+  start(): void {
+    this.started = true;
+    this.next(0);
+  }
+
+  /** Stops claiming; resolves once the batch in flight is recorded. Campaigns stay as they are, to be resumed by any runner. */
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** A campaign was created or resumed: look now instead of at the next idle check. */
+  wake(): void {
+    if (this.started && !this.running) this.next(0);
+  }
+
+  /** One pass; resolves to how long to wait before the next. */
+  runOnce(): Promise<number> {
+    this.running ??= this.pass().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private next(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.runOnce()
+        .catch((err: unknown) => {
+          this.o.logger.warn({ err: (err as Error).message }, 'campaign pass failed');
+          return IDLE_MS * 4;
+        })
+        .then((delay) => {
+          if (this.started && !this.timer) this.next(delay);
+        });
+    }, delayMs);
+  }
+
+  private async pass(): Promise<number> {
+    const { store, gate } = this.o;
+    const active = await store.active();
+    await this.refreshGauge(active);
+    const running = active.filter((c) => c.state === 'running');
+    const gatePaused = active.filter((c) => c.state === 'paused');
+    if (active.length === 0) {
+      this.o.metrics.campaignGateWaiting.set(0);
+      return IDLE_MS;
+    }
+    const decision = gate.check(await this.o.mta.length(), Date.now());
+    this.o.metrics.campaignGateWaiting.set(decision.action === 'send' && !gate.paused ? 0 : 1);
+    if (decision.action === 'pause') {
+      for (const c of running) await store.transition(c.id, ['running'], { state: 'paused', by: 'gate', reason: decision.reason });
+      this.o.logger.warn({ campaigns: running.map((c) => c.id), reason: decision.reason }, 'the mail server stayed unhealthy past the deadline; campaigns paused until it recovers');
+      return 0;
+    }
+    if (decision.action === 'wait') {
+      await store.noteGate(running.map((c) => c.id), decision.reason);
+      return decision.waitMs;
+    }
+    // With nothing running, the gate-paused campaigns get one probe mail: accepted, they resume.
+    const probing = running.length === 0 || gate.paused;
+    const from = running.length > 0 ? running : gatePaused;
+    const reservation = await this.o.rate.reserve(probing || decision.probe ? 1 : Math.min(decision.max, CAMPAIGN_BATCH));
+    if (reservation.granted === 0) {
+      const note = reservation.limitedBy === 'hour' ? `the hourly ceiling (${this.o.rate.limits.perHour} mails per hour) is reached; sending resumes in ${Math.ceil(reservation.retryAfterMs / 1000)} s` : null;
+      await store.noteGate(running.map((c) => c.id), note);
+      return reservation.retryAfterMs;
+    }
+    await store.noteGate(running.map((c) => c.id), null);
+    let claimed = 0;
+    for (let i = 0; i < from.length && claimed < reservation.granted; i++) {
+      const campaign = from[this.turn++ % from.length] as Campaign;
+      const queue = store.queue(campaign.id);
+      const jobs = await queue.claim(reservation.granted - claimed, LEASE_MS);
+      claimed += jobs.length;
+      if (jobs.length > 0) await this.sendBatch(campaign, queue, jobs, gatePaused);
+      if (jobs.length < reservation.granted && campaign.state === 'running') await this.finishIfDone(campaign);
+    }
+    await this.o.rate.giveBack(reservation, reservation.granted - claimed);
+    return claimed === 0 ? IDLE_MS : 0;
+  }
+
+  private async finishIfDone(campaign: Campaign): Promise<void> {
+    const done = await this.o.store.transition(campaign.id, ['running'], { state: 'done' });
+    if (done) this.o.logger.info({ campaign: campaign.id, recipients: campaign.recipients }, 'campaign finished');
+  }
+
+  private async sendBatch(campaign: Campaign, queue: JobQueue<RecipientJob>, jobs: Job<RecipientJob>[], gatePaused: Campaign[]): Promise<void> {
+    const ids = jobs.map((j) => j.id);
+    // Paused or cancelled since this pass read it: send nothing of it.
+    const state = await this.o.store.state(campaign.id);
+    if (state === 'cancelled') {
+      await queue.settle(ids.map((id) => ({ id, state: 'done', outcome: 'cancelled', answer: 'the campaign was cancelled' })));
+      return;
+    }
+    if (state !== campaign.state) {
+      await queue.release(ids);
+      return;
+    }
+    const people = await this.o.store.recipientsNow(jobs.map((j) => j.payload));
+    const senderName = (await this.o.store.senderName(campaign.createdBy)) ?? this.o.operatorsName;
+    const results = await Promise.all(jobs.map((job) => this.sendOne(campaign, job, people.get(job.payload.userId), senderName)));
+    const attempts = new Map(jobs.map((j) => [j.id, j.attempts]));
+    await queue.settle(
+      results.flatMap((r) => (r.outcome === 'retry' ? [] : [{ id: r.id, state: r.outcome === 'refused' ? ('failed' as const) : ('done' as const), outcome: r.outcome, answer: r.answer }])),
+    );
+    await queue.retry(
+      results.flatMap((r) => (r.outcome === 'retry' ? [{ id: r.id, error: r.answer, attempts: attempts.get(r.id) ?? 1 }] : [])),
+      this.schedule,
+    );
+    // An accepted probe: the gate is healthy again, and so are the campaigns it paused.
+    if (!this.o.gate.paused && gatePaused.length > 0 && results.some((r) => r.outcome === 'sent')) {
+      for (const c of gatePaused) await this.o.store.transition(c.id, ['paused'], { state: 'running' }, 'gate');
+      this.o.logger.info({ campaigns: gatePaused.map((c) => c.id) }, 'the mail server is healthy again; campaigns the gate paused resume');
+    }
+  }
+
+  private async sendOne(campaign: Campaign, job: Job<RecipientJob>, who: RecipientNow | undefined, senderName: string): Promise<Sent> {
+    const skip = (answer: string): Sent => {
+      this.o.metrics.campaignSends.inc({ answer: 'suppressed' });
+      return { id: job.id, outcome: 'suppressed', answer };
+    };
+    if (!who || who.email === null) return skip('no verified address any more');
+    if (who.suppressed) return skip('the address is suppressed (it bounced or complained)');
+    if (who.optedOut) return skip('unsubscribed from this room’s mail, or left the room');
+    let rendered;
+    try {
+      rendered = await this.o.templates.render('announcement', {
+        recipient: { name: who.name },
+        room: { name: who.roomName, url: roomUrl(this.o.links, who.roomId, who.role) },
+        sender: { name: senderName },
+        announcement: { subject: campaign.subject, text: campaign.text },
+        unsubscribeUrl: unsubscribeUrl(this.o.links, who.userId, who.roomId),
+      });
+    } catch (err) {
+      // A broken template edit: the last good version is used, so this is a render of these variables; a fix applies on retry.
+      return { id: job.id, outcome: 'retry', answer: `template: ${(err as Error).message}` };
+    }
+    const unsubscribe = unsubscribeUrl(this.o.links, who.userId, who.roomId);
+    const started = Date.now();
+    let answer: SendAnswer;
+    let text: string;
+    try {
+      const info = (await this.o.transport.sendMail({
+        from: this.o.smtp.from,
+        to: who.email,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        messageId: messageIdFor(`campaign:${campaign.id}:${who.userId}`, this.o.smtp.domain),
+        headers: {
+          'List-Unsubscribe': `<${unsubscribe}>`,
+          'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+          // Bulk mail: vacation responders stay quiet (RFC 3834 readers honour it).
+          Precedence: 'bulk',
+        },
+      })) as { response?: string };
+      answer = 'accepted';
+      text = info.response ?? '250';
+    } catch (err) {
+      const failure = smtpFailure(err);
+      answer = answerOf(failure.code);
+      text = failure.answer;
+    }
+    this.o.gate.observe(answer, Date.now() - started, Date.now());
+    this.o.metrics.campaignSends.inc({ answer });
+    if (answer === 'accepted') return { id: job.id, outcome: 'sent', answer: text };
+    if (answer === 'refused') {
+      await this.o.mailStore.suppress(who.email, text);
+      this.o.logger.warn({ campaign: campaign.id, to: who.email, answer: text }, 'the relay refused a campaign mail for good; the address is suppressed');
+      return { id: job.id, outcome: 'refused', answer: text };
+    }
+    return { id: job.id, outcome: 'retry', answer: text };
+  }
+
+  private async refreshGauge(active: Campaign[]): Promise<void> {
+    if (Date.now() - this.lastGauge < GAUGE_EVERY_MS) return;
+    this.lastGauge = Date.now();
+    const totals: Record<string, number> = {};
+    for (const c of active) {
+      for (const [state, n] of Object.entries(await this.o.store.counts(c.id))) totals[state] = (totals[state] ?? 0) + n;
+    }
+    this.o.metrics.campaignRecipients.reset();
+    for (const [state, n] of Object.entries(totals)) this.o.metrics.campaignRecipients.set({ state }, n);
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Bulk announcements by e-mail (docs/campaigns.md): what the API does with a campaign (create,
+ * follow, pause, resume, cancel; who may), and the runner that sends them. Built once per app
+ * server; every server's runner shares the same recipients' jobs and rate ceilings.
+ */
+import type { Config } from '../../../runtime/config';
+import type { CampaignBody, RecipientState } from '../../../shared/protocol/campaigns';
+import { AppError, ForbiddenError, NotFoundError } from '../errors';
+import type { Pool } from '../db/pool';
+import type { Logger } from '../logger';
+import type { MailChannel } from '../mail/mail-channel';
+import { createSmtpTransport } from '../mail/smtp-transport';
+import type { Metrics } from '../metrics';
+import type { RoomService } from '../rooms/room-service';
+import { CampaignRunner } from './campaign-runner';
+import { CampaignStore, type Campaign } from './campaign-store';
+import { LoadGate } from './load-gate';
+import { MtaQueue } from './mta-queue';
+import { RateCeiling } from './rate-ceiling';
+
+export { CAMPAIGN_BATCH } from './campaign-runner';
+
+/** Who asks: an instructor with a session, or the operators (the admin API). */
+export type Actor = { userId: string } | 'operators';
+
+/** Rooms one campaign may address: each is a recipient query, and the whole list is checked member by member. */
+export const MAX_ROOMS = 100;
+/** The sender's name on announcements the operators send. */
+const OPERATORS_NAME = 'roomcast';
+
+export interface CampaignsOptions {
+  pool: Pool;
+  config: Pick<Config, 'campaigns' | 'mail'>;
+  rooms: Pick<RoomService, 'requireMember'>;
+  mail: Pick<MailChannel, 'templates' | 'links' | 'store'>;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export class Campaigns {
+  readonly store: CampaignStore;
+  readonly runner: CampaignRunner;
+  private readonly transport: ReturnType<typeof createSmtpTransport>;
+  private readonly rate: RateCeiling;
+
+  constructor(private readonly o: CampaignsOptions) {
+    const c = o.config.campaigns;
+    this.store = new CampaignStore(o.pool);
+    this.rate = new RateCeiling(o.pool, { perSecond: c.ratePerSecond, perHour: c.ratePerHour });
+    // A batch goes out over a few kept-open connections at once; more would only queue at the relay.
+    this.transport = createSmtpTransport(o.config.mail, { maxConnections: 4 });
+    this.runner = new CampaignRunner({
+      store: this.store,
+      gate: new LoadGate({
+        maxQueue: c.maxQueue,
+        maxErrorRatio: c.maxErrorRatio,
+        maxLatencyMs: c.maxLatencyMs,
+        window: 50,
+        firstWaitMs: 1000,
+        maxWaitMs: 60_000,
+        pauseAfterMs: c.pauseAfterMs,
+        probeEveryMs: c.probeEveryMs,
+      }),
+      mta: new MtaQueue(c.queueCommand, o.logger),
+      rate: this.rate,
+      transport: this.transport,
+      smtp: o.config.mail,
+      templates: o.mail.templates,
+      mailStore: o.mail.store,
+      links: o.mail.links,
+      retryFirstMs: c.retryFirstMs,
+      metrics: o.metrics,
+      logger: o.logger,
+      operatorsName: OPERATORS_NAME,
+    });
+  }
+
+  start(): void {
+    this.runner.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.runner.stop();
+    this.transport.close();
+  }
+
+  /** Starts a campaign to every member of the rooms with a verified address (the sender aside). An instructor must teach every room. */
+  async create(actor: Actor, input: { roomIds: string[] | 'all'; subject: string; text: string }): Promise<CampaignBody> {
+    const roomIds = input.roomIds === 'all' ? await this.store.roomIds('all') : [...new Set(input.roomIds)];
+    if (actor === 'operators') {
+      const known = new Set(await this.store.roomIds(roomIds));
+      const unknown = roomIds.find((id) => !known.has(id));
+      if (unknown !== undefined) throw new NotFoundError('room_not_found', `no such room: ${unknown}`);
+    } else {
+      for (const roomId of roomIds) {
+        const { role } = await this.o.rooms.requireMember(roomId, actor.userId);
+        if (role !== 'instructor') throw new ForbiddenError('forbidden', `only instructors send announcements, and you are a learner in ${roomId}`);
+      }
+    }
+    const campaign = await this.store.create({ createdBy: actor === 'operators' ? null : actor.userId, ...input, roomIds });
+    if (!campaign) throw new AppError(422, 'no_recipients', 'nobody in these rooms has a verified e-mail address (the sender aside): nothing to send');
+    this.o.logger.info({ campaign: campaign.id, rooms: roomIds.length, recipients: campaign.recipients, by: actor === 'operators' ? 'operators' : actor.userId }, 'campaign started');
+    this.runner.wake();
+    return this.view(campaign);
+  }
+
+  async list(actor: Actor, limit: number): Promise<CampaignBody[]> {
+    const campaigns = await this.store.list(actor === 'operators' ? 'all' : actor, limit);
+    return Promise.all(campaigns.map((c) => this.view(c)));
+  }
+
+  async get(actor: Actor, id: string): Promise<CampaignBody> {
+    return this.view(await this.visible(actor, id));
+  }
+
+  async recipients(actor: Actor, id: string, o: { state?: RecipientState; limit: number }) {
+    await this.visible(actor, id);
+    return (await this.store.recipients(id, o)).map((r) => ({ ...r, updatedAt: r.updatedAt?.toISOString() ?? null }));
+  }
+
+  /** Pauses by hand: nothing more is claimed; a batch already being sent finishes. */
+  pause(actor: Actor, id: string): Promise<CampaignBody> {
+    return this.change(actor, id, ['running', 'paused'], { state: 'paused', by: 'user', reason: 'paused by hand' }, 'only a running campaign can be paused');
+  }
+
+  /** Resumes from where it stopped: only recipients not yet final are sent. */
+  async resume(actor: Actor, id: string): Promise<CampaignBody> {
+    const view = await this.change(actor, id, ['paused'], { state: 'running' }, 'only a paused campaign can be resumed');
+    this.runner.wake();
+    return view;
+  }
+
+  /** Cancels: recipients not yet sent are never sent. */
+  cancel(actor: Actor, id: string): Promise<CampaignBody> {
+    return this.change(actor, id, ['running', 'paused'], { state: 'cancelled' }, 'only a running or paused campaign can be cancelled');
+  }
+
+  private async change(
+    actor: Actor,
+    id: string,
+    from: Campaign['state'][],
+    to: Parameters<CampaignStore['transition']>[2],
+    refusal: string,
+  ): Promise<CampaignBody> {
+    const before = await this.visible(actor, id);
+    const after = await this.store.transition(id, from, to);
+    if (!after) throw new AppError(409, 'campaign_state_conflict', `${refusal}; this one is ${(await this.store.state(id)) ?? before.state}`);
+    this.o.logger.info({ campaign: id, from: before.state, to: after.state, by: actor === 'operators' ? 'operators' : actor.userId }, 'campaign state changed by hand');
+    return this.view(after);
+  }
+
+  /** The campaign, if the actor may see it: its sender, an instructor of one of its rooms, or the operators. 404 otherwise, so ids are not probed. */
+  private async visible(actor: Actor, id: string): Promise<Campaign> {
+    const campaign = await this.store.get(id);
+    if (campaign && (actor === 'operators' || campaign.createdBy === actor.userId || (await this.store.teachesAny(actor.userId, campaign.roomIds)))) return campaign;
+    throw new NotFoundError('not_found', 'no such campaign');
+  }
+
+
+  private async view(c: Campaign): Promise<CampaignBody> {
+    const [counts, perMinute] = await Promise.all([this.store.counts(c.id), c.state === 'running' ? this.store.sentLastMinute(c.id) : Promise.resolve(0)]);
+    return {
+      id: c.id,
+      createdBy: c.createdBy,
+      roomIds: c.roomIds,
+      subject: c.subject,
+      text: c.text,
+      state: c.state,
+      pausedBy: c.pausedBy,
+      pauseReason: c.pauseReason,
+      pausedAt: c.pausedAt?.toISOString() ?? null,
+      stopPoint: c.stopPoint,
+      waiting: c.state === 'running' ? c.gateNote : null,
+      recipients: c.recipients,
+      counts,
+      perMinute,
+      createdAt: c.createdAt.toISOString(),
+      finishedAt: c.finishedAt?.toISOString() ?? null,
+    };
+  }
+}
