@@ -3,6 +3,7 @@
  * ApiError (the server's code and message) or a NetworkError (no answer).
  */
 import { ERROR_CODES, type ErrorBody, type ErrorCode } from '../../../shared/protocol/errors';
+import type { CampaignBody } from '../../../shared/protocol/campaigns';
 import type { EventStreamTicket } from '../../../shared/protocol/events';
 import type { BrokerToken, ResyncPage, Role, RoomMessage, RoomSubscriptions, SendMessageRequest } from '../../../shared/protocol/messages';
 import type { RoomPresence } from '../../../shared/protocol/presence';
@@ -151,6 +152,20 @@ export class RoomcastApi {
    */
   leave(roomId: string, options: { keepalive?: boolean } = {}): Promise<void> {
     return this.request('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/presence`, undefined, options.keepalive);
+  }
+
+  /** Starts a bulk announcement by e-mail to the members of these rooms (instructors of every one of them). */
+  createCampaign(input: { roomIds: string[]; subject: string; text: string }): Promise<{ campaign: CampaignBody }> {
+    return this.request('POST', '/api/campaigns', input);
+  }
+
+  /** The campaigns the user sent or can steer, newest first, with their progress. */
+  campaigns(limit = 20): Promise<{ campaigns: CampaignBody[] }> {
+    return this.request('GET', `/api/campaigns?limit=${limit}`);
+  }
+
+  campaignAction(campaignId: string, action: 'pause' | 'resume' | 'cancel'): Promise<{ campaign: CampaignBody }> {
+    return this.request('POST', `/api/campaigns/${encodeURIComponent(campaignId)}/${action}`);
   }
 
   private async request<T = void>(method: string, path: string, body?: unknown, keepalive = false): Promise<T> {

@@ -5,6 +5,7 @@
  */
 import type { RoomMessage } from '../../../shared/protocol/messages';
 import type { OnlineMember } from '../../../shared/protocol/presence';
+import { mountCampaignPanel } from '../ui/campaign-panel';
 import { el, required } from '../ui/dom';
 import { bootRoomPage } from '../ui/room-page';
 
@@ -13,7 +14,8 @@ const EVERYONE = 'everyone';
 void bootRoomPage({
   role: 'instructor',
   otherPage: 'index.html',
-  setup({ client, names, session }) {
+  setup({ api, client, names, session, details }) {
+    mountCampaignPanel(api, details.room.id);
     const form = required<HTMLFormElement>('composer');
     const text = required<HTMLInputElement>('message-text');
     const to = required<HTMLSelectElement>('audience');
