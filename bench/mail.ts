@@ -11,10 +11,8 @@
  * sending like the one this starts. Writes bench/results/mail-<time>.json and .md.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseCli } from '../runtime/cli-args';
-import { loadConfig, repoRoot } from '../runtime/config';
+import { loadConfig } from '../runtime/config';
 import { ensureServices, maildirFiles, maildirTag } from '../infra/index';
 import { startAppServer } from '../server/src/app';
 import { inTransaction } from '../server/src/db/pool';
@@ -24,6 +22,7 @@ import { makeBenchRooms } from '../testkit/roomcast-fixtures';
 import { roundSummary, summarize, type LatencySummary } from '../testkit/stats';
 import { machineFacts } from './lib/machine';
 import { progress, sleep } from './lib/progress';
+import { writeBenchResults } from './lib/results-file';
 
 const USAGE = `
 npm run bench:mail -- [options]
@@ -130,24 +129,20 @@ async function main(): Promise<void> {
     say(`latency: commit → mailbox p50 ${latency.commitToMailboxMs.p50} ms, p99 ${latency.commitToMailboxMs.p99} ms`);
 
     const results: MailBench = { machine: machineFacts(), startedAt, throughput, latency };
-    const dir = path.join(repoRoot, 'bench', 'results');
-    mkdirSync(dir, { recursive: true });
-    const stamp = startedAt.replace(/[:.]/g, '-');
     const l = latency.commitToMailboxMs;
-    const md = [
-      `# roomcast mail benchmark, ${startedAt}`,
-      '',
-      `Machine: ${Object.entries(results.machine).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-      '',
-      '| measure | value |',
-      '|---|---|',
-      `| queue → Maildir, one sender, pooled SMTP to Exim | ${throughput.mailsPerSecond} mails/s (${mailCount} mails in ${throughput.seconds} s) |`,
-      `| commit → notification in the Maildir (${replyCount} replies at ${rate}/s) | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms, max ${l.max} ms |`,
-      '',
-    ].join('\n');
-    writeFileSync(path.join(dir, `mail-${stamp}.json`), `${JSON.stringify(results, null, 2)}\n`);
-    writeFileSync(path.join(dir, `mail-${stamp}.md`), md);
-    process.stdout.write(`\n${md}\nresults: bench/results/mail-${stamp}.{json,md}\n`);
+    writeBenchResults(
+      {
+        name: 'mail',
+        title: 'roomcast mail benchmark',
+        startedAt,
+        machine: results.machine,
+        rows: [
+          ['queue → Maildir, one sender, pooled SMTP to Exim', `${throughput.mailsPerSecond} mails/s (${mailCount} mails in ${throughput.seconds} s)`],
+          [`commit → notification in the Maildir (${replyCount} replies at ${rate}/s)`, `p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms, max ${l.max} ms`],
+        ],
+      },
+      results,
+    );
   } finally {
     await app.close();
   }

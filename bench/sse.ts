@@ -12,15 +12,13 @@
  *
  * Uses the services of `npm start` (started if needed). Writes bench/results/sse-<time>.json and .md.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { ensureServices } from '../infra/index';
 import { createProxy } from '../proxy/src/index';
 import { parseCli } from '../runtime/cli-args';
-import { loadConfig, repoRoot } from '../runtime/config';
+import { loadConfig } from '../runtime/config';
 import { createLogger } from '../server/src/logger';
 import { buildServices } from '../server/src/services';
 import { makeTestCertificates } from '../testkit/certs';
@@ -32,6 +30,7 @@ import { ProcMeter, cpuPercentByName, sampleProc } from './lib/proc-usage';
 import type { PosterParams, PosterResult } from './workers/poster';
 import type { AppMemory } from './workers/sse-app';
 import type { ReadersParams, ReadersResult } from './workers/sse-readers';
+import { writeBenchResults } from './lib/results-file';
 import { progress, sleep } from './lib/progress';
 
 const USAGE = `
@@ -208,35 +207,30 @@ async function main(): Promise<void> {
 }
 
 function report(b: SseBench): void {
-  const dir = path.join(repoRoot, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const stamp = b.startedAt.replace(/[:.]/g, '-');
   const l = b.latency;
   const m = b.memory;
   const d = b.deliveries;
-  const md = [
-    `# roomcast event stream (SSE) benchmark, ${b.startedAt}`,
-    '',
-    `Machine: ${Object.entries(b.machine).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    '',
-    `${b.setup.streams} streams (one user each, ${b.setup.workers} client processes) through the TLS proxy, following one room; the instructor posts ${b.setup.ratePerSecond}/s for ${b.setup.durationS} s.`,
-    '',
-    '| measure | value |',
-    '|---|---|',
-    `| streams open (ticket + EventSource each) | ${b.connect.streamsOpenAtServer} in ${b.connect.seconds} s |`,
-    `| POST → event, over ${l.count} deliveries | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms, max ${l.max} ms |`,
-    `| deliveries | ${d.received} of ${d.expected} (lost ${d.lost}, duplicates ${d.duplicates}, reconnects ${d.reconnects}, client errors ${d.clientErrors}) |`,
-    `| POST answered | p50 ${b.posts.postLatency.p50} ms, p99 ${b.posts.postLatency.p99} ms (${b.posts.accepted} of ${b.posts.sent} accepted) |`,
-    `| app server memory per stream | RSS ${m.perStream.rssKiB} KiB, heap ${m.perStream.heapKiB} KiB |`,
-    `| app server RSS: before, with streams, after posting, peak | ${mib(m.before.rssBytes)}, ${mib(m.withStreams.rssBytes)}, ${mib(m.afterPosting.rssBytes)}, ${mib(m.peakRssBytes)} MiB |`,
-    `| CPU while posting (% of one core) | ${Object.entries(b.cpuPercentWhilePosting).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
-    `| event-loop delay p99 while posting | proxy ${b.loopDelayP99Ms.proxy} ms, app server ${b.loopDelayP99Ms.app} ms |`,
-    `| machine load (1 min), ${os.cpus().length} cores | ${b.loadAverage.before} before, ${b.loadAverage.whilePosting} while posting |`,
-    '',
-  ].join('\n');
-  writeFileSync(path.join(dir, `sse-${stamp}.json`), `${JSON.stringify(b, null, 2)}\n`);
-  writeFileSync(path.join(dir, `sse-${stamp}.md`), md);
-  process.stdout.write(`\n${md}\nresults: bench/results/sse-${stamp}.{json,md}\n`);
+  writeBenchResults(
+    {
+      name: 'sse',
+      title: 'roomcast event stream (SSE) benchmark',
+      startedAt: b.startedAt,
+      machine: b.machine,
+      setup: `${b.setup.streams} streams (one user each, ${b.setup.workers} client processes) through the TLS proxy, following one room; the instructor posts ${b.setup.ratePerSecond}/s for ${b.setup.durationS} s.`,
+      rows: [
+        ['streams open (ticket + EventSource each)', `${b.connect.streamsOpenAtServer} in ${b.connect.seconds} s`],
+        [`POST → event, over ${l.count} deliveries`, `p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms, max ${l.max} ms`],
+        ['deliveries', `${d.received} of ${d.expected} (lost ${d.lost}, duplicates ${d.duplicates}, reconnects ${d.reconnects}, client errors ${d.clientErrors})`],
+        ['POST answered', `p50 ${b.posts.postLatency.p50} ms, p99 ${b.posts.postLatency.p99} ms (${b.posts.accepted} of ${b.posts.sent} accepted)`],
+        ['app server memory per stream', `RSS ${m.perStream.rssKiB} KiB, heap ${m.perStream.heapKiB} KiB`],
+        ['app server RSS: before, with streams, after posting, peak', `${mib(m.before.rssBytes)}, ${mib(m.withStreams.rssBytes)}, ${mib(m.afterPosting.rssBytes)}, ${mib(m.peakRssBytes)} MiB`],
+        ['CPU while posting (% of one core)', Object.entries(b.cpuPercentWhilePosting).map(([k, v]) => `${k} ${v}`).join(', ')],
+        ['event-loop delay p99 while posting', `proxy ${b.loopDelayP99Ms.proxy} ms, app server ${b.loopDelayP99Ms.app} ms`],
+        [`machine load (1 min), ${os.cpus().length} cores`, `${b.loadAverage.before} before, ${b.loadAverage.whilePosting} while posting`],
+      ],
+    },
+    b,
+  );
 }
 
 main().catch((err: unknown) => {

@@ -15,10 +15,8 @@
  * bench/results/webhooks-<time>.json and .md.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseCli } from '../runtime/cli-args';
-import { loadConfig, repoRoot } from '../runtime/config';
+import { loadConfig } from '../runtime/config';
 import type { EventType } from '../shared/protocol/events';
 import { ensureServices } from '../infra/index';
 import { startAppServer } from '../server/src/app';
@@ -26,6 +24,7 @@ import { dropBenchQueues, makeBenchRooms } from '../testkit/roomcast-fixtures';
 import { roundSummary, summarize, type LatencySummary } from '../testkit/stats';
 import { WebhookReceiver } from '../testkit/webhook-receiver';
 import { machineFacts } from './lib/machine';
+import { writeBenchResults } from './lib/results-file';
 import { progress, sleep } from './lib/progress';
 
 const USAGE = `
@@ -144,24 +143,23 @@ async function main(): Promise<void> {
     say(`latency: commit → receipt p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms`);
 
     const results: WebhookBench = { machine: machineFacts(), startedAt, concurrency: config.webhooks.concurrency, throughput, latency };
-    const dir = path.join(repoRoot, 'bench', 'results');
-    mkdirSync(dir, { recursive: true });
-    const stamp = startedAt.replace(/[:.]/g, '-');
-    const md = [
-      `# roomcast webhook benchmark, ${startedAt}`,
-      '',
-      `Machine: ${Object.entries(results.machine).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-      '',
-      '| measure | value |',
-      '|---|---|',
-      `| deliveries to a local receiver, ${roomCount} streams side by side (concurrency ${results.concurrency}), backlog of ${perRoom} per stream | ${throughput.deliveriesPerSecond} deliveries/s (${total} in ${throughput.seconds} s) |`,
-      `| commit → receipt, ${postCount} messages at ${rate}/s, ${endpointCount} endpoints on the room | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms, max ${l.max} ms |`,
-      `| deliveries that failed the standardwebhooks check | ${throughput.unverified + latency.unverified} |`,
-      '',
-    ].join('\n');
-    writeFileSync(path.join(dir, `webhooks-${stamp}.json`), `${JSON.stringify(results, null, 2)}\n`);
-    writeFileSync(path.join(dir, `webhooks-${stamp}.md`), md);
-    process.stdout.write(`\n${md}\nresults: bench/results/webhooks-${stamp}.{json,md}\n`);
+    writeBenchResults(
+      {
+        name: 'webhooks',
+        title: 'roomcast webhook benchmark',
+        startedAt,
+        machine: results.machine,
+        rows: [
+          [
+            `deliveries to a local receiver, ${roomCount} streams side by side (concurrency ${results.concurrency}), backlog of ${perRoom} per stream`,
+            `${throughput.deliveriesPerSecond} deliveries/s (${total} in ${throughput.seconds} s)`,
+          ],
+          [`commit → receipt, ${postCount} messages at ${rate}/s, ${endpointCount} endpoints on the room`, `p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms, max ${l.max} ms`],
+          ['deliveries that failed the standardwebhooks check', `${throughput.unverified + latency.unverified}`],
+        ],
+      },
+      results,
+    );
   } finally {
     // The endpoints go with their streams; the rooms' instructor queues would linger a day.
     for (const room of rooms) for (const e of await webhooks.list(room.id)) await webhooks.remove(room.id, e.id);

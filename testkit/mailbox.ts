@@ -8,7 +8,7 @@
  * RCPT); see infra/exim-files.ts.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { maildirFiles } from '../infra/index';
+import { maildirFiles, maildirTag } from '../infra/index';
 import type { Config } from '../runtime/config';
 
 export { eximQueueCount, mailHeader } from '../infra/index';
@@ -38,4 +38,16 @@ export function clearMailbox(config: Config, address: string): number {
   const files = maildirFiles(config, address);
   for (const { file } of files) rmSync(file, { force: true });
   return files.length;
+}
+
+/** The files delivered to each of many addresses, from one listing of the Maildir (not one per address). */
+export function deliveriesByAddress(config: Config, addresses: readonly string[]): Map<string, string[]> {
+  const byTag = new Map(addresses.map((a) => [maildirTag(a), a]));
+  const found = new Map<string, string[]>(addresses.map((a) => [a, []]));
+  for (const { file } of maildirFiles(config)) {
+    const base = file.replace(/:2,[A-Za-z]*$/, '');
+    const address = byTag.get(base.slice(base.lastIndexOf(',')));
+    if (address !== undefined) found.get(address)?.push(file);
+  }
+  return found;
 }

@@ -6,7 +6,7 @@
 import { createPool } from '../src/db/pool';
 import { createLogger } from '../src/logger';
 import { testConfig } from '../../testkit/test-config';
-import { campaignRunner } from './campaign-runner-fixture';
+import { campaignRunner } from '../../testkit/campaign-runner';
 
 const config = testConfig(JSON.parse(process.argv[2] ?? '{}') as Record<string, string>);
 const campaigns = await campaignRunner(config, createPool(config, () => undefined), createLogger(config, 'campaign-runner'));

@@ -14,15 +14,15 @@ import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CampaignBody } from '../../shared/protocol/campaigns';
-import { ensureExim, eximQueueRun, maildirFiles, maildirTag, setEximHook, silentLogger, stopExim } from '../../infra/index';
+import { ensureExim, eximQueueRun, setEximHook, silentLogger, stopExim } from '../../infra/index';
 import { makeRoom, makeUser, startHarness, type Harness, type TestRoom } from '../../testkit/harness';
-import { eximQueueCount, mailHeader } from '../../testkit/mailbox';
+import { deliveriesByAddress, eximQueueCount, mailHeader } from '../../testkit/mailbox';
 import { waitFor } from '../../testkit/stomp';
 import { testConfig } from '../../testkit/test-config';
 import { CAMPAIGN_BATCH, type Campaigns } from '../src/campaigns';
 import { createLogger } from '../src/logger';
 import { createMetrics, type Metrics } from '../src/metrics';
-import { campaignRunner } from './campaign-runner-fixture';
+import { addMailableLearners, campaignRunner } from '../../testkit/campaign-runner';
 
 let h: Harness;
 const ADMIN_TOKEN = 'test-admin-token-campaigns-0123';
@@ -42,34 +42,16 @@ beforeEach(async () => {
 
 const sql = <T = Record<string, unknown>>(text: string, values: unknown[] = []) => h.server.services.pool.query<T & Record<string, unknown>>(text, values).then((r) => r.rows);
 
-/** A room of one instructor (via the API) and `n` learners with verified addresses (inserted directly: hundreds of logins would only slow the test). */
+/** A room of one instructor (via the API) and `n` learners with verified addresses. */
 async function classOf(n: number): Promise<{ room: TestRoom; emails: string[] }> {
   const room = await makeRoom(h, 0);
   const run = randomBytes(4).toString('hex');
   const emails = Array.from({ length: n }, (_, i) => `cmp-${run}-${i}@example.test`);
-  await sql(
-    `WITH u AS (
-       INSERT INTO users (username, display_name, role, password_hash, email, email_verified_at)
-       SELECT 'cmp-' || $1 || '-' || i, 'Learner ' || i, 'learner', 'x', e, now() FROM unnest($2::text[]) WITH ORDINALITY AS t(e, i)
-       RETURNING id)
-     INSERT INTO memberships (room_id, user_id, role) SELECT $3, id, 'learner' FROM u`,
-    [run, emails, room.id],
-  );
+  await addMailableLearners(h.server.services.pool, room.id, emails);
   return { room, emails };
 }
 
-/** How many mails each address has in the Maildir: one listing, not one per address. */
-function deliveries(emails: readonly string[]): Map<string, string[]> {
-  const byTag = new Map(emails.map((e) => [maildirTag(e), e]));
-  const found = new Map<string, string[]>(emails.map((e) => [e, []]));
-  for (const { file } of maildirFiles(h.config)) {
-    const base = file.replace(/:2,[A-Za-z]*$/, '');
-    const email = byTag.get(base.slice(base.lastIndexOf(',')));
-    if (email !== undefined) found.get(email)?.push(file);
-  }
-  return found;
-}
-
+const deliveries = (emails: readonly string[]): Map<string, string[]> => deliveriesByAddress(h.config, emails);
 const delivered = (emails: readonly string[]): number => [...deliveries(emails).values()].reduce((n, files) => n + files.length, 0);
 
 async function runner(settings: Record<string, string>, metrics: Metrics = createMetrics(async () => 0)): Promise<Campaigns> {
@@ -370,6 +352,42 @@ describe('the campaign API', () => {
     expect((await h.api.get('/api/campaigns')).status).toBe(401);
     const listed = await api.get('/api/campaigns');
     expect(listed.body.campaigns.map((c: CampaignBody) => c.id)).toContain(started.id);
+  });
+
+  it('shows a campaign over several rooms only to instructors of all of them (its recipients are members of each), and caps a sender at 5 running', async () => {
+    const a = await classOf(1);
+    const b = await classOf(1);
+    const i = a.room.instructor;
+    const coTeacher = await makeUser(h, 'instructor');
+    const bothTeacher = await makeUser(h, 'instructor');
+    await sql(`INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, 'instructor'), ($1, $3, 'instructor'), ($1, $4, 'instructor'), ($5, $4, 'instructor')`, [
+      b.room.id,
+      i.id,
+      coTeacher.id,
+      bothTeacher.id,
+      a.room.id,
+    ]);
+    // i teaches A and B; coTeacher only B; bothTeacher A and B.
+    const res = await i.api.post('/api/campaigns', { roomIds: [a.room.id, b.room.id, a.room.id], subject: 's', text: 't' });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const id = res.body.campaign.id as string;
+    expect(res.body.campaign).toMatchObject({ roomIds: [a.room.id, b.room.id], recipients: 2 });
+    expect((await coTeacher.api.get(`/api/campaigns/${id}`)).status).toBe(404);
+    expect((await coTeacher.api.get(`/api/campaigns/${id}/recipients`)).status).toBe(404);
+    expect((await coTeacher.api.post(`/api/campaigns/${id}/cancel`, {})).status).toBe(404);
+    expect((await coTeacher.api.get('/api/campaigns')).body.campaigns.map((c: CampaignBody) => c.id)).not.toContain(id);
+    expect((await bothTeacher.api.get(`/api/campaigns/${id}/recipients`)).body.recipients).toHaveLength(2);
+    expect((await bothTeacher.api.get('/api/campaigns')).body.campaigns.map((c: CampaignBody) => c.id)).toContain(id);
+
+    // No runner here: campaigns stay running. Four more make five; the sixth is refused.
+    const ids = [id];
+    for (let n = 0; n < 4; n++) ids.push((await start(a.room)).id);
+    const sixth = await i.api.post('/api/campaigns', { roomIds: [a.room.id], subject: 's', text: 't' });
+    expect(sixth.status).toBe(409);
+    expect(sixth.body.error.code).toBe('too_many_campaigns');
+    await i.api.post(`/api/campaigns/${ids[0]}/cancel`, {});
+    expect((await i.api.post('/api/campaigns', { roomIds: [a.room.id], subject: 's', text: 't' })).status).toBe(201);
+    for (const c of (await i.api.get('/api/campaigns')).body.campaigns as CampaignBody[]) await i.api.post(`/api/campaigns/${c.id}/cancel`, {});
   });
 
   it('lets the operators send to every room with the admin token, and refuses without it', async () => {

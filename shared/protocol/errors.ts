@@ -58,6 +58,8 @@ export const ERROR_CODES = [
   'campaign_state_conflict',
   // A campaign whose rooms have nobody with a verified address to mail.
   'no_recipients',
+  // More campaigns running or paused than one instructor may have.
+  'too_many_campaigns',
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',

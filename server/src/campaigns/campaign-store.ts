@@ -152,7 +152,7 @@ export class CampaignStore {
     return rows[0] ? toCampaign(rows[0]) : null;
   }
 
-  /** Newest first: every campaign (operators), or those a user sent or can steer as an instructor of one of its rooms. */
+  /** Newest first: every campaign (operators), or those a user sent or can steer as an instructor of every one of its rooms. */
   async list(viewer: { userId: string } | 'all', limit: number): Promise<Campaign[]> {
     const { rows } =
       viewer === 'all'
@@ -160,7 +160,8 @@ export class CampaignStore {
         : await this.pool.query<CampaignRow>(
             `SELECT c.* FROM campaigns c
               WHERE c.created_by = $1
-                 OR EXISTS (SELECT 1 FROM memberships ms WHERE ms.user_id = $1 AND ms.role = 'instructor' AND ms.room_id = ANY(c.room_ids))
+                 OR NOT EXISTS (SELECT 1 FROM unnest(c.room_ids) AS r(id) WHERE NOT EXISTS (
+                      SELECT 1 FROM memberships ms WHERE ms.user_id = $1 AND ms.role = 'instructor' AND ms.room_id = r.id))
               ORDER BY c.created_at DESC LIMIT $2`,
             [viewer.userId, limit],
           );
@@ -259,9 +260,18 @@ export class CampaignStore {
     return rows.map((r) => r.id);
   }
 
-  async teachesAny(userId: string, roomIds: readonly string[]): Promise<boolean> {
-    const { rows } = await this.pool.query(`SELECT 1 FROM memberships WHERE user_id = $1 AND role = 'instructor' AND room_id = ANY($2::uuid[]) LIMIT 1`, [userId, roomIds]);
-    return rows.length > 0;
+  async teachesAll(userId: string, roomIds: readonly string[]): Promise<boolean> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM memberships WHERE user_id = $1 AND role = 'instructor' AND room_id = ANY($2::uuid[])`,
+      [userId, roomIds],
+    );
+    return (rows[0] as { n: number }).n === new Set(roomIds).size;
+  }
+
+  /** Campaigns this user sent that are still running or paused. */
+  async activeBy(userId: string): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM campaigns WHERE created_by = $1 AND state IN ('running', 'paused')`, [userId]);
+    return (rows[0] as { n: number }).n;
   }
 
   /** The display name of a campaign's sender; null for the operators. */

@@ -25,6 +25,8 @@ export type Actor = { userId: string } | 'operators';
 
 /** Rooms one campaign may address: each is a recipient query, and the whole list is checked member by member. */
 export const MAX_ROOMS = 100;
+/** Campaigns one instructor may have running or paused at once: one person cannot fill every ceiling with mail of theirs. */
+export const MAX_ACTIVE_PER_SENDER = 5;
 /** The sender's name on announcements the operators send. */
 const OPERATORS_NAME = 'roomcast';
 
@@ -97,6 +99,9 @@ export class Campaigns {
         if (role !== 'instructor') throw new ForbiddenError('forbidden', `only instructors send announcements, and you are a learner in ${roomId}`);
       }
     }
+    if (actor !== 'operators' && (await this.store.activeBy(actor.userId)) >= MAX_ACTIVE_PER_SENDER) {
+      throw new AppError(409, 'too_many_campaigns', `you have ${MAX_ACTIVE_PER_SENDER} campaigns running or paused; let one finish, or cancel one, first`);
+    }
     const campaign = await this.store.create({ createdBy: actor === 'operators' ? null : actor.userId, ...input, roomIds });
     if (!campaign) throw new AppError(422, 'no_recipients', 'nobody in these rooms has a verified e-mail address (the sender aside): nothing to send');
     this.o.logger.info({ campaign: campaign.id, rooms: roomIds.length, recipients: campaign.recipients, by: actor === 'operators' ? 'operators' : actor.userId }, 'campaign started');
@@ -149,10 +154,14 @@ export class Campaigns {
     return this.view(after);
   }
 
-  /** The campaign, if the actor may see it: its sender, an instructor of one of its rooms, or the operators. 404 otherwise, so ids are not probed. */
+  /**
+   * The campaign, if the actor may see it: its sender, an instructor of every one of its rooms
+   * (its recipient list names members of all of them), or the operators. 404 otherwise, so ids
+   * are not probed.
+   */
   private async visible(actor: Actor, id: string): Promise<Campaign> {
     const campaign = await this.store.get(id);
-    if (campaign && (actor === 'operators' || campaign.createdBy === actor.userId || (await this.store.teachesAny(actor.userId, campaign.roomIds)))) return campaign;
+    if (campaign && (actor === 'operators' || campaign.createdBy === actor.userId || (await this.store.teachesAll(actor.userId, campaign.roomIds)))) return campaign;
     throw new NotFoundError('not_found', 'no such campaign');
   }
 

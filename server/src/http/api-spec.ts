@@ -83,6 +83,7 @@ export const ERRORS: Partial<Record<ErrorCode, { status: number; means: string }
   webhook_owner_left: { status: 409, means: 'the webhook endpoint was disabled because its owner left the room and cannot be resumed; create a new endpoint' },
   too_many_webhooks: { status: 409, means: 'the room already has as many webhook endpoints as it may (10); delete one first' },
   campaign_state_conflict: { status: 409, means: 'the campaign is not in a state this action applies to (resume a running one, cancel a finished one, …)' },
+  too_many_campaigns: { status: 409, means: 'the sender already has 5 campaigns running or paused; one must finish or be cancelled first' },
   no_recipients: { status: 422, means: 'nobody in the rooms has a verified e-mail address to mail (the sender aside)' },
   unauthenticated: { status: 401, means: 'no token, a malformed one, or a session that expired or was revoked: log in again' },
   invalid_credentials: { status: 401, means: 'wrong username or password' },

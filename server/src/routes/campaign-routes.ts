@@ -72,7 +72,7 @@ export function campaignRoutes(deps: { sessions: SessionStore; campaigns: Campai
       auth: s.auth,
       body: s.auth === 'admin' ? adminCreateBody : createBody,
       responses: { 201: campaignResponseSchema },
-      errors: s.auth === 'admin' ? ['room_not_found', 'no_recipients'] : ['room_not_found', 'not_a_member', 'forbidden', 'no_recipients'],
+      errors: s.auth === 'admin' ? ['room_not_found', 'no_recipients'] : ['room_not_found', 'not_a_member', 'forbidden', 'no_recipients', 'too_many_campaigns'],
     });
     router.post(s.prefix, async (req, res) => {
       const actor = s.actor(res);
@@ -86,7 +86,7 @@ export function campaignRoutes(deps: { sessions: SessionStore; campaigns: Campai
       method: 'get',
       path: `/api${s.prefix}`,
       tag: s.tag,
-      summary: s.auth === 'admin' ? 'Every campaign, newest first' : 'The campaigns you sent or can steer (as an instructor of one of their rooms), newest first',
+      summary: s.auth === 'admin' ? 'Every campaign, newest first' : 'The campaigns you sent or can steer (as an instructor of every one of their rooms), newest first',
       auth: s.auth,
       query: listQuery,
       responses: { 200: campaignListSchema },
