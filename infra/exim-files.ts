@@ -181,6 +181,9 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
     'roomcast_lmtp:',
     '  driver = smtp',
     '  protocol = lmtp',
+    // Each host in the route names its port; this default only stands in for the "lmtp" service
+    // name, which /etc/services lacks, so Exim would refuse the transport without it.
+    `  port = ${config.inbound.lmtpPort}`,
     '  allow_localhost',
     '  hosts_avoid_tls = *',
     '',

@@ -57,3 +57,21 @@ export function parseDeliveryStatus(body: string): DeliveryReport {
   }
   return { recipients, kind };
 }
+
+const STATUS_PART = /^content-type:[ \t]*message\/(?:global-)?delivery-status\b/im;
+
+/**
+ * The body of the `message/delivery-status` part of a raw report, or null when there is none.
+ * Read from the raw mail because mailparser folds that part into the text. The part ends at the
+ * next MIME boundary line; base64 (which no MTA we know uses here, but the RFC allows) is decoded.
+ */
+export function deliveryStatusPart(raw: string): string | null {
+  const header = STATUS_PART.exec(raw);
+  if (header === null) return null;
+  const rest = raw.slice(header.index);
+  const blank = /\r?\n\r?\n/.exec(rest);
+  if (blank === null) return null;
+  const headers = rest.slice(0, blank.index);
+  const body = rest.slice(blank.index + blank[0].length).split(/\r?\n--/)[0] ?? '';
+  return /^content-transfer-encoding:[ \t]*base64/im.test(headers) ? Buffer.from(body, 'base64').toString('utf8') : body;
+}

@@ -22,7 +22,7 @@ import { roomUrl } from '../mail/mail-links';
 import type { SendMessage } from '../messages/send-message';
 import { automaticReason, type AutomaticReason } from './automatic-mail';
 import type { BounceStore } from './bounce-store';
-import { parseDeliveryStatus } from './dsn';
+import { deliveryStatusPart, parseDeliveryStatus } from './dsn';
 import { parseInboundAddress, type AddressRefusal, type InboundAddresses, type InboundGrant } from './inbound-addresses';
 import { parseCommand, type MailCommand } from './mail-commands';
 import { stripQuotes } from './quote-strip';
@@ -44,6 +44,8 @@ export type InboundOutcome =
 export interface ReceivedMail {
   /** MAIL FROM; empty for a bounce. */
   envelopeFrom: string;
+  /** The mail as received (a DSN's status part is read from it). */
+  raw: Buffer;
   parsed: ParsedMail;
 }
 
@@ -204,9 +206,10 @@ export class InboundProcessor {
 
   /** A delivery status notification to the return path of mail to `grant.email`. */
   private async bounce(mail: ReceivedMail, grant: Extract<InboundGrant, { purpose: 'bounce' }>): Promise<InboundOutcome> {
-    const part = mail.parsed.attachments.find((a) => /^message\/(global-)?delivery-status$/i.test(a.contentType));
-    if (part === undefined) return { outcome: 'discarded', reason: 'not_a_report' };
-    const report = parseDeliveryStatus(part.content.toString('utf8'));
+    const type = mail.parsed.headers.get('content-type') as { value?: string; params?: Record<string, string> } | undefined;
+    const part = type?.value === 'multipart/report' && type.params?.['report-type']?.toLowerCase() === 'delivery-status' ? deliveryStatusPart(mail.raw.toString('utf8')) : null;
+    if (part === null) return { outcome: 'discarded', reason: 'not_a_report' };
+    const report = parseDeliveryStatus(part);
     const worst = report.recipients.find((r) => r.status.startsWith(report.kind === 'hard' ? '5' : '4'));
     const why = `${worst?.status ?? ''} ${worst?.diagnostic ?? ''}`.trim();
     if (report.kind === 'hard') {

@@ -19,7 +19,7 @@ import { toAppError, UnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { parseInboundAddress } from './inbound-addresses';
-import type { InboundOutcome, InboundProcessor } from './inbound-processor';
+import type { InboundOutcome, InboundProcessor, ReceivedMail } from './inbound-processor';
 
 export interface LmtpListenerOptions {
   host: string;
@@ -112,11 +112,11 @@ export class LmtpListener {
     }
     const envelopeFrom = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
     const answers: (string | Error)[] = [];
-    for (const recipient of recipients) answers.push(this.answer(await this.outcome({ envelopeFrom, parsed }, recipient), recipient));
+    for (const recipient of recipients) answers.push(this.answer(await this.outcome({ envelopeFrom, raw, parsed }, recipient), recipient));
     return answers;
   }
 
-  private async outcome(mail: { envelopeFrom: string; parsed: ParsedMail }, recipient: string): Promise<Answer> {
+  private async outcome(mail: ReceivedMail, recipient: string): Promise<Answer> {
     try {
       return await this.o.processor.process(mail, recipient);
     } catch (err) {

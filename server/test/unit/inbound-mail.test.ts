@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import { automaticReason, type MailFacts } from '../../src/inbound/automatic-mail';
-import { parseDeliveryStatus } from '../../src/inbound/dsn';
+import { deliveryStatusPart, parseDeliveryStatus } from '../../src/inbound/dsn';
 import { parseInboundAddress } from '../../src/inbound/inbound-addresses';
 import { clientMsgIdOf } from '../../src/inbound/inbound-processor';
 import { DEFAULT_HISTORY, MAX_HISTORY, parseCommand } from '../../src/inbound/mail-commands';
@@ -138,5 +140,16 @@ describe('delivery status notifications', () => {
     const r = parseDeliveryStatus(report('Final-Recipient: rfc822; a@example.test\nAction: delayed\nStatus: 4.2.2\n\nFinal-Recipient: rfc822;\n b@example.test\nAction: failed\nStatus: 5.2.1\n'));
     expect(r.kind).toBe('hard');
     expect(r.recipients.map((x) => x.finalRecipient)).toEqual(['a@example.test', 'b@example.test']);
+  });
+});
+
+describe('the status part of a report', () => {
+  it('is read from the raw mail, where mailparser folds it into the text', () => {
+    const raw = readFileSync(path.join(import.meta.dirname, '..', 'fixtures', 'inbound', 'dsn-delayed.eml'), 'utf8').replace(/\r?\n/g, '\r\n');
+    const part = deliveryStatusPart(raw);
+    expect(part).toContain('Action: delayed');
+    expect(part).not.toContain('text/rfc822-headers');
+    expect(parseDeliveryStatus(part ?? '').kind).toBe('soft');
+    expect(deliveryStatusPart('Subject: hi\r\n\r\nno report here')).toBeNull();
   });
 });
