@@ -1,6 +1,7 @@
 /**
  * The app server processes `npm start` runs behind the proxy (server/src/main.ts under tsx):
- * `config.app.servers` of them, server i (1-based) on port `app.port + i - 1`, with pid file
+ * `config.app.servers` of them, server i (1-based) on port `app.port + i - 1` (and its inbound-mail
+ * LMTP listener on `inbound.lmtpPort + i - 1`), with pid file
  * `app-<i>.pid` and log `app-<i>.log`.
  */
 import { existsSync, readdirSync } from 'node:fs';
@@ -23,7 +24,8 @@ function appService(config: Config, index: number): NodeService & { port: number
     pidFile: path.join(run, `app-${index}.pid`),
     logFile: path.join(log, `app-${index}.log`),
     healthUrl: `http://${host}:${port}/healthz`,
-    env: { ROOMCAST_APP_PORT: String(port) },
+    // Its LMTP listener the same way: server i on lmtpPort + i - 1, as Exim's route lists them (exim-files.ts).
+    env: { ROOMCAST_APP_PORT: String(port), ROOMCAST_LMTP_PORT: String(config.inbound.lmtpPort + index - 1) },
     port,
   };
 }

@@ -84,6 +84,23 @@ export function maildirTag(address: string): string {
   return tag;
 }
 
+/** A local part roomcast receives at: `reply+`, `cmd+` or `bounces+` and a token (inbound/inbound-addresses.ts). */
+const INBOUND_LOCAL_PART = '^(?i)(reply|cmd|bounces)\\+[a-z2-7]{32}$';
+
+function assertDomain(domain: string): string {
+  if (!/^[a-z0-9.-]+$/i.test(domain)) throw new EximError(`Exim cannot route the inbound domain ${JSON.stringify(domain)}`);
+  return domain;
+}
+
+/**
+ * The app servers' LMTP listeners as a manualroute host list: `127.0.0.1::25026:127.0.0.1::25027`
+ * (a colon inside a list item is doubled).
+ */
+function lmtpHosts(config: Config): string {
+  const hosts = Array.from({ length: config.app.servers }, (_, i) => `${config.app.host}::${config.inbound.lmtpPort + i}`);
+  return hosts.join(':');
+}
+
 /**
  * The configuration, rewritten before each start. A development relay: it listens on loopback
  * only, accepts mail for any domain and delivers all of it into one Maildir under the data
@@ -93,8 +110,10 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
   const { host, port } = config.mail;
   const lines = [
     '# Written by infra/exim.ts before each start; edit infra/exim-files.ts, not this one.',
-    '# The development relay: loopback only, every message for any domain into one Maildir.',
+    '# The development relay: loopback only, every message for any domain into one Maildir,',
+    '# except mail for the inbound domain, which goes to the app servers over LMTP.',
     'primary_hostname = localhost',
+    `domainlist roomcast_inbound = ${assertDomain(config.inbound.domain)}`,
     `daemon_smtp_ports = ${port}`,
     `local_interfaces = <; ${host}`,
     `spool_directory = ${assertPlainPath(p.spoolDir)}`,
@@ -128,6 +147,13 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
     // one starting with "flaky" a 451 the first time it is offered, then it is accepted (the
     // `seen` hints database remembers it for an hour). Each refusal is also written to rejectlog.
     'acl_check_rcpt:',
+    // roomcast's own addresses (docs/inbound-mail.md): an address of another shape is refused here,
+    // so its sender's MTA, not we, tells them; the app checks the token after DATA. Before the
+    // test hooks, which would take `bounces+…` for a "bounce…" recipient.
+    '  deny    domains     = +roomcast_inbound',
+    `          !local_parts = \\N${INBOUND_LOCAL_PART}\\N`,
+    '          message     = 550 5.1.1 no such address',
+    '  accept  domains     = +roomcast_inbound',
     `  defer   condition = \${if exists{${assertPlainPath(p.hooksDir)}/slow-down}}`,
     '          message   = 421 4.7.0 slow down: roomcast test hook (the file hooks/slow-down exists)',
     '  defer   condition = ${if match{$local_part}{\\N^(?i)flaky\\N}}',
@@ -141,17 +167,46 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
     '',
     'begin routers',
     '',
+    // Over LMTP to the app servers, app server i on lmtpPort + i - 1: the next is tried when one
+    // does not answer, and the message stays queued (retried per the rules below) when none does.
+    // `self = send`: they listen on this host, which is not a loop, as they are not Exim.
+    'roomcast_inbound:',
+    '  driver = manualroute',
+    '  domains = +roomcast_inbound',
+    `  route_list = * ${lmtpHosts(config)}`,
+    '  self = send',
+    '  transport = roomcast_lmtp',
+    '',
+    // Test hook: every delivery onward is deferred while hooks/hold exists, so accepted mail piles
+    // up in the queue as behind a dead next hop (mail to roomcast itself still goes, above).
     'hold_hook:',
     '  driver = redirect',
     `  condition = \${if exists{${assertPlainPath(p.hooksDir)}/hold}}`,
     '  allow_defer',
     '  data = :defer: held: roomcast test hook (the file hooks/hold exists)',
     '',
+    // Test hook: accepted at RCPT, then failed by routing, so Exim itself mails a real delivery
+    // status notification (multipart/report, 5.x.x) to the envelope sender: roomcast's bounces+ address.
+    'test_hook_undeliverable:',
+    '  driver = redirect',
+    '  local_parts = \\N^(?i)undeliverable\\N',
+    '  allow_fail',
+    '  data = :fail: 550 5.1.1 roomcast test hook (local part starts with "undeliverable"): accepted, then bounced',
+    '',
     'dev_maildir:',
     '  driver = accept',
     '  transport = dev_maildir',
     '',
     'begin transports',
+    '',
+    'roomcast_lmtp:',
+    '  driver = smtp',
+    '  protocol = lmtp',
+    // Each host in the route names its port; this default only stands in for the "lmtp" service
+    // name, which /etc/services lacks, so Exim would refuse the transport without it.
+    `  port = ${config.inbound.lmtpPort}`,
+    '  allow_localhost',
+    '  hosts_avoid_tls = *',
     '',
     // One Maildir rather than one per recipient: Exim (4.94+) refuses a directory named from
     // the recipient (tainted data) but allows it in the file name's tag (see maildirTag).

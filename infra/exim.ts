@@ -16,7 +16,7 @@
  * Maildir that user owns, never asking for root, so nothing is lost and paniclog stays empty.
  * Not root, Exim runs as us throughout (its user is then ours; no trust check applies).
  */
-import { chmodSync, chownSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../runtime/config';
@@ -75,6 +75,14 @@ function runningPid(config: Config): number | null {
   return pid !== null && isProcessAlive(pid, confFile) ? pid : null;
 }
 
+function configOnDisk(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 /** Creates the directories with the owners Exim needs and writes its configuration. */
 async function prepareFiles(config: Config, log: Logger): Promise<void> {
   const p = eximPaths(config);
@@ -101,7 +109,15 @@ export async function ensureExim(config: Config, log: Logger): Promise<void> {
   const { host, port } = config.mail;
   const p = eximPaths(config);
   await withStartLock({ name: 'exim', pidFile: p.pidFile }, async () => {
-    const pid = runningPid(config);
+    let pid = runningPid(config);
+    // A daemon started from an older configuration (before a checkout changed exim-files.ts, e.g.
+    // its inbound-mail route) would keep routing the old way: restart it with the new one.
+    if (pid !== null && configOnDisk(p.confFile) !== eximConfig(config, p, eximUser())) {
+      log.info(`exim: its configuration changed; restarting pid ${pid}`);
+      await terminate(pid, p.confFile, { graceMs: 10_000 });
+      rmSync(p.pidFile, { force: true });
+      pid = null;
+    }
     if (pid !== null) {
       await waitUntil(() => greets(config), {
         timeoutMs: 30_000,

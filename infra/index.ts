@@ -20,7 +20,7 @@ import { ensureRedis, redisStatus, stopRedis } from './redis';
 export type { Logger } from './logger';
 export { silentLogger } from './logger';
 export type { ServiceStatus } from './probes';
-export { ensureOsPackages, MissingOsPackagesError } from './os-packages';
+export { ensureOsPackages, MissingOsPackagesError, TEST_PACKAGES } from './os-packages';
 export { EximError, ensureExim, eximQueueCount, eximQueueRun, setEximHook, stopExim } from './exim';
 export { EXIM_HOOKS, mailHeader, maildirFiles, maildirTag, type EximHook, type MaildirFile } from './exim-files';
 export {

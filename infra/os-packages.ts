@@ -14,6 +14,9 @@ import { CommandError, isRoot, runChecked, runCommand } from './processes';
  */
 export const SERVICE_PACKAGES: readonly string[] = ['rabbitmq-server', 'postgresql', 'redis-server', 'exim4-daemon-light', 'openssl'];
 
+/** What the integration tests need on top: swaks, the SMTP client the inbound-mail tests send real mail with through Exim. */
+export const TEST_PACKAGES: readonly string[] = ['swaks'];
+
 /** What the browser tests need on top: Debian's Chromium, driven by Playwright (never a downloaded browser). */
 export const BROWSER_PACKAGES: readonly string[] = ['chromium'];
 

@@ -58,6 +58,17 @@ const schema = z.object({
   // The right-hand side of every Message-ID roomcast makes.
   ROOMCAST_MAIL_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a domain name').default('roomcast.localhost'),
   ROOMCAST_MAIL_TEMPLATES_DIR: z.string().min(1).default(path.join(repoRoot, 'server', 'mail-templates')),
+  // Inbound mail (docs/inbound-mail.md). The MTA hands mail for the inbound domain to app server
+  // i over LMTP on loopback port ROOMCAST_LMTP_PORT + i - 1, as app server i listens on APP_PORT + i - 1.
+  ROOMCAST_LMTP_PORT: port.default(25026),
+  // The domain of reply+, cmd+ and bounces+ addresses; unset: ROOMCAST_MAIL_DOMAIN.
+  ROOMCAST_INBOUND_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a domain name').optional(),
+  // Larger mail is refused (552) before it is parsed: a reply is text; attachments are dropped anyway.
+  ROOMCAST_INBOUND_MAX_BYTES: z.coerce.number().int().min(64 * 1024).max(100 * 1024 * 1024).default(10 * 1024 * 1024),
+  // A reply or command address works this long after the mail that carried it was made.
+  ROOMCAST_INBOUND_ADDRESS_TTL_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+  // Replies and commands one person may send per hour; more are deferred (451) and the MTA retries later.
+  ROOMCAST_INBOUND_MAX_PER_HOUR: positiveInt.default(30),
   // The first retry of a mail the relay deferred (4xx, timeout); later ones back off to an hour.
   ROOMCAST_MAIL_RETRY_FIRST_MS: positiveInt.default(30_000),
   // Learners who have not opened a room for this long get one reminder of what they missed.
@@ -184,6 +195,16 @@ export interface Config {
     reminderAfterMs: number;
     reminderIntervalMs: number;
   };
+  /** Inbound mail: replies, commands and bounces the MTA hands over by LMTP (docs/inbound-mail.md). */
+  inbound: {
+    /** The domain of every address roomcast receives mail at. */
+    domain: string;
+    /** This app server's LMTP listener (loopback); the MTA knows app server i at lmtpPort + i - 1. */
+    lmtpPort: number;
+    maxBytes: number;
+    addressTtlMs: number;
+    maxPerHour: number;
+  };
   /** Where people open roomcast (an https origin); links in mails point here. */
   publicUrl: string;
   linkSecret: string;
@@ -290,6 +311,7 @@ const TEST_PROFILE: Record<string, string> = {
   ROOMCAST_RABBITMQ_DIST_PORT_BASE: '24720',
   ROOMCAST_BROKER_AUTH_PORT: '24800',
   ROOMCAST_SMTP_PORT: '24025',
+  ROOMCAST_LMTP_PORT: '24026',
   ROOMCAST_APP_PORT: '24300',
   ROOMCAST_PROXY_HTTPS_PORT: '24443',
   ROOMCAST_PROXY_HTTP_PORT: '24080',
@@ -376,6 +398,13 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
       retryFirstMs: e.ROOMCAST_MAIL_RETRY_FIRST_MS,
       reminderAfterMs: e.ROOMCAST_REMINDER_AFTER_HOURS * 3600_000,
       reminderIntervalMs: e.ROOMCAST_REMINDER_INTERVAL_MS,
+    },
+    inbound: {
+      domain: (e.ROOMCAST_INBOUND_DOMAIN ?? e.ROOMCAST_MAIL_DOMAIN).toLowerCase(),
+      lmtpPort: e.ROOMCAST_LMTP_PORT,
+      maxBytes: e.ROOMCAST_INBOUND_MAX_BYTES,
+      addressTtlMs: e.ROOMCAST_INBOUND_ADDRESS_TTL_DAYS * 24 * 3600_000,
+      maxPerHour: e.ROOMCAST_INBOUND_MAX_PER_HOUR,
     },
     publicUrl: e.ROOMCAST_PUBLIC_URL ?? `https://localhost:${e.ROOMCAST_PROXY_HTTPS_PORT}`,
     linkSecret: e.ROOMCAST_LINK_SECRET,

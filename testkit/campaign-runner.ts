@@ -4,6 +4,7 @@ import type { Config } from '../runtime/config';
 import { Campaigns } from '../server/src/campaigns';
 import type { Pool } from '../server/src/db/pool';
 import type { Logger } from '../server/src/logger';
+import { InboundAddresses } from '../server/src/inbound/inbound-addresses';
 import { MailStore } from '../server/src/mail/mail-store';
 import { MailTemplates } from '../server/src/mail/templates';
 import { createMetrics, type Metrics } from '../server/src/metrics';
@@ -13,6 +14,7 @@ export async function campaignRunner(config: Config, pool: Pool, logger: Logger,
     templates: await MailTemplates.load(config.mail.templatesDir, logger),
     links: { publicUrl: config.publicUrl, linkSecret: config.linkSecret },
     store: new MailStore(pool),
+    addresses: InboundAddresses.fromConfig(pool, config),
   };
   // The runner alone: creating campaigns is the app server's API, which these tests call.
   const rooms = { requireMember: () => Promise.reject(new Error('this runner serves no API')) };

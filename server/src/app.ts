@@ -18,7 +18,9 @@ import { createLogger, type Logger } from './logger';
 import { createOutboxRelay } from './delivery/outbox-relay';
 import { Accounts } from './accounts/accounts';
 import { accountLinkRoutes, accountRoutes } from './routes/account-routes';
+import { InboundMail } from './inbound';
 import { MailChannel } from './mail/mail-channel';
+import { inboundMailRoutes } from './routes/inbound-mail-routes';
 import { mailLinkRoutes, mailRoutes } from './routes/mail-routes';
 import { webhookRoutes } from './routes/webhook-routes';
 import { campaignRoutes } from './routes/campaign-routes';
@@ -52,6 +54,8 @@ export interface AppServer {
   logger: Logger;
   relay: Worker<Record<string, unknown>>;
   mail: MailChannel;
+  /** Replies, commands and bounces by mail: the LMTP listener (docs/inbound-mail.md). */
+  inbound: InboundMail;
   /** Webhook endpoints and their delivery (docs/webhooks.md). */
   webhooks: WebhookChannel;
   /** Bulk announcements by e-mail and their runner (docs/campaigns.md). */
@@ -72,6 +76,11 @@ export interface AppServerOptions {
   relay?: boolean;
   /** Run the mail workers (sender, notifier, digests, reminders, password-reset requests) in this process (default true). */
   mail?: boolean;
+  /**
+   * Listen for inbound mail over LMTP on `config.inbound.lmtpPort` (default false: the port is
+   * fixed, as the MTA is configured with it, so only one server per port may; main.ts turns it on).
+   */
+  inboundMail?: boolean;
   /** Deliver webhooks from this process (default true); the webhook API works either way. */
   webhooks?: boolean;
   /** Send campaign mail from this process (default true); the campaign API works either way. */
@@ -98,6 +107,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   events.listener.followAll(() => mail.wakeNotifier());
   const webhooks = new WebhookChannel({ pool, config, events: events.store, listener: events.listener, mail, metrics, logger });
   const campaigns = new Campaigns({ pool, config, rooms: roomService, mail, metrics, logger });
+  const inbound = new InboundMail({ config, pool, redis, mail, sendMessage, metrics, logger });
   const accounts = new Accounts({ pool, redis, users, sessions, revocations: services.revocations, mail, logger });
   const relay = createOutboxRelay({
     jobs: services.publishJobs,
@@ -127,6 +137,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics, visits: mail.store, logger }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
   app.use('/api', mailRoutes({ sessions, roomService, mail, adminToken: config.adminToken }));
+  app.use('/api', inboundMailRoutes({ sessions, roomService, addresses: mail.addresses }));
   app.use('/api', webhookRoutes({ sessions, roomService, webhooks }));
   app.use('/api', campaignRoutes({ sessions, campaigns, adminToken: config.adminToken }));
   app.use('/api', eventRoutes({ sessions, roomService, events: events.store, feed: events.feed }));
@@ -144,6 +155,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   if (options.mail !== false) accounts.start();
   if (options.webhooks !== false) await webhooks.start();
   if (options.campaigns !== false) campaigns.start();
+  if (options.inboundMail === true) await inbound.start();
   services.revocations.start();
   streams.start();
 
@@ -163,6 +175,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
     logger,
     relay,
     mail,
+    inbound,
     webhooks,
     campaigns,
     events,
@@ -177,7 +190,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
         streams.close();
         tails.close();
       });
-      await Promise.all([relay.stop(), mail.stop(), accounts.stop(), webhooks.stop(), campaigns.stop(), events.listener.close()]);
+      await Promise.all([inbound.stop(), relay.stop(), mail.stop(), accounts.stop(), webhooks.stop(), campaigns.stop(), events.listener.close()]);
       await services.close();
     },
   };

@@ -3,4 +3,5 @@ import { ConfigError, loadConfig } from '../../runtime/config';
 import { runService } from '../../runtime/lifecycle';
 import { startAppServer } from './app';
 
-runService(() => startAppServer(loadConfig()), { name: 'app server', explained: (err) => err instanceof ConfigError });
+// Each app server process listens for inbound mail on its own LMTP port (infra/app-servers.ts sets it).
+runService(() => startAppServer(loadConfig(), { inboundMail: true }), { name: 'app server', explained: (err) => err instanceof ConfigError });

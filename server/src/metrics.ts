@@ -16,6 +16,7 @@ export interface Metrics {
   revocationFailures: Counter;
   mailSent: Counter<'type'>;
   mailFailures: Counter<'kind'>;
+  inboundMail: Counter<'outcome' | 'reason'>;
   jobs: Gauge<'queue' | 'state'>;
   webhookAttempts: Counter<'outcome'>;
   webhookAttemptSeconds: Histogram;
@@ -104,6 +105,12 @@ export function createMetrics(outboxBacklog: () => Promise<number>, jobCounts: (
       name: 'roomcast_mail_failures_total',
       help: 'Mails not sent, by kind: temporary (retried), permanent (failed, address suppressed), suppressed (not tried), template (retried).',
       labelNames: ['kind'],
+      registers: [registry],
+    }),
+    inboundMail: new Counter({
+      name: 'roomcast_inbound_mail_total',
+      help: 'Mails received over LMTP, one per recipient, by outcome (posted, command, bounce, discarded, refused, deferred) and reason (docs/inbound-mail.md).',
+      labelNames: ['outcome', 'reason'],
       registers: [registry],
     }),
     jobs: new Gauge({

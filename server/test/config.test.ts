@@ -19,6 +19,15 @@ describe('configuration', () => {
     expect(() => loadConfig({ ROOMCAST_APP_PROT: '8080' })).toThrow(/unknown setting ROOMCAST_APP_PROT/);
   });
 
+  it('defaults the inbound domain to the mail domain, and refuses a bad inbound setting', () => {
+    expect(loadConfig({}).inbound).toMatchObject({ domain: 'roomcast.localhost', lmtpPort: 25026, maxPerHour: 30 });
+    expect(loadConfig({ ROOMCAST_MAIL_DOMAIN: 'Mail.Example.org' }).inbound.domain).toBe('mail.example.org');
+    expect(loadConfig({ ROOMCAST_INBOUND_DOMAIN: 'in.example.org' }).inbound.domain).toBe('in.example.org');
+    expect(() => loadConfig({ ROOMCAST_INBOUND_DOMAIN: 'in example' })).toThrow(/ROOMCAST_INBOUND_DOMAIN/);
+    expect(() => loadConfig({ ROOMCAST_INBOUND_MAX_BYTES: '1000' })).toThrow(/ROOMCAST_INBOUND_MAX_BYTES/);
+    expect(() => loadConfig({ ROOMCAST_LMTP_PORT: '0' })).toThrow(/ROOMCAST_LMTP_PORT/);
+  });
+
   it('reads a valid override', () => {
     expect(loadConfig({ ROOMCAST_APP_PORT: '8081' }).app.port).toBe(8081);
   });
@@ -30,6 +39,7 @@ describe('configuration', () => {
       c.postgres.port,
       c.redis.port,
       c.mail.port,
+      c.inbound.lmtpPort,
       c.app.port,
       c.brokerAuth.port,
       c.proxy.httpsPort,

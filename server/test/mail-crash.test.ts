@@ -10,7 +10,7 @@ import { MAIL_QUEUE, messageIdFor, type MailJob } from '../src/mail/mail-job';
 import { MAIL_BATCH } from '../src/mail/mail-sender';
 import { mailSender } from './mail-sender-fixture';
 import { JobQueue } from '../src/work/job-queue';
-import { readMailbox } from '../../testkit/mailbox';
+import { eximQueueCount, readMailbox } from '../../testkit/mailbox';
 import { waitFor } from '../../testkit/stomp';
 import { testConfig } from '../../testkit/test-config';
 
@@ -61,6 +61,8 @@ describe('mail worker crash', () => {
     } finally {
       await sender.close();
     }
+    // A job is done once Exim has accepted its mail; Exim delivers it into the Maildir a moment later.
+    await waitFor(async () => (await eximQueueCount(config)) === 0, 'Exim to deliver what it accepted', 20_000);
     const ids = await Promise.all(readMailbox(config, to).map(async (m) => (await simpleParser(m.raw)).messageId));
     const copies = new Map<string, number>();
     for (const id of ids) copies.set(id ?? '', (copies.get(id ?? '') ?? 0) + 1);

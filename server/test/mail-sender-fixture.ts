@@ -6,10 +6,12 @@ import { MAIL_QUEUE, type MailJob } from '../src/mail/mail-job';
 import { MailSender } from '../src/mail/mail-sender';
 import { MailStore } from '../src/mail/mail-store';
 import { MailTemplates } from '../src/mail/templates';
+import { InboundAddresses } from '../src/inbound/inbound-addresses';
 import { createMetrics } from '../src/metrics';
 import { JobQueue } from '../src/work/job-queue';
 
 export async function mailSender(config: Config, pool: Pool, logger: Logger): Promise<MailSender> {
+  const addresses = InboundAddresses.fromConfig(pool, config);
   return new MailSender({
     jobs: new JobQueue<MailJob>(pool, MAIL_QUEUE),
     smtp: config.mail,
@@ -18,5 +20,6 @@ export async function mailSender(config: Config, pool: Pool, logger: Logger): Pr
     metrics: createMetrics(async () => 0),
     logger,
     intervalMs: 50,
+    returnPath: (to) => addresses.bounceAddress(to),
   });
 }

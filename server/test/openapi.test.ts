@@ -374,6 +374,9 @@ describe('what the server answers', () => {
     await api.call('POST /api/mail/unsubscribe', { query: unsubscribe, form: { 'List-Unsubscribe': 'One-Click' } });
     expect((await api.call('POST /api/mail/unsubscribe', { query: { ...unsubscribe, t: 'forged' } })).body.error.code).toBe('invalid_link');
     expect((await api.call('GET /api/rooms/{roomId}/notifications', { token: tokenOf(ann), params: roomId })).body).toEqual({ mode: 'off' });
+    // Her reply and command addresses by mail (none issued yet), and a stranger's try.
+    expect((await api.call('DELETE /api/rooms/{roomId}/mail-addresses', { token: tokenOf(ann), params: roomId })).body).toEqual({ revoked: 0 });
+    expect((await api.call('DELETE /api/rooms/{roomId}/mail-addresses', { token: tokenOf(stranger), params: roomId })).status).toBe(403);
 
     // The pull feeds: a room's, and all the caller's rooms'.
     const roomEvents = await api.call('GET /api/rooms/{roomId}/events', { token: tokenOf(teacher), params: roomId, query: { limit: '3' } });

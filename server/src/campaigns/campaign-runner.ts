@@ -47,6 +47,8 @@ export interface CampaignRunnerOptions {
   templates: Pick<MailTemplates, 'render'>;
   mailStore: Pick<MailStore, 'suppress'>;
   links: LinkConfig;
+  /** The envelope sender of a mail to this address: roomcast's bounce address for it, so a delivery report suppresses it (docs/inbound-mail.md). */
+  returnPath: (to: string) => Promise<string>;
   /** First delay before a deferred recipient is tried again; backs off to 10 minutes. */
   retryFirstMs: number;
   metrics: Pick<Metrics, 'campaignSends' | 'campaignRecipients' | 'campaignGateWaiting'>;
@@ -222,6 +224,7 @@ export class CampaignRunner {
       const info = (await this.o.transport.sendMail({
         from: this.o.smtp.from,
         to: who.email,
+        envelope: { from: await this.o.returnPath(who.email), to: who.email },
         subject: rendered.subject,
         text: rendered.text,
         html: rendered.html,

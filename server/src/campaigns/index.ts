@@ -34,7 +34,7 @@ export interface CampaignsOptions {
   pool: Pool;
   config: Pick<Config, 'campaigns' | 'mail'>;
   rooms: Pick<RoomService, 'requireMember'>;
-  mail: Pick<MailChannel, 'templates' | 'links' | 'store'>;
+  mail: Pick<MailChannel, 'templates' | 'links' | 'store' | 'addresses'>;
   metrics: Metrics;
   logger: Logger;
 }
@@ -70,6 +70,7 @@ export class Campaigns {
       templates: o.mail.templates,
       mailStore: o.mail.store,
       links: o.mail.links,
+      returnPath: (to) => o.mail.addresses.bounceAddress(to),
       retryFirstMs: c.retryFirstMs,
       metrics: o.metrics,
       logger: o.logger,

@@ -4,6 +4,7 @@
  * jobs table, so any number of app servers share them. `docs/mail.md` describes the channel.
  */
 import type { Config } from '../../../runtime/config';
+import { InboundAddresses } from '../inbound/inbound-addresses';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
@@ -28,6 +29,8 @@ export class MailChannel {
   readonly store: MailStore;
   readonly mail: JobQueue<MailJob>;
   readonly links: LinkConfig;
+  /** The reply, command and bounce addresses mails carry (docs/inbound-mail.md). */
+  readonly addresses: InboundAddresses;
   private readonly queues: JobQueue<unknown>[];
   private readonly sender: MailSender;
   private readonly notifier: { wake(): void };
@@ -40,6 +43,7 @@ export class MailChannel {
     const { pool, config, logger } = o;
     this.store = new MailStore(pool);
     this.links = { publicUrl: config.publicUrl, linkSecret: config.linkSecret };
+    const addresses = (this.addresses = InboundAddresses.fromConfig(pool, config));
     this.mail = new JobQueue<MailJob>(pool, MAIL_QUEUE);
     const notify = new JobQueue(pool, NOTIFY_QUEUE);
     const digest = new JobQueue<DigestJob>(pool, DIGEST_QUEUE);
@@ -53,10 +57,11 @@ export class MailChannel {
       metrics: o.metrics,
       logger,
       intervalMs: MAIL_INTERVAL_MS,
+      returnPath: (to) => addresses.bounceAddress(to),
     });
     const onMail = (): void => this.wakeSender();
     const shared = { pool, mail: this.mail, store: this.store, links: this.links, logger, onMail };
-    const notifier = (this.notifier = createNotifier({ ...shared, jobs: notify, digests: digest, presence: o.presence, intervalMs: NOTIFY_INTERVAL_MS }));
+    const notifier = (this.notifier = createNotifier({ ...shared, jobs: notify, digests: digest, presence: o.presence, addresses, intervalMs: NOTIFY_INTERVAL_MS }));
     const digests = createDigests({ ...shared, jobs: digest, intervalMs: DIGEST_INTERVAL_MS });
     const reminderSweeps = new Reminders({ ...shared, jobs: reminders, awayMs: config.mail.reminderAfterMs, intervalMs: config.mail.reminderIntervalMs });
     this.parts = [

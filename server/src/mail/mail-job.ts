@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 
 export const MAIL_QUEUE = 'mail';
 
-export const MAIL_TYPES = ['notification', 'digest', 'reminder', 'password_reset', 'verify_email', 'webhook_disabled', 'announcement'] as const;
+export const MAIL_TYPES = ['notification', 'digest', 'reminder', 'password_reset', 'verify_email', 'webhook_disabled', 'command_reply', 'announcement'] as const;
 export type MailType = (typeof MAIL_TYPES)[number];
 
 /** One message as a mail shows it. */
@@ -29,7 +29,8 @@ export interface RoomRef {
 
 /** The variables each template gets. */
 export interface MailVars {
-  notification: { recipient: { name: string }; room: RoomRef; message: MailItem; unsubscribeUrl: string };
+  /** `commandAddress`: where the recipient mails commands about the room (docs/inbound-mail.md). */
+  notification: { recipient: { name: string }; room: RoomRef; message: MailItem; unsubscribeUrl: string; commandAddress: string };
   digest: { recipient: { name: string }; room: RoomRef; window: 'hourly' | 'daily'; items: MailItem[]; count: number; unsubscribeUrl: string };
   reminder: { recipient: { name: string }; room: RoomRef; missed: number; items: MailItem[]; unsubscribeUrl: string };
   password_reset: { recipient: { name: string }; resetUrl: string; expiresMinutes: number };
@@ -54,6 +55,18 @@ export interface MailVars {
     announcement: { subject: string; text: string };
     unsubscribeUrl: string;
   };
+  /** The answer to a mail command (docs/inbound-mail.md): `outcome` says which part applies. */
+  command_reply: {
+    recipient: { name: string };
+    room: RoomRef;
+    /** The Subject the command came in, as written. */
+    asked: string;
+    /** history: `items`, the newest messages the recipient may see, oldest first; mode: `mode` is the mail choice now; help: what the commands are. */
+    outcome: 'history' | 'mode' | 'help';
+    items: MailItem[];
+    mode: string;
+    commandAddress: string;
+  };
 }
 
 export type MailJob = {
@@ -63,6 +76,15 @@ export type MailJob = {
     vars: MailVars[T];
     /** The one-click unsubscribe URL (RFC 8058) for notifications; account mail has none. */
     unsubscribeUrl?: string;
+    /** Reply-To: where a reply goes (a notification's reply+ address). */
+    replyTo?: string;
+    /** The Message-ID this mail answers (In-Reply-To and References): a command's answer. */
+    inReplyTo?: string;
+    /**
+     * RFC 3834's Auto-Submitted: every mail roomcast makes is `auto-generated`, an answer to a mail
+     * `auto-replied`; responders that honour it never answer either, so no loop starts.
+     */
+    autoSubmitted?: 'auto-replied';
   };
 }[MailType];
 

@@ -29,6 +29,11 @@ export interface MailSenderOptions {
   metrics: Pick<Metrics, 'mailSent' | 'mailFailures'>;
   logger: Logger;
   intervalMs: number;
+  /**
+   * The envelope sender of mail to an address: its bounces+ address (inbound/inbound-addresses.ts),
+   * so a delivery status notification that comes back says which address bounced.
+   */
+  returnPath: (to: string) => Promise<string>;
 }
 
 /** Mails one worker sends per pass: also the most a crash can send twice. */
@@ -75,16 +80,19 @@ export class MailSender {
       return { id: job.id, outcome: 'retry', error: (err as Error).message };
     }
     try {
+      const headers: Record<string, string> = { 'Auto-Submitted': mail.autoSubmitted ?? 'auto-generated' };
+      if (mail.unsubscribeUrl) Object.assign(headers, { 'List-Unsubscribe': `<${mail.unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' });
       await this.transport.sendMail({
         from: this.o.smtp.from,
         to: mail.to,
+        envelope: { from: await this.o.returnPath(mail.to), to: mail.to },
+        ...(mail.replyTo ? { replyTo: mail.replyTo } : {}),
+        ...(mail.inReplyTo ? { inReplyTo: mail.inReplyTo, references: mail.inReplyTo } : {}),
         subject: rendered.subject,
         text: rendered.text,
         html: rendered.html,
         messageId: messageIdFor(job.ref, this.o.smtp.domain),
-        headers: mail.unsubscribeUrl
-          ? { 'List-Unsubscribe': `<${mail.unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' }
-          : {},
+        headers,
       });
       this.o.metrics.mailSent.inc({ type: mail.type });
       return { id: job.id, outcome: 'done' };

@@ -123,6 +123,20 @@ export class MailStore {
     return rows.map(toMailable);
   }
 
+  /**
+   * The newest `limit` messages of the room the person may see, oldest first: everything for an
+   * instructor; for a learner, messages to everyone and their own and those to them (resync's
+   * rule, so no instructors-only question of another learner). A mail command's history.
+   */
+  async latestVisible(roomId: string, reader: { id: string; role: Role }, limit: number): Promise<MailableMessage[]> {
+    const { rows } = await this.pool.query<MessageRow>(
+      `${MESSAGE_SELECT} WHERE m.room_id = $1 AND ($3 OR m.audience = 'everyone' OR m.sender_id = $2 OR m.recipient_id = $2)
+        ORDER BY m.seq DESC LIMIT $4`,
+      [roomId, reader.id, reader.role === 'instructor', limit],
+    );
+    return rows.map(toMailable).reverse();
+  }
+
   /** Messages of the room after `since` that the person may see (everyone's, and their own and to them). */
   async visibleCountSince(db: Db, roomId: string, reader: { id: string; role: Role }, since: Date): Promise<number> {
     const { rows } = await db.query<{ n: number }>(

@@ -9,6 +9,8 @@
  */
 import type { Pool } from '../db/pool';
 import { inTransaction } from '../db/pool';
+import type { InboundAddresses } from '../inbound/inbound-addresses';
+import { replyTarget } from '../inbound/reply-target';
 import type { Logger } from '../logger';
 import type { PresenceStore } from '../presence/presence-store';
 import type { Job, JobQueue } from '../work/job-queue';
@@ -30,6 +32,8 @@ export interface NotifierOptions {
   store: MailStore;
   presence: Pick<PresenceStore, 'online'>;
   links: LinkConfig;
+  /** Issues the reply and command addresses a notification carries. */
+  addresses: Pick<InboundAddresses, 'replyAddress' | 'commandAddress'>;
   logger: Logger;
   intervalMs: number;
   /** Told when mail was queued, so the sender starts at once. */
@@ -48,11 +52,15 @@ export function createNotifier(o: NotifierOptions): Worker<Record<string, unknow
         const vars = { recipient: { name: member.name }, room: { name: message.roomName, url: roomUrl(o.links, message.roomId, member.role) } };
         const unsubscribe = unsubscribeUrl(o.links, member.id, message.roomId);
         if (member.mode === 'immediate' || isUrgent(message)) {
+          // A reply to the mail posts into the thread it is about (inbound/reply-target.ts).
+          const replyTo = await o.addresses.replyAddress(tx, member.id, message.roomId, replyTarget(message, member));
+          const commandAddress = await o.addresses.commandAddress(tx, member.id, message.roomId);
           await o.mail.enqueue(tx, `notify:${message.id}:${member.id}`, {
             to: member.email,
             type: 'notification',
-            vars: { ...vars, message: mailItem(message), unsubscribeUrl: unsubscribe },
+            vars: { ...vars, message: mailItem(message), unsubscribeUrl: unsubscribe, commandAddress },
             unsubscribeUrl: unsubscribe,
+            replyTo,
           });
           // For one who takes every mail at once, all before this is dealt with. One who takes
           // digests keeps the watermark where the last digest left it; the digest skips urgent items.

@@ -60,8 +60,9 @@ const URGENT_ITEM: MailItem = { kind: 'announcement', senderName: 'Dr. Kim', tex
 const CHAT_ITEM: MailItem = { kind: 'question', senderName: 'Minji', text: 'Is chapter 3 included?\nThanks!', createdAt: '2025-03-04T09:20:00Z', urgent: false };
 const SAMPLE_ROOM = { name: 'Physics 101', url: 'https://roomcast.example/rooms/sample' };
 const SAMPLE_UNSUBSCRIBE = 'https://roomcast.example/unsubscribe/sample';
+const SAMPLE_COMMANDS = 'cmd+sample@roomcast.example';
 const SAMPLES: { [T in MailType]: MailVars[T] } = {
-  notification: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, message: URGENT_ITEM, unsubscribeUrl: SAMPLE_UNSUBSCRIBE },
+  notification: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, message: URGENT_ITEM, unsubscribeUrl: SAMPLE_UNSUBSCRIBE, commandAddress: SAMPLE_COMMANDS },
   digest: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, window: 'daily', items: [URGENT_ITEM, CHAT_ITEM], count: 3, unsubscribeUrl: SAMPLE_UNSUBSCRIBE },
   reminder: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, missed: 4, items: [URGENT_ITEM, CHAT_ITEM], unsubscribeUrl: SAMPLE_UNSUBSCRIBE },
   password_reset: { recipient: { name: 'Alex' }, resetUrl: 'https://roomcast.example/reset/sample', expiresMinutes: 30 },
@@ -74,6 +75,7 @@ const SAMPLES: { [T in MailType]: MailVars[T] } = {
     failingSince: '2025-03-01T09:15:00Z',
     lastError: 'HTTP 503 Service Unavailable',
   },
+  command_reply: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, asked: 'history', outcome: 'history', items: [URGENT_ITEM, CHAT_ITEM], mode: 'daily', commandAddress: SAMPLE_COMMANDS },
   announcement: {
     recipient: { name: 'Alex' },
     room: SAMPLE_ROOM,

@@ -19,9 +19,10 @@ const item = (over: Partial<MailItem> = {}): MailItem => ({
 });
 const room = { name: 'Organic Chemistry', url: 'https://roomcast.test/rooms/r-42' };
 const unsubscribeUrl = 'https://roomcast.test/unsubscribe/tok-9';
+const commandAddress = 'cmd+abcdefghijklmnopqrstuvwxyz234567@roomcast.test';
 
 const VARS: { [T in MailType]: MailVars[T] } = {
-  notification: { recipient: { name: 'Sam' }, room, message: item({ kind: 'announcement', urgent: true, text: 'Quiz moved to Friday.' }), unsubscribeUrl },
+  notification: { recipient: { name: 'Sam' }, room, message: item({ kind: 'announcement', urgent: true, text: 'Quiz moved to Friday.' }), unsubscribeUrl, commandAddress },
   digest: {
     recipient: { name: 'Sam' },
     room,
@@ -41,6 +42,15 @@ const VARS: { [T in MailType]: MailVars[T] } = {
     failingSince: '2025-05-06T14:30:00Z',
     lastError: 'HTTP 410 Gone',
   },
+  command_reply: {
+    recipient: { name: 'Sam' },
+    room,
+    asked: 'Re: history',
+    outcome: 'history',
+    items: [item({ senderName: 'Dana', text: 'Lab report due <Friday>' })],
+    mode: 'immediate',
+    commandAddress,
+  },
   announcement: {
     recipient: { name: 'Sam' },
     room,
@@ -52,12 +62,13 @@ const VARS: { [T in MailType]: MailVars[T] } = {
 
 /** What each rendered mail must show, in both its text and its html part. */
 const SHOWS: { [T in MailType]: string[] } = {
-  notification: ['Sam', 'Jordan Lee', 'Organic Chemistry', 'Quiz moved to Friday.', room.url, unsubscribeUrl, 'rgent'],
+  notification: ['Sam', 'Jordan Lee', 'Organic Chemistry', 'Quiz moved to Friday.', room.url, unsubscribeUrl, 'rgent', commandAddress],
   digest: ['Sam', 'Ana', 'First point', 'Ben', 'Second point', '14:30', room.url, unsubscribeUrl],
   reminder: ['Sam', '7 unread messages', 'Cleo', 'Anyone there?', room.url, unsubscribeUrl],
   password_reset: ['Sam', 'https://roomcast.test/reset/abc', '45 minutes', 'ignore'],
   verify_email: ['Sam', 'https://roomcast.test/verify/xyz', '48 hours'],
   webhook_disabled: ['Sam', 'https://lms.test/hooks/rc', 'Organic Chemistry', '410 Gone', room.url],
+  command_reply: ['Sam', 'Organic Chemistry', 'Dana', 'Lab report due', room.url, commandAddress],
   announcement: ['Sam', 'Jordan Lee', 'Organic Chemistry', room.url, unsubscribeUrl],
 };
 
