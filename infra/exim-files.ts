@@ -31,9 +31,11 @@ export interface EximPaths {
 /**
  * Test hooks a flag file switches on, so a test makes this real relay misbehave as a loaded one
  * does: `slow-down` answers every RCPT with 421 (the relay asks clients to slow down), `hold`
- * defers every delivery, so accepted mail piles up in Exim's queue as behind a dead next hop.
+ * defers every delivery, so accepted mail piles up in Exim's queue as behind a dead next hop;
+ * `refuse-sender` answers MAIL FROM with 550, as a relay that will not take our mail at all
+ * (a blocked sending address, a refused login) does.
  */
-export const EXIM_HOOKS = ['slow-down', 'hold'] as const;
+export const EXIM_HOOKS = ['slow-down', 'hold', 'refuse-sender'] as const;
 export type EximHook = (typeof EXIM_HOOKS)[number];
 
 export function eximPaths(config: Config): EximPaths {
@@ -138,6 +140,7 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
     'ignore_bounce_errors_after = 1h',
     'timeout_frozen_after = 1d',
     'acl_smtp_rcpt = acl_check_rcpt',
+    'acl_smtp_mail = acl_check_mail',
     '',
     'begin acl',
     '',
@@ -146,6 +149,11 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
     // (try again later) at RCPT; one starting with "reject" or "bounce" a 550 (never again);
     // one starting with "flaky" a 451 the first time it is offered, then it is accepted (the
     // `seen` hints database remembers it for an hour). Each refusal is also written to rejectlog.
+    'acl_check_mail:',
+    `  deny    condition = \${if exists{${assertPlainPath(p.hooksDir)}/refuse-sender}}`,
+    '          message   = 550 5.7.1 sender refused: roomcast test hook (the file hooks/refuse-sender exists)',
+    '  accept',
+    '',
     'acl_check_rcpt:',
     // roomcast's own addresses (docs/inbound-mail.md): an address of another shape is refused here,
     // so its sender's MTA, not we, tells them; the app checks the token after DATA. Before the

@@ -23,8 +23,8 @@ export class ApiClient {
     return this.request<T>('GET', path);
   }
 
-  post<T = any>(path: string, body?: unknown): Promise<ApiResponse<T>> {
-    return this.request<T>('POST', path, body === undefined ? undefined : JSON.stringify(body));
+  post<T = any>(path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+    return this.request<T>('POST', path, body === undefined ? undefined : JSON.stringify(body), headers);
   }
 
   put<T = any>(path: string, body: unknown): Promise<ApiResponse<T>> {

@@ -180,6 +180,8 @@ describe('exim', () => {
       setEximHook(config, 'slow-down', false);
     }
     expect(await send(config, { to, subject: 'after the slow-down' })).toMatch(/^250 /);
+    // Delivered before the next test holds the queue, or it would be held with the rest.
+    await expect.poll(() => readMailbox(config, to).length, { timeout: 10_000 }).toBe(1);
   });
 
   it('holds every accepted message in its queue while the hold hook is on; a queue run delivers them once it is off', async () => {

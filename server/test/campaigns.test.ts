@@ -168,6 +168,17 @@ describe('campaigns against the real Exim', () => {
       expect(paused.stopPoint?.counts.sent).toBe(0);
       expect(paused.stopPoint?.nextRecipientId).toMatch(/^[0-9a-f-]{36}$/);
       expect(delivered(emails)).toBe(0);
+      // A second runner with a fresh gate (another app server, or a restart) probes once per interval too, not once per pass.
+      const second = await runner({ ROOMCAST_CAMPAIGN_PAUSE_AFTER_MS: '3000', ROOMCAST_CAMPAIGN_PROBE_EVERY_MS: '1000', ROOMCAST_CAMPAIGN_RETRY_FIRST_MS: '300' });
+      const attempts = async (): Promise<number> => (await sql<{ n: number }>(`SELECT coalesce(sum(attempts), 0)::int AS n FROM jobs WHERE queue = $1`, [`campaign:${started.id}`]))[0]!.n;
+      try {
+        const before = await attempts();
+        await new Promise((r) => setTimeout(r, 3000));
+        // Two runners, one probe each per second at most (the first one's every 500 ms): a handful, not the ceiling's 20 a second.
+        expect((await attempts()) - before).toBeLessThanOrEqual(12);
+      } finally {
+        await second.stop();
+      }
     } finally {
       await ensureExim(h.config, silentLogger);
     }
@@ -291,6 +302,53 @@ describe('campaigns against the real Exim', () => {
   });
 });
 
+describe('campaigns when the relay or the sender changes', () => {
+  it('a relay that refuses our sender (550 at MAIL FROM) suppresses nobody: the campaign pauses, and completes once the relay takes mail again', async () => {
+    const { room, emails } = await classOf(10);
+    const c = await runner({ ROOMCAST_CAMPAIGN_PAUSE_AFTER_MS: '2000', ROOMCAST_CAMPAIGN_PROBE_EVERY_MS: '500', ROOMCAST_CAMPAIGN_RETRY_FIRST_MS: '300' });
+    setEximHook(h.config, 'refuse-sender', true);
+    try {
+      const started = await start(room);
+      await waitFor(async () => (await campaign(room, started.id)).state === 'paused', 'the gate to pause the campaign', 30_000);
+      const paused = await campaign(room, started.id);
+      expect(paused.pauseReason).toMatch(/relay_error/);
+      expect(paused.counts).toMatchObject({ failed: 0, sent: 0 });
+      const [suppressed] = await sql<{ n: number }>('SELECT count(*)::int AS n FROM mail_suppressions WHERE email = ANY($1::text[])', [emails]);
+      expect(suppressed?.n).toBe(0);
+      setEximHook(h.config, 'refuse-sender', false);
+      const done = await finished(room, started.id);
+      expect(done.counts.sent).toBe(10);
+      expectEachOnce(emails);
+    } finally {
+      setEximHook(h.config, 'refuse-sender', false);
+      await c.stop();
+    }
+  });
+
+  it('a sender removed from one of its rooms loses the campaign (404), and the runner cancels it rather than mail in their name', async () => {
+    const a = await classOf(3);
+    const b = await classOf(3);
+    const sender = a.room.instructor;
+    await sql(`INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, 'instructor')`, [b.room.id, sender.id]);
+    const res = await sender.api.post('/api/campaigns', { roomIds: [a.room.id, b.room.id], subject: 'Both rooms', text: 't' });
+    expect(res.status).toBe(201);
+    const id = res.body.campaign.id as string;
+    // Room B's creator removes the sender before any runner sent a mail.
+    expect((await b.room.instructor.api.request('DELETE', `/api/rooms/${b.room.id}/members/${sender.id}`)).status).toBe(204);
+    expect((await sender.api.get(`/api/campaigns/${id}`)).status).toBe(404);
+    expect((await sender.api.post(`/api/campaigns/${id}/resume`, {})).status).toBe(404);
+    const c = await runner({});
+    try {
+      await waitFor(async () => (await b.room.instructor.api.get(`/api/campaigns/${id}`)).status === 404 && (await sql<{ state: string }>('SELECT state FROM campaigns WHERE id = $1', [id]))[0]?.state === 'cancelled', 'the runner to cancel it', 15_000);
+      const [row] = await sql<{ pause_reason: string }>('SELECT pause_reason FROM campaigns WHERE id = $1', [id]);
+      expect(row?.pause_reason).toMatch(/no longer an instructor of every one of its rooms/);
+      expect(delivered([...a.emails, ...b.emails])).toBe(0);
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
 describe('who gets a campaign mail', () => {
   it('skips members who unsubscribed from the room or whose address is suppressed, and mails the rest with one-click unsubscribe', async () => {
     const { room, emails } = await classOf(4);
@@ -343,8 +401,28 @@ describe('the campaign API', () => {
     expect(none.body.error.code).toBe('no_recipients');
     expect((await sql<{ n: number }>('SELECT count(*)::int AS n FROM campaigns'))[0]?.n).toBe(before[0]?.n);
 
+    for (const body of [{ roomIds: [room.id], subject: 'a\u0007b', text: 't' }, { roomIds: [room.id], subject: 'line\nbreak', text: 't' }, { roomIds: [room.id], subject: 's', text: 'nul\u0000' }]) {
+      const res = await api.post('/api/campaigns', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+    }
+    expect((await sql<{ n: number }>('SELECT count(*)::int AS n FROM campaigns'))[0]?.n).toBe(before[0]?.n);
+
+    // The same Idempotency-Key twice starts one campaign; the second answer says it is a replay.
+    const key = `k-${randomBytes(6).toString('hex')}`;
+    const first = await api.post('/api/campaigns', { roomIds: [room.id], subject: 's', text: 't' }, { 'idempotency-key': key });
+    const again = await api.post('/api/campaigns', { roomIds: [room.id], subject: 's', text: 't' }, { 'idempotency-key': key });
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body.campaign.id).toBe(first.body.campaign.id);
+    expect((await api.post('/api/campaigns', { roomIds: [room.id], subject: 's', text: 't' }, { 'idempotency-key': 'has space' })).status).toBe(400);
+    await api.post(`/api/campaigns/${first.body.campaign.id}/cancel`, {});
+
     const started = await start(room);
     await api.post(`/api/campaigns/${started.id}/cancel`, {});
+    const other = await classOf(1);
+    expect((await api.get(`/api/campaigns?roomId=${room.id}`)).body.campaigns.map((c: CampaignBody) => c.id)).toEqual([started.id, first.body.campaign.id]);
+    expect((await other.room.instructor.api.get(`/api/campaigns?roomId=${room.id}`)).body.campaigns).toEqual([]);
     expect((await stranger.api.get(`/api/campaigns/${started.id}`)).status).toBe(404);
     expect((await learner.api.get(`/api/campaigns/${started.id}`)).status).toBe(404);
     expect((await api.get('/api/campaigns/not-a-uuid')).status).toBe(404);

@@ -7,6 +7,9 @@ import type { CampaignState, RecipientState } from '../../../shared/protocol/cam
 import type { Pool, PoolClient } from '../db/pool';
 import { JobQueue } from '../work/job-queue';
 
+/** Rooms a campaign may address at most (the table's check): "all rooms" beyond this is refused, not cut short. */
+export const MAX_ALL_ROOMS = 1000;
+
 export const campaignQueueName = (campaignId: string): string => `campaign:${campaignId}`;
 
 /** A recipient's job: who, and the room they are mailed as a member of. */
@@ -110,12 +113,31 @@ export class CampaignStore {
    * Creates the campaign and one job per recipient in one transaction: every member of the rooms
    * with a verified address except the sender, once each (through the first of the rooms they
    * are in). Later joins do not change a campaign under way; who has opted out or bounced since
-   * is found when their mail is due. Null, and nothing written, when there is nobody to mail.
+   * is found when their mail is due. Under a lock per sender: the same `idempotencyKey` again
+   * returns the first campaign (`replayed`); a sender with `maxActive` running or paused gets
+   * `too_many`; nobody to mail is `no_recipients`, and nothing is written.
    */
-  async create(c: { createdBy: string | null; roomIds: string[]; subject: string; text: string }): Promise<Campaign | null> {
+  async create(c: { createdBy: string | null; roomIds: string[]; subject: string; text: string; idempotencyKey?: string; maxActive?: number }): Promise<
+    { campaign: Campaign; replayed: boolean } | 'too_many' | 'no_recipients'
+  > {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('campaigns:' || coalesce($1::text, 'operators')))`, [c.createdBy]);
+      if (c.idempotencyKey !== undefined) {
+        const { rows } = await client.query<CampaignRow>('SELECT * FROM campaigns WHERE created_by IS NOT DISTINCT FROM $1 AND idempotency_key = $2', [c.createdBy, c.idempotencyKey]);
+        if (rows[0]) {
+          await client.query('ROLLBACK');
+          return { campaign: toCampaign(rows[0]), replayed: true };
+        }
+      }
+      if (c.maxActive !== undefined && c.createdBy !== null) {
+        const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM campaigns WHERE created_by = $1 AND state IN ('running', 'paused')`, [c.createdBy]);
+        if ((rows[0] as { n: number }).n >= c.maxActive) {
+          await client.query('ROLLBACK');
+          return 'too_many';
+        }
+      }
       const { rows: recipients } = await client.query<{ user_id: string; room_id: string }>(
         `SELECT DISTINCT ON (u.id) u.id AS user_id, ms.room_id
            FROM memberships ms JOIN users u ON u.id = ms.user_id
@@ -126,11 +148,11 @@ export class CampaignStore {
       );
       if (recipients.length === 0) {
         await client.query('ROLLBACK');
-        return null;
+        return 'no_recipients';
       }
       const { rows } = await client.query<CampaignRow>(
-        `INSERT INTO campaigns (created_by, room_ids, subject, body, recipients) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
-        [c.createdBy, c.roomIds, c.subject, c.text, recipients.length],
+        `INSERT INTO campaigns (created_by, room_ids, subject, body, recipients, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+        [c.createdBy, c.roomIds, c.subject, c.text, recipients.length, c.idempotencyKey ?? null],
       );
       const campaign = toCampaign(rows[0] as CampaignRow);
       await this.queue(campaign.id).enqueueAll(
@@ -138,7 +160,7 @@ export class CampaignStore {
         recipients.map((r) => ({ ref: r.user_id, payload: { userId: r.user_id, roomId: r.room_id } })),
       );
       await client.query('COMMIT');
-      return campaign;
+      return { campaign, replayed: false };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
@@ -152,19 +174,16 @@ export class CampaignStore {
     return rows[0] ? toCampaign(rows[0]) : null;
   }
 
-  /** Newest first: every campaign (operators), or those a user sent or can steer as an instructor of every one of its rooms. */
-  async list(viewer: { userId: string } | 'all', limit: number): Promise<Campaign[]> {
-    const { rows } =
-      viewer === 'all'
-        ? await this.pool.query<CampaignRow>('SELECT * FROM campaigns ORDER BY created_at DESC LIMIT $1', [limit])
-        : await this.pool.query<CampaignRow>(
-            `SELECT c.* FROM campaigns c
-              WHERE c.created_by = $1
-                 OR NOT EXISTS (SELECT 1 FROM unnest(c.room_ids) AS r(id) WHERE NOT EXISTS (
-                      SELECT 1 FROM memberships ms WHERE ms.user_id = $1 AND ms.role = 'instructor' AND ms.room_id = r.id))
-              ORDER BY c.created_at DESC LIMIT $2`,
-            [viewer.userId, limit],
-          );
+  /** Newest first, of one room or all: every campaign (operators), or those a user can steer, as an instructor of every one of its rooms. */
+  async list(viewer: { userId: string } | 'all', o: { limit: number; roomId?: string }): Promise<Campaign[]> {
+    const { rows } = await this.pool.query<CampaignRow>(
+      `SELECT c.* FROM campaigns c
+        WHERE ($2::uuid IS NULL OR $2::uuid = ANY(c.room_ids))
+          AND ($1::uuid IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(c.room_ids) AS r(id) WHERE NOT EXISTS (
+                SELECT 1 FROM memberships ms WHERE ms.user_id = $1 AND ms.role = 'instructor' AND ms.room_id = r.id)))
+        ORDER BY c.created_at DESC LIMIT $3`,
+      [viewer === 'all' ? null : viewer.userId, o.roomId ?? null, o.limit],
+    );
     return rows.map(toCampaign);
   }
 
@@ -176,9 +195,33 @@ export class CampaignStore {
     return rows.map(toCampaign);
   }
 
-  async state(id: string): Promise<CampaignState | null> {
-    const { rows } = await this.pool.query<{ state: CampaignState }>('SELECT state FROM campaigns WHERE id = $1', [id]);
-    return rows[0]?.state ?? null;
+  async stateOf(id: string): Promise<{ state: CampaignState; pausedBy: 'user' | 'gate' | null } | null> {
+    const { rows } = await this.pool.query<{ state: CampaignState; paused_by: 'user' | 'gate' | null }>('SELECT state, paused_by FROM campaigns WHERE id = $1', [id]);
+    return rows[0] ? { state: rows[0].state, pausedBy: rows[0].paused_by } : null;
+  }
+
+  /** Which of these campaigns have a recipient due now (not leased, not waiting for a retry). */
+  async withDueRecipients(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.pool.query<{ queue: string }>(
+      `SELECT DISTINCT queue FROM jobs
+        WHERE queue = ANY($1::text[]) AND state = 'pending' AND run_at <= now() AND (lease_until IS NULL OR lease_until < now())`,
+      [ids.map(campaignQueueName)],
+    );
+    return rows.map((r) => r.queue.slice('campaign:'.length));
+  }
+
+  /**
+   * Ends as cancelled the pending recipients of cancelled campaigns that nobody holds: a
+   * deferral recorded after the cancel, or a dead runner's lease. Resolves to how many.
+   */
+  async sweepCancelled(): Promise<number> {
+    const res = await this.pool.query(
+      `UPDATE jobs SET state = 'done', finished_at = now(), outcome = 'cancelled', answer = 'the campaign was cancelled'
+        WHERE queue IN (SELECT 'campaign:' || id FROM campaigns WHERE state = 'cancelled')
+          AND state = 'pending' AND (lease_until IS NULL OR lease_until < now())`,
+    );
+    return res.rowCount ?? 0;
   }
 
   async counts(id: string, db: Db = this.pool): Promise<Counts> {
@@ -255,7 +298,7 @@ export class CampaignStore {
   async roomIds(which: readonly string[] | 'all'): Promise<string[]> {
     const { rows } =
       which === 'all'
-        ? await this.pool.query<{ id: string }>('SELECT id FROM rooms ORDER BY created_at LIMIT 1000')
+        ? await this.pool.query<{ id: string }>('SELECT id FROM rooms ORDER BY created_at LIMIT $1', [MAX_ALL_ROOMS + 1])
         : await this.pool.query<{ id: string }>('SELECT id FROM rooms WHERE id = ANY($1::uuid[])', [which]);
     return rows.map((r) => r.id);
   }
@@ -268,11 +311,7 @@ export class CampaignStore {
     return (rows[0] as { n: number }).n === new Set(roomIds).size;
   }
 
-  /** Campaigns this user sent that are still running or paused. */
-  async activeBy(userId: string): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM campaigns WHERE created_by = $1 AND state IN ('running', 'paused')`, [userId]);
-    return (rows[0] as { n: number }).n;
-  }
+
 
   /** The display name of a campaign's sender; null for the operators. */
   async senderName(userId: string | null): Promise<string | null> {
@@ -288,7 +327,7 @@ export class CampaignStore {
   async transition(
     id: string,
     from: readonly CampaignState[],
-    to: { state: 'running' } | { state: 'paused'; by: 'user' | 'gate'; reason: string } | { state: 'cancelled' } | { state: 'done' },
+    to: { state: 'running' } | { state: 'paused'; by: 'user' | 'gate'; reason: string } | { state: 'cancelled'; reason?: string } | { state: 'done' },
     fromPausedBy?: 'user' | 'gate',
   ): Promise<Campaign | null> {
     const client = await this.pool.connect();
@@ -331,7 +370,7 @@ export class CampaignStore {
                 gate_note = NULL,
                 finished_at = CASE WHEN $2 IN ('cancelled', 'done') THEN now() END
           WHERE id = $1 RETURNING *`,
-        [id, to.state, to.state === 'paused' ? to.by : null, to.state === 'paused' ? to.reason : null, stopPoint === null ? null : JSON.stringify(stopPoint)],
+        [id, to.state, to.state === 'paused' ? to.by : null, to.state === 'paused' || to.state === 'cancelled' ? (to.reason ?? null) : null, stopPoint === null ? null : JSON.stringify(stopPoint)],
       );
       await client.query('COMMIT');
       return toCampaign(rows[0] as CampaignRow);

@@ -5,7 +5,7 @@
  */
 import type { Config } from '../../../runtime/config';
 import type { CampaignBody, RecipientState } from '../../../shared/protocol/campaigns';
-import { AppError, ForbiddenError, NotFoundError } from '../errors';
+import { AppError, ForbiddenError, NotFoundError, ValidationError } from '../errors';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
 import type { MailChannel } from '../mail/mail-channel';
@@ -13,8 +13,8 @@ import { createSmtpTransport } from '../mail/smtp-transport';
 import type { Metrics } from '../metrics';
 import type { RoomService } from '../rooms/room-service';
 import { CampaignRunner } from './campaign-runner';
-import { CampaignStore, type Campaign } from './campaign-store';
-import { LoadGate } from './load-gate';
+import { CampaignStore, MAX_ALL_ROOMS, type Campaign } from './campaign-store';
+import { DEFAULT_GATE_LIMITS, LoadGate } from './load-gate';
 import { MtaQueue } from './mta-queue';
 import { RateCeiling } from './rate-ceiling';
 
@@ -25,6 +25,17 @@ export type Actor = { userId: string } | 'operators';
 
 /** Rooms one campaign may address: each is a recipient query, and the whole list is checked member by member. */
 export const MAX_ROOMS = 100;
+/** What a recipient's state means, for instructors (the relay's own words go to the operators). */
+const RECIPIENT_STATE_TEXT: Record<RecipientState, string> = {
+  queued: 'not tried yet',
+  sending: 'being handed to the mail server',
+  deferred: 'the mail server said to try again later; it will be',
+  sent: 'accepted by the mail server',
+  failed: 'the mail server refused the address',
+  suppressed: 'not sent',
+  cancelled: 'not sent: the campaign was cancelled',
+};
+
 /** Campaigns one instructor may have running or paused at once: one person cannot fill every ceiling with mail of theirs. */
 export const MAX_ACTIVE_PER_SENDER = 5;
 /** The sender's name on announcements the operators send. */
@@ -54,12 +65,10 @@ export class Campaigns {
     this.runner = new CampaignRunner({
       store: this.store,
       gate: new LoadGate({
+        ...DEFAULT_GATE_LIMITS,
         maxQueue: c.maxQueue,
         maxErrorRatio: c.maxErrorRatio,
         maxLatencyMs: c.maxLatencyMs,
-        window: 50,
-        firstWaitMs: 1000,
-        maxWaitMs: 60_000,
         pauseAfterMs: c.pauseAfterMs,
         probeEveryMs: c.probeEveryMs,
       }),
@@ -87,9 +96,15 @@ export class Campaigns {
     this.transport.close();
   }
 
-  /** Starts a campaign to every member of the rooms with a verified address (the sender aside). An instructor must teach every room. */
-  async create(actor: Actor, input: { roomIds: string[] | 'all'; subject: string; text: string }): Promise<CampaignBody> {
+  /**
+   * Starts a campaign to every member of the rooms with a verified address (the sender aside).
+   * An instructor must teach every room. The subject and text are rendered into the template
+   * first, so a campaign that could not be sent is refused here, not found out per recipient.
+   * The same `idempotencyKey` again returns the campaign the first request started (`replayed`).
+   */
+  async create(actor: Actor, input: { roomIds: string[] | 'all'; subject: string; text: string; idempotencyKey?: string }): Promise<{ campaign: CampaignBody; replayed: boolean }> {
     const roomIds = input.roomIds === 'all' ? await this.store.roomIds('all') : [...new Set(input.roomIds)];
+    if (roomIds.length > MAX_ALL_ROOMS) throw new ValidationError(`there are more than ${MAX_ALL_ROOMS} rooms: send to them in campaigns of at most ${MAX_ALL_ROOMS} (roomIds)`);
     if (actor === 'operators') {
       const known = new Set(await this.store.roomIds(roomIds));
       const unknown = roomIds.find((id) => !known.has(id));
@@ -100,18 +115,27 @@ export class Campaigns {
         if (role !== 'instructor') throw new ForbiddenError('forbidden', `only instructors send announcements, and you are a learner in ${roomId}`);
       }
     }
-    if (actor !== 'operators' && (await this.store.activeBy(actor.userId)) >= MAX_ACTIVE_PER_SENDER) {
-      throw new AppError(409, 'too_many_campaigns', `you have ${MAX_ACTIVE_PER_SENDER} campaigns running or paused; let one finish, or cancel one, first`);
+    await this.checkRenders(input.subject, input.text);
+    const created = await this.store.create({
+      createdBy: actor === 'operators' ? null : actor.userId,
+      roomIds,
+      subject: input.subject,
+      text: input.text,
+      ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
+      maxActive: MAX_ACTIVE_PER_SENDER,
+    });
+    if (created === 'too_many') throw new AppError(409, 'too_many_campaigns', `you have ${MAX_ACTIVE_PER_SENDER} campaigns running or paused; let one finish, or cancel one, first`);
+    if (created === 'no_recipients') throw new AppError(422, 'no_recipients', 'nobody in these rooms has a verified e-mail address (the sender aside): nothing to send');
+    const { campaign, replayed } = created;
+    if (!replayed) {
+      this.o.logger.info({ campaign: campaign.id, rooms: roomIds.length, recipients: campaign.recipients, by: actor === 'operators' ? 'operators' : actor.userId }, 'campaign started');
+      this.runner.wake();
     }
-    const campaign = await this.store.create({ createdBy: actor === 'operators' ? null : actor.userId, ...input, roomIds });
-    if (!campaign) throw new AppError(422, 'no_recipients', 'nobody in these rooms has a verified e-mail address (the sender aside): nothing to send');
-    this.o.logger.info({ campaign: campaign.id, rooms: roomIds.length, recipients: campaign.recipients, by: actor === 'operators' ? 'operators' : actor.userId }, 'campaign started');
-    this.runner.wake();
-    return this.view(campaign);
+    return { campaign: await this.view(campaign), replayed };
   }
 
-  async list(actor: Actor, limit: number): Promise<CampaignBody[]> {
-    const campaigns = await this.store.list(actor === 'operators' ? 'all' : actor, limit);
+  async list(actor: Actor, o: { limit: number; roomId?: string }): Promise<CampaignBody[]> {
+    const campaigns = await this.store.list(actor === 'operators' ? 'all' : actor, o);
     return Promise.all(campaigns.map((c) => this.view(c)));
   }
 
@@ -119,14 +143,25 @@ export class Campaigns {
     return this.view(await this.visible(actor, id));
   }
 
+  /**
+   * Where each recipient is. The operators get the relay's own answers; instructors get what
+   * they mean, since a relay's text names addresses and hosts (`550 <bob@…>: …`, `… 10.0.0.5:25`).
+   */
   async recipients(actor: Actor, id: string, o: { state?: RecipientState; limit: number }) {
     await this.visible(actor, id);
-    return (await this.store.recipients(id, o)).map((r) => ({ ...r, updatedAt: r.updatedAt?.toISOString() ?? null }));
+    return (await this.store.recipients(id, o)).map((r) => ({
+      ...r,
+      answer: actor === 'operators' || r.state === 'suppressed' || r.state === 'cancelled' ? r.answer : RECIPIENT_STATE_TEXT[r.state],
+      updatedAt: r.updatedAt?.toISOString() ?? null,
+    }));
   }
 
-  /** Pauses by hand: nothing more is claimed; a batch already being sent finishes. */
-  pause(actor: Actor, id: string): Promise<CampaignBody> {
-    return this.change(actor, id, ['running', 'paused'], { state: 'paused', by: 'user', reason: 'paused by hand' }, 'only a running campaign can be paused');
+  /** Pauses by hand (a running campaign, or one the gate paused, which then stays paused until resumed): nothing more is claimed; a batch already being sent finishes. */
+  async pause(actor: Actor, id: string): Promise<CampaignBody> {
+    const to = { state: 'paused', by: 'user', reason: 'paused by hand' } as const;
+    const before = await this.visible(actor, id);
+    const after = (await this.store.transition(id, ['running'], to)) ?? (await this.store.transition(id, ['paused'], to, 'gate'));
+    return this.changed(actor, before, after, 'only a running campaign, or one the load gate paused, can be paused');
   }
 
   /** Resumes from where it stopped: only recipients not yet final are sent. */
@@ -149,21 +184,39 @@ export class Campaigns {
     refusal: string,
   ): Promise<CampaignBody> {
     const before = await this.visible(actor, id);
-    const after = await this.store.transition(id, from, to);
-    if (!after) throw new AppError(409, 'campaign_state_conflict', `${refusal}; this one is ${(await this.store.state(id)) ?? before.state}`);
-    this.o.logger.info({ campaign: id, from: before.state, to: after.state, by: actor === 'operators' ? 'operators' : actor.userId }, 'campaign state changed by hand');
+    return this.changed(actor, before, await this.store.transition(id, from, to), refusal);
+  }
+
+  private async changed(actor: Actor, before: Campaign, after: Campaign | null, refusal: string): Promise<CampaignBody> {
+    if (!after) throw new AppError(409, 'campaign_state_conflict', `${refusal}; this one is ${(await this.store.stateOf(before.id))?.state ?? before.state}`);
+    this.o.logger.info({ campaign: before.id, from: before.state, to: after.state, by: actor === 'operators' ? 'operators' : actor.userId }, 'campaign state changed by hand');
     return this.view(after);
   }
 
   /**
-   * The campaign, if the actor may see it: its sender, an instructor of every one of its rooms
-   * (its recipient list names members of all of them), or the operators. 404 otherwise, so ids
-   * are not probed.
+   * The campaign, if the actor may see it: an instructor of every one of its rooms (its
+   * recipient list names members of all of them; its sender too, and only while that holds), or
+   * the operators. 404 otherwise, so ids are not probed.
    */
   private async visible(actor: Actor, id: string): Promise<Campaign> {
     const campaign = await this.store.get(id);
-    if (campaign && (actor === 'operators' || campaign.createdBy === actor.userId || (await this.store.teachesAll(actor.userId, campaign.roomIds)))) return campaign;
+    if (campaign && (actor === 'operators' || (await this.store.teachesAll(actor.userId, campaign.roomIds)))) return campaign;
     throw new NotFoundError('not_found', 'no such campaign');
+  }
+
+  /** Renders the campaign for a sample recipient: a subject or text the template cannot carry is a 400 now, not a failure per recipient later. */
+  private async checkRenders(subject: string, text: string): Promise<void> {
+    try {
+      await this.o.mail.templates.render('announcement', {
+        recipient: { name: 'Alex' },
+        room: { name: 'Room', url: `${this.o.mail.links.publicUrl}/` },
+        sender: { name: 'Sender' },
+        announcement: { subject, text },
+        unsubscribeUrl: `${this.o.mail.links.publicUrl}/api/mail/unsubscribe`,
+      });
+    } catch (err) {
+      throw new ValidationError(`the announcement cannot be mailed: ${(err as Error).message}`);
+    }
   }
 
 

@@ -3,8 +3,9 @@
  * server's health and says whether to send now (and how many), wait, or pause the campaigns.
  *
  * Signals: the local MTA's queue length (`exim -bpc`, when there is a local MTA to ask), the
- * SMTP answers of the last sends (421 and 452 mean "slow down"; other 4xx "try later"), their
- * error ratio and their latency. Unhealthy, the gate backs off, doubling its wait. A problem seen
+ * SMTP answers of the last sends (421 and 452 mean "slow down"; other 4xx "try later"; a 5xx
+ * that is not about the address, e.g. a refused login, means the relay will not take our mail),
+ * their error ratio and their latency. Unhealthy, the gate backs off, doubling its wait. A problem seen
  * in past sends cannot clear by itself (no sends, no new evidence), so once its wait is over the
  * gate lets one mail through as a probe: accepted, the past is forgotten and sending resumes;
  * refused, the next wait is longer. Unhealthy without a break for `pauseAfterMs`, it says pause;
@@ -12,6 +13,8 @@
  *
  * Pure: it is told the time and the observations, so the policy is tested on its own.
  */
+
+import type { SmtpFailureKind } from '../mail/smtp-transport';
 
 export interface GateLimits {
   /** Messages in the local MTA's queue above which sending waits. */
@@ -42,21 +45,12 @@ export const DEFAULT_GATE_LIMITS: GateLimits = {
   probeEveryMs: 60_000,
 };
 
-/** How one send went, as the sender saw it. */
-export type SendAnswer = 'accepted' | 'slow_down' | 'deferred' | 'refused' | 'timeout';
-
-/** 421 and 452 ask the client to slow down; other 4xx defer this mail; 5xx refuses it for good; no code: the connection failed. */
-export function answerOf(code: number | undefined, timedOut = false): SendAnswer {
-  if (timedOut || code === undefined) return 'timeout';
-  if (code < 400) return 'accepted';
-  if (code === 421 || code === 452) return 'slow_down';
-  if (code < 500) return 'deferred';
-  return 'refused';
-}
+/** How one send went, as the sender saw it (`smtp-transport.ts` reads a failure). */
+export type SendAnswer = 'accepted' | SmtpFailureKind;
 
 export type GateDecision =
-  /** `max`: how many mails may go now; 1 for a probe. */
-  | { action: 'send'; max: number; probe: boolean }
+  /** `probe`: one mail only, to find out whether the relay is healthy again. */
+  | { action: 'send'; probe: boolean }
   | { action: 'wait'; waitMs: number; reason: string }
   /** Unhealthy for the whole deadline: pause with this reason (said once; then the gate probes). */
   | { action: 'pause'; reason: string };
@@ -99,14 +93,27 @@ export class LoadGate {
     if (answer === 'slow_down') this.slowDownUntil = Math.max(this.slowDownUntil, now + this.nextWaitMs);
   }
 
+  /**
+   * Whether a batch under way should stop sending now (the seed checks again while sending): a
+   * slow-down answer, or the last sends failing, seen since the batch began. The queue is only
+   * read before a batch.
+   */
+  stopsBatch(now: number): boolean {
+    return now < this.slowDownUntil || this.sendsProblem() !== null;
+  }
+
   /** What to do now, given the local queue's length (null: no local MTA to ask). */
   check(queueLength: number | null, now: number): GateDecision {
     const loaded = this.queueProblem(queueLength) ?? (now < this.slowDownUntil ? 'the mail server asked to slow down (421/452)' : null);
     if (this.pausedSince !== null) return this.whilePaused(loaded, now);
     const reason = loaded ?? this.sendsProblem();
     if (reason === null) {
-      this.recover();
-      return { action: 'send', max: Number.POSITIVE_INFINITY, probe: false };
+      // Healthy: the back-off starts over. The recent sends stay: only new evidence (or an
+      // accepted probe) changes what they say.
+      this.unhealthySince = null;
+      this.nextWaitMs = this.limits.firstWaitMs;
+      this.probeAt = 0;
+      return { action: 'send', probe: false };
     }
     this.lastReason = reason;
     this.unhealthySince ??= now;
@@ -116,28 +123,27 @@ export class LoadGate {
       return { action: 'pause', reason: `${reason}, for ${Math.round((now - this.unhealthySince) / 1000)} s` };
     }
     // Only past sends are wrong: once the last wait is over, one mail finds out whether they still are.
-    if (loaded === null && now >= this.probeAt && this.probeAt > 0) return this.probe(Number.POSITIVE_INFINITY);
+    if (loaded === null && this.probeAt > 0 && now >= this.probeAt) return this.probe(Number.POSITIVE_INFINITY);
     const waitMs = this.nextWaitMs;
     this.nextWaitMs = Math.min(this.nextWaitMs * 2, this.limits.maxWaitMs);
     this.probeAt = now + waitMs;
     return { action: 'wait', waitMs, reason };
   }
 
-  /** Why sending is held back now, for progress reports; null while it is not. */
-  get reason(): string | null {
-    return this.unhealthySince === null ? null : this.lastReason;
-  }
-
   private whilePaused(loaded: string | null, now: number): GateDecision {
     if (loaded !== null) this.lastReason = loaded;
-    if (loaded === null && now >= this.probeAt) return this.probe(now + this.limits.probeEveryMs);
-    return { action: 'wait', waitMs: Math.max(1, this.probeAt - now), reason: `paused: ${this.lastReason}` };
+    if (now >= this.probeAt) {
+      if (loaded === null) return this.probe(now + this.limits.probeEveryMs);
+      // Still loaded at probe time: no probe, and the next look is a whole interval away.
+      this.probeAt = now + this.limits.probeEveryMs;
+    }
+    return { action: 'wait', waitMs: this.probeAt - now, reason: `paused: ${this.lastReason}` };
   }
 
   /** One mail may go; until `next`, no other (a failed probe's answer then makes the next wait). */
   private probe(next: number): GateDecision {
     this.probeAt = next;
-    return { action: 'send', max: 1, probe: true };
+    return { action: 'send', probe: true };
   }
 
   private recover(): void {
@@ -154,11 +160,10 @@ export class LoadGate {
   }
 
   private sendsProblem(): string | null {
-    if (this.recent.length < Math.min(10, this.limits.window)) {
-      // Too few sends for a ratio, but a run of failures (a server that refuses connections) is plain.
-      const last = this.recent.slice(-3);
-      return last.length === 3 && last.every((s) => s.answer !== 'accepted') ? `the last ${last.length} sends failed (${last.at(-1)?.answer})` : null;
-    }
+    // A run of failures (a relay that refuses connections or our login) is plain before there are enough sends for a ratio.
+    const last = this.recent.slice(-3);
+    if (last.length === 3 && last.every((s) => s.answer !== 'accepted')) return `the last 3 sends failed (${last.at(-1)?.answer})`;
+    if (this.recent.length < Math.min(10, this.limits.window)) return null;
     const failed = this.recent.filter((s) => s.answer !== 'accepted').length / this.recent.length;
     if (failed > this.limits.maxErrorRatio) return `${Math.round(failed * 100)} % of the last ${this.recent.length} sends failed (limit ${Math.round(this.limits.maxErrorRatio * 100)} %)`;
     const latencies = this.recent.map((s) => s.latencyMs).sort((a, b) => a - b);

@@ -45,7 +45,7 @@ export class RateCeiling {
         `SELECT coalesce(sum(sent) FILTER (WHERE at = date_trunc('second', clock_timestamp())), 0)::int AS this_second,
                 coalesce(sum(sent), 0)::int AS this_hour,
                 (1000 - extract(milliseconds FROM clock_timestamp())::numeric % 1000)::float8 AS next_second_ms,
-                extract(epoch FROM min(at) + interval '1 hour' - clock_timestamp())::float8 * 1000 AS hour_frees_ms
+                extract(epoch FROM min(at) FILTER (WHERE sent > 0) + interval '1 hour' - clock_timestamp())::float8 * 1000 AS hour_frees_ms
            FROM mail_rate WHERE at > clock_timestamp() - interval '1 hour'`,
       );
       const r = rows[0] as { this_second: number; this_hour: number; next_second_ms: number; hour_frees_ms: number | null };
@@ -78,12 +78,6 @@ export class RateCeiling {
   async giveBack(r: Reservation, count: number): Promise<void> {
     if (count <= 0 || r.at === null) return;
     await this.pool.query('UPDATE mail_rate SET sent = greatest(0, sent - $2) WHERE at = $1', [r.at, Math.min(count, r.granted)]);
-  }
-
-  /** Mails handed to the relay in the last hour, by every server: for progress reports. */
-  async sentLastHour(): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(`SELECT coalesce(sum(sent), 0)::int AS n FROM mail_rate WHERE at > clock_timestamp() - interval '1 hour'`);
-    return (rows[0] as { n: number }).n;
   }
 
   private async pruneNow(): Promise<void> {

@@ -2,8 +2,9 @@
  * Sends queued mail (the 'mail' queue) over a pooled SMTP connection to the configured relay:
  * infra's Exim locally, whatever relay production names. nodemailer does not retry; we do:
  * - a 4xx answer or a network failure (timeout, refused connection) is retried with backoff;
- * - a 5xx answer fails the mail for good, records the answer, and suppresses the address, so
- *   nothing more is sent to it until an operator lifts the suppression;
+ * - a 5xx answer to the recipient (RCPT TO) fails the mail for good, records the answer, and
+ *   suppresses the address, so nothing more is sent to it until an operator lifts the suppression;
+ *   a 5xx elsewhere (authentication, MAIL FROM, DATA) says nothing of the address and is retried;
  * - a suppressed address fails its mail without a send.
  * Every mail's Message-ID comes from its job, so a mail sent again after a crash (its worker
  * died between the relay's 250 and recording it) is recognisable as the same mail. At most one
@@ -97,8 +98,8 @@ export class MailSender {
       this.o.metrics.mailSent.inc({ type: mail.type });
       return { id: job.id, outcome: 'done' };
     } catch (err) {
-      const { code, answer } = smtpFailure(err);
-      if (code !== undefined && code >= 500) {
+      const { kind, answer } = smtpFailure(err);
+      if (kind === 'refused') {
         this.o.metrics.mailFailures.inc({ kind: 'permanent' });
         await this.o.store.suppress(mail.to, answer);
         this.o.logger.warn({ jobId: job.id, to: mail.to, answer }, 'the relay refused the mail for good; the address is suppressed');

@@ -26,8 +26,27 @@ export function createSmtpTransport(smtp: SmtpSettings, o: { maxConnections: num
   });
 }
 
-/** An SMTP failure as the senders read it: the relay's code (none when the connection failed) and its answer for the record. */
-export function smtpFailure(err: unknown): { code: number | undefined; answer: string } {
-  const code = (err as { responseCode?: number }).responseCode;
-  return { code, answer: `${code ?? (err as { code?: string }).code ?? 'error'}: ${(err as Error).message}` };
+/**
+ * How a send failed, as every sender acts on it:
+ * - `slow_down`: 421 or 452, the relay asks clients to send less;
+ * - `deferred`: another 4xx, try this mail later;
+ * - `refused`: a 5xx to the recipient (at RCPT TO): the address is bad, and only then is it suppressed;
+ * - `relay_error`: a 5xx anywhere else (authentication, MAIL FROM, the greeting, DATA): the relay
+ *   refuses us or this content, not the address, so no address is suppressed for it; retried;
+ * - `timeout`: no answer at all (refused connection, timeout).
+ */
+export type SmtpFailureKind = 'slow_down' | 'deferred' | 'refused' | 'relay_error' | 'timeout';
+
+export function smtpFailure(err: unknown): { kind: SmtpFailureKind; code: number | undefined; answer: string } {
+  const e = err as { responseCode?: number; command?: string; code?: string; message?: string };
+  const code = e.responseCode;
+  const answer = `${code ?? e.code ?? 'error'}: ${e.message ?? String(err)}`;
+  return { kind: failureKind(code, e.command), code, answer };
+}
+
+function failureKind(code: number | undefined, command: string | undefined): SmtpFailureKind {
+  if (code === undefined) return 'timeout';
+  if (code === 421 || code === 452) return 'slow_down';
+  if (code < 500) return 'deferred';
+  return command === 'RCPT TO' ? 'refused' : 'relay_error';
 }

@@ -16,8 +16,22 @@ import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
 import type { SessionStore } from '../sessions/session-store';
 
-const subject = z.string().trim().min(1).max(200).describe('The mail\u2019s subject');
-const text = z.string().trim().min(1).max(20_000).describe('The announcement, plain text; the `announcement` mail template frames it');
+// Control characters would garble a subject (a line break starts a header) or hide in the text; tabs and line breaks are text's own.
+const subject = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .refine((v) => !/[\p{Cc}\u2028\u2029]/u.test(v), 'no control characters or line breaks in a subject')
+  .describe('The mail\u2019s subject');
+const text = z
+  .string()
+  .trim()
+  .min(1)
+  .max(20_000)
+  .refine((v) => !/[\p{Cc}]/u.test(v.replace(/[\t\r\n]/g, '')), 'no control characters other than tabs and line breaks')
+  .describe('The announcement, plain text; the `announcement` mail template frames it');
+const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,100}$/, 'Idempotency-Key: 1 to 100 visible ASCII characters');
 const roomIds = z.array(z.guid()).min(1).max(MAX_ROOMS).describe(`The rooms whose members get it (at most ${MAX_ROOMS}); each member once`);
 
 const createBody = z.object({ roomIds, subject, text }).strict();
@@ -25,7 +39,9 @@ const adminCreateBody = z
   .object({ roomIds: roomIds.optional(), allRooms: z.literal(true).optional().describe('Every room there is, instead of `roomIds`'), subject, text })
   .strict()
   .refine((b) => (b.roomIds === undefined) !== (b.allRooms === undefined), 'give either roomIds or allRooms: true');
-const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) }).strict();
+const listQuery = z
+  .object({ limit: z.coerce.number().int().min(1).max(200).default(50), roomId: z.guid().optional().describe('Only the campaigns that mail this room') })
+  .strict();
 const recipientsQuery = z
   .object({ state: z.enum(RECIPIENT_STATES).optional().describe('Only recipients in this state'), limit: z.coerce.number().int().min(1).max(1000).default(100) })
   .strict();
@@ -70,15 +86,30 @@ export function campaignRoutes(deps: { sessions: SessionStore; campaigns: Campai
       description:
         'Every member of the rooms with a verified address (the sender aside) gets one mail, from the `announcement` template, with one-click unsubscribe headers. Sending paces itself: under the rate ceilings, and held back by the load gate while the mail server is loaded or failing (then paused at the deadline, and resumed when it recovers). Members who unsubscribed from the room or whose address bounced are skipped (`suppressed`). 422 `no_recipients` when nobody has an address.',
       auth: s.auth,
+      headers: { 'Idempotency-Key': 'Optional; the same key again (after a timeout, say) answers the campaign the first request started instead of starting another' },
       body: s.auth === 'admin' ? adminCreateBody : createBody,
-      responses: { 201: campaignResponseSchema },
+      responses: {
+        201: {
+          description: 'Started (or, on a replay, started before)',
+          json: campaignResponseSchema,
+          headers: { 'Idempotent-Replayed': '`true` when this answers an earlier request with the same `Idempotency-Key`; absent otherwise' },
+        },
+      },
       errors: s.auth === 'admin' ? ['room_not_found', 'no_recipients'] : ['room_not_found', 'not_a_member', 'forbidden', 'no_recipients', 'too_many_campaigns'],
     });
     router.post(s.prefix, async (req, res) => {
       const actor = s.actor(res);
       const body = actor === 'operators' ? parse(adminCreateBody, req.body) : parse(createBody, req.body);
       const rooms = 'allRooms' in body && body.allRooms ? 'all' : (body.roomIds ?? []);
-      res.status(201).json({ campaign: await campaigns.create(actor, { roomIds: rooms, subject: body.subject, text: body.text }) });
+      const key = req.get('idempotency-key');
+      const { campaign, replayed } = await campaigns.create(actor, {
+        roomIds: rooms,
+        subject: body.subject,
+        text: body.text,
+        ...(key === undefined ? {} : { idempotencyKey: parse(idempotencyKey, key) }),
+      });
+      if (replayed) res.set('Idempotent-Replayed', 'true');
+      res.status(201).json({ campaign });
     });
 
     describeRoute({
@@ -86,14 +117,14 @@ export function campaignRoutes(deps: { sessions: SessionStore; campaigns: Campai
       method: 'get',
       path: `/api${s.prefix}`,
       tag: s.tag,
-      summary: s.auth === 'admin' ? 'Every campaign, newest first' : 'The campaigns you sent or can steer (as an instructor of every one of their rooms), newest first',
+      summary: s.auth === 'admin' ? 'Every campaign, newest first' : 'The campaigns you can steer (as an instructor of every one of their rooms), newest first',
       auth: s.auth,
       query: listQuery,
       responses: { 200: campaignListSchema },
     });
     router.get(s.prefix, async (req, res) => {
-      const { limit } = parse(listQuery, req.query);
-      res.json({ campaigns: await campaigns.list(s.actor(res), limit) });
+      const { limit, roomId } = parse(listQuery, req.query);
+      res.json({ campaigns: await campaigns.list(s.actor(res), { limit, ...(roomId === undefined ? {} : { roomId }) }) });
     });
 
     describeRoute({

@@ -1,13 +1,39 @@
 import { describe, expect, it } from 'vitest';
-import { answerOf, LoadGate, type GateLimits } from '../../src/campaigns/load-gate';
+import { LoadGate, type GateLimits } from '../../src/campaigns/load-gate';
+import { smtpFailure } from '../../src/mail/smtp-transport';
 
 const limits: GateLimits = { maxQueue: 100, maxErrorRatio: 0.2, maxLatencyMs: 500, window: 20, firstWaitMs: 1000, maxWaitMs: 8000, pauseAfterMs: 30_000, probeEveryMs: 5000 };
-const SEND = { action: 'send', max: Number.POSITIVE_INFINITY, probe: false };
-const PROBE = { action: 'send', max: 1, probe: true };
+const SEND = { action: 'send', probe: false };
+const PROBE = { action: 'send', probe: true };
 
 describe('the bulk-mail load gate', () => {
-  it('reads SMTP answers as the seed does: 421/452 slow down, other 4xx defer, 5xx refuse', () => {
-    expect([250, 421, 452, 451, 450, 550, undefined].map((c) => answerOf(c))).toEqual(['accepted', 'slow_down', 'slow_down', 'deferred', 'deferred', 'refused', 'timeout']);
+  it('reads SMTP failures as the seed does: 421/452 slow down, other 4xx defer; a 5xx refuses the address only at RCPT TO', () => {
+    const kind = (responseCode: number | undefined, command?: string) => smtpFailure(Object.assign(new Error('x'), { responseCode, command })).kind;
+    expect([kind(421, 'RCPT TO'), kind(452, 'RCPT TO'), kind(451, 'RCPT TO'), kind(450, 'MAIL FROM'), kind(undefined, 'CONN')]).toEqual(['slow_down', 'slow_down', 'deferred', 'deferred', 'timeout']);
+    expect(kind(550, 'RCPT TO')).toBe('refused');
+    // A refused login, sender or content says nothing of the address: no suppression, and the gate counts it.
+    expect([kind(535, 'AUTH PLAIN'), kind(550, 'MAIL FROM'), kind(554, 'CONN'), kind(552, 'DATA')]).toEqual(['relay_error', 'relay_error', 'relay_error', 'relay_error']);
+  });
+
+  it('keeps judging the last sends across healthy looks: failures spread over small batches still add up', () => {
+    const g = new LoadGate(limits);
+    let decision = g.check(null, 0);
+    // Batches of two, one accepted and one timed out: 50 % failures, never three in a row.
+    for (let t = 1; t <= 10 && decision.action === 'send'; t++) {
+      g.observe('accepted', 20, t);
+      g.observe('timeout', 20, t);
+      decision = g.check(null, t);
+    }
+    expect(decision).toMatchObject({ action: 'wait', reason: expect.stringContaining('% of the last 10 sends failed') });
+  });
+
+  it('counts a relay that refuses our login as failing, and ignores a refused address', () => {
+    const g = new LoadGate(limits);
+    for (let i = 0; i < 3; i++) g.observe('relay_error', 20, i);
+    expect(g.check(null, 10)).toMatchObject({ action: 'wait', reason: expect.stringContaining('relay_error') });
+    const h = new LoadGate(limits);
+    for (let i = 0; i < 20; i++) h.observe('refused', 20, i);
+    expect(h.check(null, 10)).toEqual(SEND);
   });
 
   it('sends while the server is healthy', () => {
@@ -45,7 +71,6 @@ describe('the bulk-mail load gate', () => {
     expect(g.check(null, 6700)).toEqual(PROBE);
     g.observe('accepted', 20, 6710);
     expect(g.check(null, 6720)).toEqual(SEND);
-    expect(g.reason).toBeNull();
   });
 
   it('reads three failures in a row as unhealthy before it has enough sends for a ratio', () => {
@@ -82,13 +107,22 @@ describe('the bulk-mail load gate', () => {
     expect(g.paused).toBe(true);
     // Still loaded: no probe, the reason says so.
     expect(g.check(500, 36_000)).toMatchObject({ action: 'wait', reason: expect.stringMatching(/^paused: .*500 messages/) });
-    expect(g.check(10, 36_500)).toEqual(PROBE);
-    expect(g.check(10, 37_000)).toMatchObject({ action: 'wait', waitMs: 4500 });
-    g.observe('timeout', 30, 37_000);
+    // Drained, but the next probe time is a whole interval after the loaded look.
+    expect(g.check(10, 36_500)).toMatchObject({ action: 'wait', waitMs: 4500 });
+    expect(g.check(10, 41_000)).toEqual(PROBE);
+    expect(g.check(10, 41_500)).toMatchObject({ action: 'wait', waitMs: 4500 });
+    g.observe('timeout', 30, 41_500);
     expect(g.paused).toBe(true);
-    expect(g.check(10, 41_500)).toEqual(PROBE);
-    g.observe('accepted', 30, 41_510);
+    expect(g.check(10, 46_000)).toEqual(PROBE);
+    g.observe('accepted', 30, 46_010);
     expect(g.paused).toBe(false);
-    expect(g.check(10, 41_520)).toEqual(SEND);
+    expect(g.check(10, 46_020)).toEqual(SEND);
+  });
+
+  it('paused and still loaded at probe time, waits a whole interval again instead of looking every millisecond', () => {
+    const g = new LoadGate(limits);
+    for (let t = 0; t <= 30_000; t += 1000) g.check(500, t);
+    expect(g.check(500, 36_000)).toMatchObject({ action: 'wait', waitMs: 5000 });
+    expect(g.check(500, 41_000)).toMatchObject({ action: 'wait', waitMs: 5000 });
   });
 });

@@ -151,25 +151,29 @@ export class RoomcastApi {
    * (navigator.sendBeacon cannot carry the Authorization header).
    */
   leave(roomId: string, options: { keepalive?: boolean } = {}): Promise<void> {
-    return this.request('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/presence`, undefined, options.keepalive);
+    return this.request('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/presence`, undefined, { keepalive: options.keepalive ?? false });
   }
 
-  /** Starts a bulk announcement by e-mail to the members of these rooms (instructors of every one of them). */
-  createCampaign(input: { roomIds: string[]; subject: string; text: string }): Promise<{ campaign: CampaignBody }> {
-    return this.request('POST', '/api/campaigns', input);
+  /**
+   * Starts a bulk announcement by e-mail to the members of these rooms (instructors of every one
+   * of them). `idempotencyKey`: the same key on a retry answers the campaign already started.
+   */
+  createCampaign(input: { roomIds: string[]; subject: string; text: string }, idempotencyKey: string): Promise<{ campaign: CampaignBody }> {
+    return this.request('POST', '/api/campaigns', input, { headers: { 'idempotency-key': idempotencyKey } });
   }
 
-  /** The campaigns the user sent or can steer, newest first, with their progress. */
-  campaigns(limit = 20): Promise<{ campaigns: CampaignBody[] }> {
-    return this.request('GET', `/api/campaigns?limit=${limit}`);
+  /** A room's campaigns the user can steer, newest first, with their progress. */
+  campaigns(roomId: string, limit = 20): Promise<{ campaigns: CampaignBody[] }> {
+    return this.request('GET', `/api/campaigns?roomId=${encodeURIComponent(roomId)}&limit=${limit}`);
   }
 
   campaignAction(campaignId: string, action: 'pause' | 'resume' | 'cancel'): Promise<{ campaign: CampaignBody }> {
     return this.request('POST', `/api/campaigns/${encodeURIComponent(campaignId)}/${action}`);
   }
 
-  private async request<T = void>(method: string, path: string, body?: unknown, keepalive = false): Promise<T> {
-    const headers: Record<string, string> = {};
+  private async request<T = void>(method: string, path: string, body?: unknown, o: { keepalive?: boolean; headers?: Record<string, string> } = {}): Promise<T> {
+    const headers: Record<string, string> = { ...o.headers };
+    const keepalive = o.keepalive ?? false;
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let res: Response;

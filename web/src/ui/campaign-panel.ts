@@ -68,24 +68,26 @@ export function mountCampaignPanel(api: RoomcastApi, roomId: string): void {
     if (timer !== null) window.clearTimeout(timer);
     timer = null;
     try {
-      const { campaigns } = await api.campaigns();
-      const mine = campaigns.filter((c) => c.roomIds.includes(roomId));
-      list.replaceChildren(...mine.map(render));
-      if (mine.some((c) => c.state === 'running' || c.state === 'paused')) timer = window.setTimeout(() => void refresh(), POLL_MS);
+      const { campaigns } = await api.campaigns(roomId);
+      list.replaceChildren(...campaigns.map(render));
+      if (campaigns.some((c) => c.state === 'running' || c.state === 'paused')) timer = window.setTimeout(() => void refresh(), POLL_MS);
     } catch (err) {
       say(errorText(err));
       timer = window.setTimeout(() => void refresh(), POLL_MS * 5);
     }
   };
 
+  // One key per announcement written: a submit retried after a network error starts it once.
+  let submission = crypto.randomUUID();
   form.onsubmit = async (event) => {
     event.preventDefault();
     const submit = form.querySelector('button[type="submit"]') as HTMLButtonElement;
     submit.disabled = true;
     try {
-      const { campaign } = await api.createCampaign({ roomIds: [roomId], subject: subject.value, text: text.value });
+      const { campaign } = await api.createCampaign({ roomIds: [roomId], subject: subject.value, text: text.value }, submission);
       say(`Sending to ${campaign.recipients} members with an e-mail address.`);
       form.reset();
+      submission = crypto.randomUUID();
     } catch (err) {
       say(errorText(err));
     } finally {
