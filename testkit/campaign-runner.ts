@@ -4,7 +4,7 @@ import type { Config } from '../runtime/config';
 import { Campaigns } from '../server/src/campaigns';
 import type { Pool } from '../server/src/db/pool';
 import type { Logger } from '../server/src/logger';
-import { InboundAddresses } from '../server/src/inbound/inbound-addresses';
+import { InboundAddresses } from '../server/src/mail/inbound-addresses';
 import { MailStore } from '../server/src/mail/mail-store';
 import { MailTemplates } from '../server/src/mail/templates';
 import { createMetrics, type Metrics } from '../server/src/metrics';

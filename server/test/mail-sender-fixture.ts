@@ -6,7 +6,7 @@ import { MAIL_QUEUE, type MailJob } from '../src/mail/mail-job';
 import { MailSender } from '../src/mail/mail-sender';
 import { MailStore } from '../src/mail/mail-store';
 import { MailTemplates } from '../src/mail/templates';
-import { InboundAddresses } from '../src/inbound/inbound-addresses';
+import { InboundAddresses } from '../src/mail/inbound-addresses';
 import { createMetrics } from '../src/metrics';
 import { JobQueue } from '../src/work/job-queue';
 

@@ -23,7 +23,7 @@ import type { SendMessage } from '../messages/send-message';
 import { automaticReason, type AutomaticReason } from './automatic-mail';
 import type { BounceStore } from './bounce-store';
 import { deliveryStatusPart, parseDeliveryStatus } from './dsn';
-import { parseInboundAddress, type AddressRefusal, type InboundAddresses, type InboundGrant } from './inbound-addresses';
+import { parseInboundAddress, type AddressRefusal, type InboundAddresses, type InboundGrant } from '../mail/inbound-addresses';
 import { parseCommand, type MailCommand } from './mail-commands';
 import { stripQuotes } from './quote-strip';
 

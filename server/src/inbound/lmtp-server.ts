@@ -18,7 +18,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 's
 import { toAppError, UnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import { parseInboundAddress } from './inbound-addresses';
+import { parseInboundAddress } from '../mail/inbound-addresses';
 import type { InboundOutcome, InboundProcessor, ReceivedMail } from './inbound-processor';
 
 export interface LmtpListenerOptions {

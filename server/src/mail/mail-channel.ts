@@ -4,7 +4,7 @@
  * jobs table, so any number of app servers share them. `docs/mail.md` describes the channel.
  */
 import type { Config } from '../../../runtime/config';
-import { InboundAddresses } from '../inbound/inbound-addresses';
+import { InboundAddresses } from './inbound-addresses';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';

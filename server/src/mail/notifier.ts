@@ -9,8 +9,8 @@
  */
 import type { Pool } from '../db/pool';
 import { inTransaction } from '../db/pool';
-import type { InboundAddresses } from '../inbound/inbound-addresses';
-import { replyTarget } from '../inbound/reply-target';
+import type { InboundAddresses } from './inbound-addresses';
+import { replyTarget } from './reply-target';
 import type { Logger } from '../logger';
 import type { PresenceStore } from '../presence/presence-store';
 import type { Job, JobQueue } from '../work/job-queue';

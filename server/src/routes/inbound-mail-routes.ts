@@ -7,7 +7,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
-import type { InboundAddresses } from '../inbound/inbound-addresses';
+import type { InboundAddresses } from '../mail/inbound-addresses';
 import type { RoomService } from '../rooms/room-service';
 import type { SessionStore } from '../sessions/session-store';
 import { roomIdOf, roomParams } from './room-routes';

@@ -4,11 +4,11 @@ import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import { automaticReason, type MailFacts } from '../../src/inbound/automatic-mail';
 import { deliveryStatusPart, parseDeliveryStatus } from '../../src/inbound/dsn';
-import { parseInboundAddress } from '../../src/inbound/inbound-addresses';
+import { parseInboundAddress } from '../../src/mail/inbound-addresses';
 import { clientMsgIdOf } from '../../src/inbound/inbound-processor';
 import { DEFAULT_HISTORY, MAX_HISTORY, parseCommand } from '../../src/inbound/mail-commands';
 import { stripQuotes } from '../../src/inbound/quote-strip';
-import { replyTarget } from '../../src/inbound/reply-target';
+import { replyTarget } from '../../src/mail/reply-target';
 import { fillFixture, REPLY_FIXTURES } from '../fixtures/inbound/replies';
 
 const vars = { from: 'minji@example.test', to: 'reply+abcdefghijklmnopqrstuvwxyz234567@roomcast.localhost', messageId: '<m1@mail.example.test>', inReplyTo: '<n1@roomcast.localhost>' };

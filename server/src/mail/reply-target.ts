@@ -9,7 +9,7 @@
  *   reply box would.
  */
 import type { Role } from '../../../shared/protocol/messages';
-import type { MailableMessage } from '../mail/concerns';
+import type { MailableMessage } from './concerns';
 import type { ReplyTarget } from './inbound-addresses';
 
 export function replyTarget(m: Pick<MailableMessage, 'audience' | 'senderId'>, reader: { role: Role }): ReplyTarget {
