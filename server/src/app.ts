@@ -39,6 +39,7 @@ import type { Worker } from './work/worker';
 import { authRoutes } from './routes/auth-routes';
 import { healthRoutes } from './routes/health-routes';
 import { messageRoutes } from './routes/message-routes';
+import { Interactions } from './interactions';
 import { presenceRoutes } from './routes/presence-routes';
 import { roomRoutes } from './routes/room-routes';
 import { buildServices, type Services } from './services';
@@ -134,7 +135,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   // /rooms and /events: an EventSource cannot send one (it brings a ticket instead).
   app.use('/api', eventStreamRoutes({ sessions, roomService, events, tails, tickets: new StreamTickets(redis), slots: streamSlots, hub: streams, settings: config.streams, logger }));
   app.use('/api', roomRoutes({ sessions, rooms, roomService, inviteLimiter: services.inviteLimiter, metrics }));
-  app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, metrics, visits: mail.store, logger }));
+  app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, interactions: new Interactions(pool, sendMessage), metrics, visits: mail.store, logger }));
   app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
   app.use('/api', mailRoutes({ sessions, roomService, mail, adminToken: config.adminToken }));
   app.use('/api', inboundMailRoutes({ sessions, roomService, addresses: mail.addresses }));

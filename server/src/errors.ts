@@ -42,7 +42,7 @@ export class ForbiddenError extends AppError {
 
 export class NotFoundError extends AppError {
   override name = 'NotFoundError';
-  constructor(code: 'not_found' | 'room_not_found' | 'invite_not_found' | 'recipient_not_found', message: string) {
+  constructor(code: 'not_found' | 'room_not_found' | 'invite_not_found' | 'recipient_not_found' | 'poll_not_found' | 'question_not_found', message: string) {
     super(404, code, message);
   }
 }

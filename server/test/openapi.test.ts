@@ -383,6 +383,10 @@ describe('what the server answers', () => {
     expect(roomEvents.body.hasMore).toBe(true);
     await api.call('GET /api/rooms/{roomId}/events', { token: tokenOf(ann), params: roomId, query: { after: roomEvents.body.next } });
     expect((await api.call('GET /api/rooms/{roomId}/events', { token: tokenOf(ann), params: roomId, query: { after: 'soon' } })).body.error.code).toBe('invalid_cursor');
+    // An interaction, and the room's state a late page is served.
+    expect((await api.call('POST /api/rooms/{roomId}/messages', { token: tokenOf(teacher), params: roomId, json: { clientMsgId: 'view-1', audience: 'everyone', kind: 'action', body: { type: 'view.show', step: 1 } } })).status).toBe(201);
+    expect((await api.call('POST /api/rooms/{roomId}/messages', { token: tokenOf(ann), params: roomId, json: { clientMsgId: 'ans-1', audience: 'instructors', kind: 'action', body: { type: 'poll.answer', pollId: 'none', choices: [0] } } })).body.error.code).toBe('poll_not_found');
+    expect((await api.call('GET /api/rooms/{roomId}/state', { token: tokenOf(ann), params: roomId })).body.state.view.step).toBe(1);
     const feed = await api.call('GET /api/events', { token: tokenOf(bob), query: { limit: '2' } });
     await api.call('GET /api/events', { token: tokenOf(bob), query: { after: feed.body.next } });
     expect((await api.call('GET /api/events', { token: tokenOf(bob), query: { after: '!!' } })).body.error.code).toBe('invalid_cursor');

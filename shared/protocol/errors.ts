@@ -60,6 +60,15 @@ export const ERROR_CODES = [
   'no_recipients',
   // More campaigns running or paused than one instructor may have.
   'too_many_campaigns',
+  // Interactions (docs/interactions.md): what the room's log does not allow now.
+  'poll_exists',
+  'poll_not_found',
+  'poll_closed',
+  'poll_answered',
+  'hand_already_raised',
+  'hand_not_raised',
+  'question_not_found',
+  'already_upvoted',
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',

@@ -27,7 +27,9 @@ export type Interaction =
   | { type: 'hand.lower'; userId: string }
   /** `public` is filled by the server with the question's text, which learners did not receive before. */
   | { type: 'board.mark'; questionId: string; status: BoardStatus; on: boolean; text?: string }
-  | { type: 'board.upvote'; questionId: string };
+  | { type: 'board.upvote'; questionId: string }
+  /** Stored by the server beside a quiz's `poll.open`, to instructors only: the right choices. */
+  | { type: 'poll.key'; pollId: string; correct: number[] };
 
 export interface PollState {
   pollId: string;
@@ -107,6 +109,12 @@ export class RoomStateFold {
         return this.pollOpen(m, body as Extract<Interaction, { type: 'poll.open' }>);
       case 'poll.answer':
         return this.pollAnswer(m, body as Extract<Interaction, { type: 'poll.answer' }>);
+      case 'poll.key': {
+        const poll = this.poll((body as { pollId: string }).pollId);
+        if (!poll) return false;
+        poll.correct = [...(body as { correct: number[] }).correct];
+        return true;
+      }
       case 'poll.reveal':
       case 'poll.close':
         return this.pollResult(body as Extract<Interaction, { type: 'poll.reveal' | 'poll.close' }>);
@@ -144,7 +152,7 @@ export class RoomStateFold {
       choices: [...b.choices],
       multiple: b.multiple,
       allowChange: b.allowChange,
-      // The open message goes to everyone, so the right choices are never in it: they come with the result (and in the state an instructor is served).
+      // The open message goes to everyone, so the right choices are never in it: instructors get them in a `poll.key` beside it, learners with the result.
       correct: null,
       closesAt: b.closesAt ?? null,
       open: true,

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Role, RoomMessage, SendMessageRequest } from '../../../shared/protocol/messages';
-import type { Pool } from '../db/pool';
+import { inTransaction, type Pool, type PoolClient } from '../db/pool';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors';
 
 export interface MessageRow {
@@ -62,8 +62,9 @@ export class MessageStore {
     readonly publishLeaseMs: number,
   ) {}
 
-  async insert(roomId: string, senderId: string, req: SendMessageRequest): Promise<StoreResult> {
-    const { rows } = await this.pool.query<MessageRow & { outcome: SendOutcome; job_id: number | null }>(
+  /** Stores one message (`db`: inside the caller's transaction, which then holds the room's lock). */
+  async insert(roomId: string, senderId: string, req: SendMessageRequest, db: Pick<Pool | PoolClient, 'query'> = this.pool): Promise<StoreResult> {
+    const { rows } = await db.query<MessageRow & { outcome: SendOutcome; job_id: number | null }>(
       'SELECT * FROM roomcast_send($1, $2, $3, $4, $5, $6, $7, $8, $9)',
       [roomId, senderId, req.clientMsgId, requestHash(req), req.audience, req.recipientId ?? null, req.kind, JSON.stringify(req.body), this.publishLeaseMs],
     );
@@ -82,6 +83,27 @@ export class MessageStore {
       case 'idempotency_conflict':
         throw new ConflictError('idempotency_conflict', `clientMsgId ${req.clientMsgId} was already used for a different message`);
     }
+  }
+
+  /**
+   * Stores what `build` makes of the room as it is, under the room's lock, in one transaction:
+   * for a message whose content depends on the log before it (a poll's tally is exactly the
+   * answers stored before the reveal, whoever answers in the same second). A client message id
+   * already stored answers its first message again, without building anything.
+   */
+  async insertBuilt(roomId: string, senderId: string, clientMsgId: string, build: (tx: PoolClient) => Promise<SendMessageRequest[]>): Promise<StoreResult[]> {
+    return inTransaction(this.pool, async (tx) => {
+      const { rows: room } = await tx.query('SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE', [roomId]);
+      if (room.length === 0) throw new NotFoundError('room_not_found', 'no such room');
+      const { rows: earlier } = await tx.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_msg_id = $3`,
+        [roomId, senderId, clientMsgId],
+      );
+      if (earlier[0]) return [{ replayed: true, message: toMessage(earlier[0]) }];
+      const results: StoreResult[] = [];
+      for (const req of await build(tx)) results.push(await this.insert(roomId, senderId, req, tx));
+      return results;
+    });
   }
 
   /** The messages with these ids that exist, in no particular order. */

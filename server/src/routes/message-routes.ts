@@ -7,11 +7,13 @@ import { authOf, authenticate } from '../http/authenticate';
 import { parse } from '../http/validate';
 import type { MessageStore } from '../messages/message-store';
 import type { SendMessage } from '../messages/send-message';
+import type { Interactions } from '../interactions';
 import type { Logger } from '../logger';
 import type { MailStore } from '../mail/mail-store';
 import type { Metrics } from '../metrics';
 import type { RoomService } from '../rooms/room-service';
 import type { SessionStore } from '../sessions/session-store';
+import { roomStateSchema } from '../../../shared/protocol/interactions';
 import { roomIdOf, roomParams } from './room-routes';
 
 const resyncQuery = z
@@ -38,6 +40,7 @@ export function messageRoutes(deps: {
   messages: MessageStore;
   sendMessage: SendMessage;
   metrics: Metrics;
+  interactions: Interactions;
   /** Told that a member opened the room (a page resyncs when it opens): reminders count from it. */
   visits: Pick<MailStore, 'visited'>;
   logger: Logger;
@@ -63,7 +66,23 @@ export function messageRoutes(deps: {
         headers: { 'Idempotent-Replayed': '`true` when this answers an earlier send with the same `clientMsgId` (nothing new was stored); absent otherwise' },
       },
     },
-    errors: ['room_not_found', 'not_a_member', 'instructor_only_kind', 'recipient_not_found', 'idempotency_conflict', 'body_too_large'],
+    errors: [
+      'room_not_found',
+      'not_a_member',
+      'forbidden',
+      'instructor_only_kind',
+      'recipient_not_found',
+      'idempotency_conflict',
+      'body_too_large',
+      'poll_exists',
+      'poll_not_found',
+      'poll_closed',
+      'poll_answered',
+      'hand_already_raised',
+      'hand_not_raised',
+      'question_not_found',
+      'already_upvoted',
+    ],
   });
   router.post('/rooms/:roomId/messages', async (req, res) => {
     const stop = deps.metrics.sendLatency.startTimer();
@@ -77,10 +96,35 @@ export function messageRoutes(deps: {
     if (session.role !== 'instructor' && INSTRUCTOR_KINDS.includes(body.kind)) {
       throw new ForbiddenError('instructor_only_kind', `only instructors send "${body.kind}" messages; send a chat or a question`);
     }
-    const { message, replayed } = await deps.sendMessage.send(roomId, session.userId, body);
+    // An action is an interaction (a poll, a hand, the view): checked against the room's log and its rules first.
+    const { message, replayed } =
+      body.kind === 'action'
+        ? await deps.interactions.send(roomId, { userId: session.userId, role: (await deps.roomService.requireMember(roomId, session.userId)).role }, body)
+        : await deps.sendMessage.send(roomId, session.userId, body);
     if (replayed) res.set('Idempotent-Replayed', 'true');
     res.status(201).json({ id: message.id, seq: message.seq, message } satisfies SendMessageResponse);
     stop();
+  });
+
+  router.use('/rooms/:roomId/state', authenticate(deps.sessions));
+  describeRoute({
+    operationId: 'roomState',
+    method: 'get',
+    path: '/api/rooms/:roomId/state',
+    tag: 'messages',
+    summary: 'The room\u2019s interactive state now: the shown step, polls, raised hands, the question board',
+    description:
+      'Folded from the room\u2019s log as the caller may see it (a learner gets no individual answers of others, no tally before the reveal, no private question of another). `through`: the state holds every message up to this seq; apply live messages after it with the same fold (`shared/protocol/room-state.ts`), so a page that joins late shows what one that watched live shows.',
+    auth: 'session',
+    params: roomParams,
+    responses: { 200: roomStateSchema },
+    errors: ['room_not_found', 'not_a_member'],
+  });
+  router.get('/rooms/:roomId/state', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const userId = authOf(res).session.userId;
+    const { role } = await deps.roomService.requireMember(roomId, userId);
+    res.json({ state: await deps.interactions.state(roomId, { userId, role }) });
   });
 
   /** Resync: what the caller may see after its cursors, in seq order, `limit` at a time, and up to where that is complete. */

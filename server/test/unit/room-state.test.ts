@@ -52,6 +52,7 @@ function aClass() {
   const l = log();
   l.add(act(TEACHER, { type: 'view.show', step: 1, of: 5, title: 'Intro' }));
   l.add(act(TEACHER, { type: 'poll.open', pollId: 'p1', question: 'Which is a noble gas?', choices: ['O', 'Ne', 'N'], multiple: false, allowChange: true }));
+  l.add(act(TEACHER, { type: 'poll.key', pollId: 'p1', correct: [1] }, 'instructors'));
   l.add(act(ANN, { type: 'poll.answer', pollId: 'p1', choices: [0] }, 'instructors'));
   l.add(act(BOB, { type: 'poll.answer', pollId: 'p1', choices: [1] }, 'instructors'));
   l.add(act(ANN, { type: 'poll.answer', pollId: 'p1', choices: [1] }, 'instructors'));
@@ -74,7 +75,7 @@ describe('the room state fold', () => {
   it('gives the instructor the shown step, live tallies from every answer (a changed answer counted once), the hand queue and the board', () => {
     const { l, privateQ, annQ } = aClass();
     const s = fold(teacher, l.all).state;
-    expect(s.view).toEqual({ step: 2, of: 5, title: null, seq: 6 });
+    expect(s.view).toEqual({ step: 2, of: 5, title: null, seq: 7 });
     expect(s.polls).toHaveLength(1);
     expect(s.polls[0]).toMatchObject({ pollId: 'p1', open: false, revealed: true, tally: [0, 2, 0], answered: 2, correct: [1], answers: { [ANN]: [1], [BOB]: [1] } });
     expect(s.hands.map((h) => h.userId)).toEqual([BOB]);
@@ -88,14 +89,17 @@ describe('the room state fold', () => {
 
   it('gives a learner no tally and no other answers until the reveal, then the server’s numbers; their own answer and questions; others’ questions only once public', () => {
     const { l, privateQ, annQ } = aClass();
-    const beforeReveal = fold(ann, l.all.slice(0, 9)).state;
+    const beforeReveal = fold(ann, l.all.slice(0, 10)).state;
     expect(beforeReveal.polls[0]).toMatchObject({ tally: null, answered: 0, mine: [1], answers: null, correct: null, revealed: false });
     const s = fold(ann, l.all).state;
     expect(s.polls[0]).toMatchObject({ tally: [0, 2, 0], answered: 2, mine: [1], answers: null, correct: [1], open: false });
     expect(s.board.find((q) => q.questionId === annQ.id)?.text).toBe('Will this be on the exam?');
     expect(s.board.find((q) => q.questionId === privateQ.id)).toMatchObject({ text: 'Is Ne reactive?', public: true, upvotes: 1, upvotedByMe: true });
     // Before the instructor made it public, Bob's question was not on Ann's board at all.
-    expect(fold(ann, l.all.slice(0, 13)).state.board.map((q) => q.questionId)).toEqual([annQ.id]);
+    expect(fold(ann, l.all.slice(0, 14)).state.board.map((q) => q.questionId)).toEqual([annQ.id]);
+    // The key of the quiz never reached her: the right choice came with the result.
+    expect(fold(ann, l.all.slice(0, 3)).state.polls[0]?.correct).toBeNull();
+    expect(fold(teacher, l.all.slice(0, 3)).state.polls[0]?.correct).toEqual([1]);
   });
 
   it('ends in the same state whether a page watched live or took a snapshot midway and applied the rest', () => {
@@ -115,7 +119,7 @@ describe('the room state fold', () => {
     const { l } = aClass();
     const f = fold(teacher, l.all);
     const before = JSON.stringify(f.state);
-    expect(f.apply(l.all[6] as RoomMessage)).toBe(false);
+    expect(f.apply(l.all[7] as RoomMessage)).toBe(false);
     const next = l.add({ senderId: TEACHER, kind: 'action', body: { type: 'confetti.throw' } });
     expect(f.apply(next)).toBe(false);
     expect({ ...JSON.parse(JSON.stringify(f.state)), through: 0 }).toEqual({ ...JSON.parse(before), through: 0 });

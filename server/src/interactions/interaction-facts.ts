@@ -1,0 +1,104 @@
+/**
+ * What the log says about a poll, a question or a hand, read inside the send transaction that
+ * holds the room's lock (`MessageStore.insertBuilt`), so nothing can change between the check
+ * and the message it allows. Every read is of `action` and `question` messages of one room,
+ * through the index of migration 014.
+ */
+import type { Audience } from '../../../shared/protocol/messages';
+import type { PoolClient } from '../db/pool';
+
+export interface PollFacts {
+  choices: number;
+  multiple: boolean;
+  allowChange: boolean;
+  closesAt: Date | null;
+  closed: boolean;
+  /** The right choices, from the quiz's `poll.key`; null for a poll without them. */
+  correct: number[] | null;
+}
+
+const ACTION = `kind = 'action' AND room_id = $1`;
+
+export class InteractionFacts {
+  constructor(
+    private readonly tx: PoolClient,
+    private readonly roomId: string,
+  ) {}
+
+  async poll(pollId: string): Promise<PollFacts | null> {
+    const { rows } = await this.tx.query<{ type: string; body: Record<string, unknown> }>(
+      `SELECT body->>'type' AS type, body FROM messages WHERE ${ACTION} AND body->>'pollId' = $2 AND body->>'type' IN ('poll.open', 'poll.close', 'poll.key') ORDER BY seq`,
+      [this.roomId, pollId],
+    );
+    const open = rows.find((r) => r.type === 'poll.open')?.body;
+    if (!open) return null;
+    const key = rows.find((r) => r.type === 'poll.key')?.body;
+    return {
+      choices: (open.choices as unknown[]).length,
+      multiple: open.multiple === true,
+      allowChange: open.allowChange === true,
+      closesAt: typeof open.closesAt === 'string' ? new Date(open.closesAt) : null,
+      closed: rows.some((r) => r.type === 'poll.close'),
+      correct: key ? (key.correct as number[]) : null,
+    };
+  }
+
+  async hasAnswered(pollId: string, userId: string): Promise<boolean> {
+    const { rows } = await this.tx.query(`SELECT 1 FROM messages WHERE ${ACTION} AND body->>'type' = 'poll.answer' AND body->>'pollId' = $2 AND sender_id = $3 LIMIT 1`, [
+      this.roomId,
+      pollId,
+      userId,
+    ]);
+    return rows.length > 0;
+  }
+
+  /** Each learner's latest answer, counted per choice: exactly the answers stored so far. */
+  async tally(pollId: string, choices: number): Promise<{ tally: number[]; answered: number }> {
+    const { rows } = await this.tx.query<{ choices: number[] }>(
+      `SELECT DISTINCT ON (sender_id) body->'choices' AS choices FROM messages
+        WHERE ${ACTION} AND body->>'type' = 'poll.answer' AND body->>'pollId' = $2 ORDER BY sender_id, seq DESC`,
+      [this.roomId, pollId],
+    );
+    const tally = Array.from({ length: choices }, () => 0);
+    for (const r of rows) for (const c of r.choices) if (c >= 0 && c < choices) tally[c] = (tally[c] ?? 0) + 1;
+    return { tally, answered: rows.length };
+  }
+
+  /** The question (a `question` message of this room): who may see it now, and its text. */
+  async question(questionId: string): Promise<{ audience: Audience; public: boolean; text: string } | null> {
+    const { rows } = await this.tx.query<{ audience: Audience; body: Record<string, unknown> }>(`SELECT audience, body FROM messages WHERE room_id = $1 AND id = $2 AND kind = 'question'`, [
+      this.roomId,
+      questionId,
+    ]);
+    const q = rows[0];
+    if (!q) return null;
+    const { rows: marks } = await this.tx.query<{ on: boolean }>(
+      `SELECT (body->>'on')::boolean AS on FROM messages WHERE ${ACTION} AND body->>'type' = 'board.mark' AND body->>'questionId' = $2 AND body->>'status' = 'public' ORDER BY seq DESC LIMIT 1`,
+      [this.roomId, questionId],
+    );
+    return { audience: q.audience, public: q.audience === 'everyone' || marks[0]?.on === true, text: typeof q.body.text === 'string' ? q.body.text : '' };
+  }
+
+  async hasUpvoted(questionId: string, userId: string): Promise<boolean> {
+    const { rows } = await this.tx.query(`SELECT 1 FROM messages WHERE ${ACTION} AND body->>'type' = 'board.upvote' AND body->>'questionId' = $2 AND sender_id = $3 LIMIT 1`, [
+      this.roomId,
+      questionId,
+      userId,
+    ]);
+    return rows.length > 0;
+  }
+
+  /** Whether the member's hand is up: their last raise is later than their last lower. */
+  async handUp(userId: string): Promise<boolean> {
+    const { rows } = await this.tx.query<{ type: string }>(
+      `SELECT body->>'type' AS type FROM messages WHERE ${ACTION} AND body->>'type' IN ('hand.raise', 'hand.lower') AND body->>'userId' = $2 ORDER BY seq DESC LIMIT 1`,
+      [this.roomId, userId],
+    );
+    return rows[0]?.type === 'hand.raise';
+  }
+
+  async isMember(userId: string): Promise<boolean> {
+    const { rows } = await this.tx.query('SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2', [this.roomId, userId]);
+    return rows.length > 0;
+  }
+}
