@@ -185,7 +185,7 @@ describe('errors', () => {
   });
 
   it('keeps the words of a code newer than this client, as invalid_request', async () => {
-    expect(await failureOf(apiError(422, 'poll_closed', 'this poll has closed'))).toMatchObject({ status: 422, code: 'invalid_request', message: 'this poll has closed' });
+    expect(await failureOf(apiError(422, 'lecture_over', 'this lecture has ended'))).toMatchObject({ status: 422, code: 'invalid_request', message: 'this lecture has ended' });
   });
 
   it('does not take an inherited property name for a known code', async () => {
