@@ -136,7 +136,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   app.use('/api', eventStreamRoutes({ sessions, roomService, events, tails, tickets: new StreamTickets(redis), slots: streamSlots, hub: streams, settings: config.streams, logger }));
   app.use('/api', roomRoutes({ sessions, rooms, roomService, inviteLimiter: services.inviteLimiter, metrics }));
   app.use('/api', messageRoutes({ sessions, roomService, messages, sendMessage, interactions: new Interactions(pool, sendMessage), metrics, visits: mail.store, logger }));
-  app.use('/api', presenceRoutes({ sessions, rooms, roomService, presence }));
+  app.use('/api', presenceRoutes({ sessions, roomService, presence }));
   app.use('/api', mailRoutes({ sessions, roomService, mail, adminToken: config.adminToken }));
   app.use('/api', inboundMailRoutes({ sessions, roomService, addresses: mail.addresses }));
   app.use('/api', webhookRoutes({ sessions, roomService, webhooks }));

@@ -13,6 +13,7 @@ import { DeliveryLedger } from './delivery/delivery-ledger';
 import { PUBLISH_QUEUE, PUBLISH_RETRY } from './delivery/outbox-relay';
 import { jobCounts, JobQueue } from './work/job-queue';
 import { PresenceStore } from './presence/presence-store';
+import { PresenceService } from './presence/presence-service';
 import { createRedis, type Redis } from './redis';
 import { managementUrls } from './broker/management-api';
 import { BrokerAdmin } from './revocation/broker-admin';
@@ -39,7 +40,8 @@ export interface Services {
   publishJobs: JobQueue;
   ledger: DeliveryLedger;
   sendMessage: SendMessage;
-  presence: PresenceStore;
+  /** Who is online, pushed to the room's pages when it changes. */
+  presence: PresenceService;
   loginLimiter: AttemptLimiter;
   inviteLimiter: AttemptLimiter;
   revocations: Revocations;
@@ -72,7 +74,7 @@ export function buildServices(config: Config, logger: Logger): Services {
   });
   const rooms = new RoomStore(pool);
   const mirror = new MembershipMirror(redis);
-  const presence = new PresenceStore(redis);
+  const presence = new PresenceService(new PresenceStore(redis), rooms, broker, logger);
   const revocations = new Revocations(pool, new BrokerAdmin(managementUrls(config), config.rabbitmq), metrics, logger);
   const roomService = new RoomService(rooms, mirror, broker, config.instructorQueueExpiresMs, presence, revocations, logger);
   const messages = new MessageStore(pool, config.outboxRelayAfterMs);
@@ -109,6 +111,7 @@ export function buildServices(config: Config, logger: Logger): Services {
     revocations,
     async close() {
       await revocations.stop();
+      presence.close();
       await ledger.close();
       await broker.close();
       await Promise.allSettled([pool.end(), redis.quit()]);

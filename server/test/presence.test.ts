@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PresenceStore } from '../src/presence/presence-store';
 import { makeRoom, makeUser, startHarness, type Harness, type TestUser } from '../../testkit/harness';
-import { waitFor } from '../../testkit/stomp';
+import { roomAllKey, exchangeDestination } from '../../shared/protocol/routing';
+import { collect, connectStomp, waitFor, webStompUrl } from '../../testkit/stomp';
 
 let h: Harness;
 beforeAll(async () => {
@@ -26,6 +27,39 @@ describe('presence routes', () => {
     expect(seen.body.online).toBe(3);
     expect(seen.body.members.map((m: { userId: string }) => m.userId).sort()).toEqual([a.id, b.id, room.instructor.id].sort());
     expect(seen.body.members.find((m: { userId: string }) => m.userId === a.id)).toEqual({ userId: a.id, displayName: a.username, role: 'learner' });
+  });
+
+  it('pushes a change of who is online to the room: the count to everyone, the list to the instructors, within moments and not per heartbeat', async () => {
+    const room = await makeRoom(h, 2);
+    const [a, b] = room.learners as [TestUser, TestUser];
+    const subscribe = async (u: TestUser, destination: string): Promise<{ presence: { online: number; members?: { userId: string }[] } }[]> => {
+      const token = (await u.api.post('/api/broker-token')).body;
+      const stomp = await connectStomp(webStompUrl(h.config), token.login, token.passcode);
+      closers.push(() => stomp.disconnect());
+      return (await collect(stomp, destination)) as unknown as { presence: { online: number; members?: { userId: string }[] } }[];
+    };
+    const closers: (() => Promise<void>)[] = [];
+    try {
+      const learnerSees = await subscribe(a, exchangeDestination(roomAllKey(room.id)));
+      const instructorSees = await subscribe(room.instructor, (await room.instructor.api.get(`/api/rooms/${room.id}/subscriptions`)).body.instructorQueue.destination);
+      await a.api.post(presencePath(room.id));
+      await waitFor(() => learnerSees.some((f) => f.presence?.online === 1), 'a pushed count of 1');
+      await b.api.post(presencePath(room.id));
+      await room.instructor.api.post(presencePath(room.id));
+      await waitFor(() => learnerSees.some((f) => f.presence?.online === 3), 'a pushed count of 3');
+      await waitFor(() => instructorSees.some((f) => f.presence?.members?.length === 3), 'the list of 3 to the instructor');
+      // Learners get the count only, never the list.
+      expect(learnerSees.every((f) => f.presence !== undefined && f.presence.members === undefined)).toBe(true);
+      const pushes = learnerSees.length;
+      // Heartbeats of members already online change nothing: nothing more is pushed.
+      for (const u of [a, b]) await u.api.post(presencePath(room.id));
+      await new Promise((r) => setTimeout(r, 600));
+      expect(learnerSees).toHaveLength(pushes);
+      expect((await b.api.request('DELETE', presencePath(room.id))).status).toBe(204);
+      await waitFor(() => learnerSees.at(-1)?.presence.online === 2, 'a pushed count of 2 after a leave');
+    } finally {
+      for (const close of closers) await close();
+    }
   });
 
   it('drops a member at once on an explicit leave', async () => {

@@ -1,6 +1,7 @@
 /**
- * Presence from the client's side: a heartbeat at start and every interval, the room's presence
- * read back after each, errors reported without stopping the beat, and an explicit leave.
+ * Presence from the client's side: a heartbeat at start and every interval (no reads: changes
+ * come pushed), the room's presence read on request (going live), errors reported without
+ * stopping the beat, and an explicit leave.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RoomPresence } from '../../shared/protocol/presence';
@@ -40,41 +41,41 @@ afterEach(() => {
 });
 
 describe('PresenceReporter', () => {
-  it('beats at once on start, then reads the room presence back and reports it', async () => {
-    const { presence, seen, calls, server } = reporter({ read: json(200, instructorView) });
-    presence.start();
-    await wait(0);
-    expect(calls()).toEqual(['POST', 'GET']);
-    expect(seen).toEqual([instructorView]);
-    expect(server.requests[0]?.headers).toMatchObject({ authorization: 'Bearer session-token' });
-    presence.stop();
-  });
-
-  it('beats again every interval, not sooner', async () => {
-    const { presence, seen, calls } = reporter();
-    presence.start();
-    await wait(INTERVAL - 1);
-    expect(calls()).toEqual(['POST', 'GET']);
-    await wait(1);
-    expect(calls()).toEqual(['POST', 'GET', 'POST', 'GET']);
-    await wait(2 * INTERVAL);
-    expect(calls().filter((m) => m === 'POST')).toHaveLength(4);
-    expect(seen).toHaveLength(4);
-    presence.stop();
-  });
-
-  it('reports a failed heartbeat, skips that read, and keeps beating', async () => {
-    const { presence, seen, errors, calls } = reporter({ beat: (nth) => (nth === 1 ? 'network' : nth === 2 ? apiError(503, 'service_unavailable', 'redis is down') : { status: 204 }) });
+  it('beats at once on start and every interval after, not sooner, and reads nothing by itself', async () => {
+    const { presence, seen, calls, server } = reporter();
     presence.start();
     await wait(0);
     expect(calls()).toEqual(['POST']);
+    expect(server.requests[0]?.headers).toMatchObject({ authorization: 'Bearer session-token' });
+    await wait(INTERVAL - 1);
+    expect(calls()).toEqual(['POST']);
+    await wait(1);
+    await wait(2 * INTERVAL);
+    expect(calls()).toEqual(['POST', 'POST', 'POST', 'POST']);
+    expect(seen).toEqual([]);
+    presence.stop();
+  });
+
+  it('reads the room presence when asked (the connection went live) and reports it', async () => {
+    const { presence, seen, calls } = reporter({ read: json(200, instructorView) });
+    presence.start();
+    presence.refresh();
+    await wait(0);
+    expect(calls().sort()).toEqual(['GET', 'POST']);
+    expect(seen).toEqual([instructorView]);
+    presence.stop();
+  });
+
+  it('reports a failed heartbeat and keeps beating', async () => {
+    const { presence, errors, calls } = reporter({ beat: (nth) => (nth === 1 ? 'network' : nth === 2 ? apiError(503, 'service_unavailable', 'redis is down') : { status: 204 }) });
+    presence.start();
+    await wait(0);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(NetworkError);
     await wait(INTERVAL);
     expect(errors[1]).toMatchObject({ status: 503, code: 'service_unavailable' });
     await wait(INTERVAL);
-    expect(calls()).toEqual(['POST', 'POST', 'POST', 'GET']);
-    expect(seen).toEqual([learnerView]);
+    expect(calls()).toEqual(['POST', 'POST', 'POST']);
     expect(errors).toHaveLength(2);
     presence.stop();
   });
@@ -82,6 +83,7 @@ describe('PresenceReporter', () => {
   it('reports a failed read', async () => {
     const { presence, seen, errors } = reporter({ read: apiError(403, 'not_a_member', 'removed') });
     presence.start();
+    presence.refresh();
     await wait(0);
     expect(seen).toEqual([]);
     expect(errors).toHaveLength(1);
@@ -113,7 +115,7 @@ describe('PresenceReporter', () => {
     await expect(presence.leave()).rejects.toBeInstanceOf(NetworkError);
   });
 
-  it('reports nothing from a beat still in flight when it is stopped', async () => {
+  it('reports nothing from a beat or a read still in flight when it is stopped', async () => {
     for (const when of ['beat', 'read'] as const) {
       const held = deferred<Reply>();
       const server = new FakeFetch()
@@ -123,12 +125,12 @@ describe('PresenceReporter', () => {
       const errors: unknown[] = [];
       const presence = new PresenceReporter(server.api(), ROOM, INTERVAL, (p) => seen.push(p), (err) => errors.push(err));
       presence.start();
+      if (when === 'read') presence.refresh();
       await wait(0);
       presence.stop();
-      held.resolve(when === 'beat' ? { status: 204 } : json(200, learnerView));
+      held.resolve(when === 'beat' ? 'network' : json(200, learnerView));
       await wait(0);
       expect([seen, errors], when).toEqual([[], []]);
-      expect(server.seen('GET', PATH).length, when).toBe(when === 'read' ? 1 : 0);
     }
   });
 });

@@ -566,16 +566,24 @@ describe('stopping, sending and presence', () => {
     expect(h.shown.map((m) => m.id)).toEqual([stored.id]);
   });
 
-  it('reports presence after each heartbeat', async () => {
+  it('reads presence when it goes live, then shows what the server pushes, the newest snapshot only, without polling', async () => {
     const h = setup({ client: { presenceIntervalMs: 10_000 } });
     const presence: number[] = [];
     h.client.on('presence', (p) => presence.push(p.online));
     start(h);
-    await until(() => presence.length === 1, 'first presence');
-    h.rest.presenceAnswer = { online: 7 };
-    await advance(10_000);
-    await until(() => presence.length === 2, 'second presence');
-    expect(presence).toEqual([1, 7]);
-    expect(h.rest.countOf('presence-post')).toBe(2);
+    await until(() => presence.length === 1, 'the presence read at going live');
+    const pushed = (online: number, at: number): void => h.broker.publish(roomAllKey(ROOM_ID), JSON.stringify({ presence: { roomId: ROOM_ID, at, online } }));
+    pushed(4, 2000);
+    await until(() => presence.length === 2, 'a pushed change');
+    // An older snapshot (another server's, delivered late) is not shown; another room's neither.
+    pushed(3, 1000);
+    h.broker.publish(roomAllKey(ROOM_ID), JSON.stringify({ presence: { roomId: 'another-room', at: 3000, online: 9 } }));
+    pushed(5, 3000);
+    await until(() => presence.length === 3, 'the newest change');
+    expect(presence).toEqual([1, 4, 5]);
+    await advance(25_000);
+    // Heartbeats go on (they keep this member online); reads do not (until the next time it goes live).
+    expect(h.rest.countOf('presence-post')).toBe(3);
+    expect(presence).toHaveLength(3);
   });
 });

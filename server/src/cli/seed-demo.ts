@@ -13,7 +13,7 @@ import { buildServices } from '../services';
 export const DEMO_PASSWORD = 'roomcast-demo';
 const DEMO_ROOM = 'Demo class';
 const DEMO_MAIL_DOMAIN = 'roomcast.localhost';
-const INSTRUCTOR = { username: 'ada', displayName: 'Ada (instructor)', role: 'instructor' } as const;
+const INSTRUCTOR = { username: 'ada', displayName: 'Ada', role: 'instructor' } as const;
 const LEARNERS = [
   { username: 'ben', displayName: 'Ben', role: 'learner' },
   { username: 'cleo', displayName: 'Cleo', role: 'learner' },

@@ -15,15 +15,16 @@ const presenceKey = (roomId: string): string => `rc:presence:${roomId}`;
 export const DEFAULT_PRESENCE_WINDOW_MS = 30_000;
 
 // Records the heartbeat, drops entries that went stale, and lets the whole set expire when
-// nobody beats for a window (an abandoned room leaves nothing behind).
+// nobody beats for a window (an abandoned room leaves nothing behind). Returns how many members
+// came or went: a new one, plus those dropped as stale.
 const BEAT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - window))
+local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
+local dropped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - window))
 redis.call('PEXPIRE', KEYS[1], window)
-return now
+return added + dropped
 `;
 
 // Members whose last heartbeat is inside the window, most recent first.
@@ -44,14 +45,14 @@ export class PresenceStore {
     this.windowMs = options.windowMs ?? DEFAULT_PRESENCE_WINDOW_MS;
   }
 
-  /** The member is here now. */
-  async beat(roomId: string, userId: string): Promise<void> {
-    await this.redis.eval(BEAT, 1, presenceKey(roomId), userId, this.windowMs);
+  /** The member is here now. Resolves to whether who is online changed (they arrived, or others dropped out). */
+  async beat(roomId: string, userId: string): Promise<boolean> {
+    return ((await this.redis.eval(BEAT, 1, presenceKey(roomId), userId, this.windowMs)) as number) > 0;
   }
 
-  /** The member left on purpose (page closed): gone at once instead of after the window. */
-  async leave(roomId: string, userId: string): Promise<void> {
-    await this.redis.zrem(presenceKey(roomId), userId);
+  /** The member left on purpose (page closed): gone at once instead of after the window. Resolves to whether they were online. */
+  async leave(roomId: string, userId: string): Promise<boolean> {
+    return (await this.redis.zrem(presenceKey(roomId), userId)) > 0;
   }
 
   /** User ids of the members online in the room, most recently seen first. */

@@ -11,7 +11,7 @@ import { deleteInstructorQueue, ensureInstructorQueue } from '../broker/instruct
 import type { BrokerConnection } from '../broker/broker-connection';
 import { ForbiddenError, NotFoundError } from '../errors';
 import type { Logger } from '../logger';
-import type { PresenceStore } from '../presence/presence-store';
+import type { PresenceService } from '../presence/presence-service';
 import type { RevocationReason, Revocations } from '../revocation/revocations';
 import type { Session } from '../sessions/session-store';
 import type { MembershipMirror } from './membership-mirror';
@@ -25,7 +25,7 @@ export class RoomService {
     private readonly mirror: MembershipMirror,
     private readonly broker: BrokerConnection,
     private readonly queueExpiresMs: number,
-    private readonly presence: PresenceStore,
+    private readonly presence: Pick<PresenceService, 'leave'>,
     private readonly revocations: Revocations,
     private readonly logger: Logger,
   ) {}

@@ -3,9 +3,8 @@ import type { RoomPresence } from '../../../shared/protocol/presence';
 import { roomPresenceSchema } from '../../../shared/protocol/schemas';
 import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
-import type { PresenceStore } from '../presence/presence-store';
+import type { PresenceService } from '../presence/presence-service';
 import type { RoomService } from '../rooms/room-service';
-import type { RoomStore } from '../rooms/room-store';
 import type { SessionStore } from '../sessions/session-store';
 import { roomIdOf, roomParams } from './room-routes';
 
@@ -15,9 +14,8 @@ import { roomIdOf, roomParams } from './room-routes';
  */
 export function presenceRoutes(deps: {
   sessions: SessionStore;
-  rooms: RoomStore;
   roomService: RoomService;
-  presence: PresenceStore;
+  presence: PresenceService;
 }): Router {
   const router = Router();
   router.use('/rooms/:roomId/presence', authenticate(deps.sessions));
@@ -78,15 +76,7 @@ export function presenceRoutes(deps: {
   router.get('/rooms/:roomId/presence', async (req, res) => {
     const roomId = roomIdOf(req);
     const { role } = await deps.roomService.requireMember(roomId, authOf(res).session.userId);
-    const online = await deps.presence.online(roomId);
-    const body: RoomPresence = { online: online.length };
-    if (role === 'instructor') {
-      const byId = new Map((await deps.rooms.members(roomId)).map((m) => [m.userId, m]));
-      body.members = online.flatMap((id) => {
-        const m = byId.get(id);
-        return m ? [{ userId: m.userId, displayName: m.displayName, role: m.role }] : [];
-      });
-    }
+    const body: RoomPresence = await deps.presence.snapshot(roomId, role);
     res.json(body);
   });
 

@@ -6,6 +6,7 @@
  */
 // Types only: the protocol module's runtime part is the zod schema, which the browser does not need.
 import type { RoomMessage } from '../../../shared/protocol/messages';
+import type { OnlineMember, RoomPresence } from '../../../shared/protocol/presence';
 
 const isString = (v: unknown): v is string => typeof v === 'string';
 
@@ -38,4 +39,21 @@ export function parseRoomMessage(body: string, roomId: string): RoomMessage | nu
   // Numbered exactly when it is to everyone: anything else would corrupt the client's count of them.
   const numbered = Number.isInteger(message.broadcastSeq) && (message.broadcastSeq as number) > 0;
   return numbered === (message.audience === 'everyone') ? message : null;
+}
+
+/**
+ * A pushed presence snapshot (`{"presence": {roomId, at, online, members?}}`, published by the
+ * server when who is online changes), or null when the frame is not one of `roomId`.
+ */
+export function parsePresence(body: string, roomId: string): (RoomPresence & { at: number }) | null {
+  let frame: { presence?: Partial<RoomPresence & { roomId: unknown; at: unknown }> } | null;
+  try {
+    frame = JSON.parse(body) as typeof frame;
+  } catch {
+    return null;
+  }
+  const p = frame?.presence;
+  if (!p || typeof p !== 'object' || p.roomId !== roomId || !Number.isInteger(p.online) || typeof p.at !== 'number') return null;
+  const members = Array.isArray(p.members) ? (p.members as OnlineMember[]).filter((m) => isString(m?.userId) && isString(m?.displayName)) : undefined;
+  return { online: p.online as number, at: p.at, ...(members ? { members } : {}) };
 }

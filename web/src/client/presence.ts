@@ -1,7 +1,8 @@
 /**
- * Presence from the client's side: a heartbeat every interval while the room is open, and the
- * room's presence read back after each one. Closing the page sends an explicit leave; a page
- * that dies without one simply stops beating and drops out when the server's window passes.
+ * Presence from the client's side: a heartbeat every interval while the room is open (it keeps
+ * this member online), and the room's presence read when the connection goes live; after that,
+ * changes come pushed on the room's subscriptions (RoomClient). Closing the page sends an
+ * explicit leave; a page that dies without one stops beating and drops out after the window.
  */
 import type { RoomPresence } from '../../../shared/protocol/presence';
 import type { RoomcastApi } from './api';
@@ -35,10 +36,21 @@ export class PresenceReporter {
     return this.api.leave(this.roomId, { keepalive: true });
   }
 
+  /** Reads who is online now (at start and after a reconnect, when pushes may have been missed). */
+  refresh(): void {
+    void this.read();
+  }
+
   private async beat(): Promise<void> {
     try {
       await this.api.presenceBeat(this.roomId);
-      if (!this.running) return;
+    } catch (err) {
+      if (this.running) this.onError(err);
+    }
+  }
+
+  private async read(): Promise<void> {
+    try {
       const presence = await this.api.presence(this.roomId);
       if (this.running) this.onPresence(presence);
     } catch (err) {

@@ -21,7 +21,7 @@ import { BrokerTokens } from './broker-tokens';
 import { settingsOf, type RoomClientOptions, type Settings } from './client-options';
 import { Emitter } from './emitter';
 import { BrokerError, RoomClientError, isFatal } from './errors';
-import { parseRoomMessage } from './incoming';
+import { parsePresence, parseRoomMessage } from './incoming';
 import { MessageLog, type Placement } from './message-log';
 import { PresenceReporter } from './presence';
 import { RoomStream } from './room-stream';
@@ -63,6 +63,8 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   private readonly tokens: BrokerTokens;
   private readonly sends: SendQueue;
   private readonly presence: PresenceReporter;
+  /** The time of the newest presence snapshot shown, pushed or read. */
+  private presenceAt = 0;
   private current: ConnectionState = 'offline';
   private link: BrokerLink | null = null;
   private urlIndex = 0;
@@ -301,6 +303,16 @@ export class RoomClient extends Emitter<RoomClientEvents> {
         // The connection is gone; the broker redelivers the message, and the log drops the copy.
       }
     };
+    // Presence changes come pushed on the same subscriptions; only the newest snapshot counts (two servers may push out of order).
+    const presence = parsePresence(frame.body, this.s.roomId);
+    if (presence) {
+      if (presence.at >= this.presenceAt) {
+        this.presenceAt = presence.at;
+        this.emit('presence', presence.members ? { online: presence.online, members: presence.members } : { online: presence.online });
+      }
+      ack();
+      return;
+    }
     const message = parseRoomMessage(frame.body, this.s.roomId);
     if (!message) {
       this.emit('error', new RoomClientError('bad_frame', 'dropped a broker message that is not a message of this room'), false);
@@ -384,7 +396,11 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     const previous = this.current;
     this.current = next;
     this.emit('state', next, previous);
-    // Connected again: whatever waits to be sent may go now rather than after its backoff.
-    if (next === 'live') this.waker.wake();
+    // Connected again: whatever waits to be sent may go now rather than after its backoff, and
+    // presence pushed while the connection was down is read once (pushes carry it from here).
+    if (next === 'live') {
+      this.waker.wake();
+      this.presence.refresh();
+    }
   }
 }
