@@ -7,6 +7,7 @@ import type { CampaignBody } from '../../../shared/protocol/campaigns';
 import type { EventStreamTicket } from '../../../shared/protocol/events';
 import type { BrokerToken, ResyncPage, Role, RoomMessage, RoomSubscriptions, SendMessageRequest } from '../../../shared/protocol/messages';
 import type { RoomPresence } from '../../../shared/protocol/presence';
+import type { RoomState } from '../../../shared/protocol/room-state';
 // Response shapes of the room and user routes (type-only: nothing of the server is bundled).
 import type { Member, Room, User } from '../../../shared/protocol/rooms';
 import { ApiError, NetworkError } from './errors';
@@ -136,6 +137,11 @@ export class RoomcastApi {
 
   send(roomId: string, message: SendMessageRequest): Promise<SendResult> {
     return this.request('POST', `/api/rooms/${encodeURIComponent(roomId)}/messages`, message);
+  }
+
+  /** The room's interactive state now (the shown step, polls, hands, the board), as the caller may see it, and the seq it holds everything up to. */
+  roomState(roomId: string): Promise<{ state: RoomState }> {
+    return this.request('GET', `/api/rooms/${encodeURIComponent(roomId)}/state`);
   }
 
   presenceBeat(roomId: string): Promise<void> {

@@ -9,6 +9,7 @@ import { required, showView } from './dom';
 import { errorText } from './error-text';
 import { askLogin } from './login-view';
 import { MemberNames } from './member-names';
+import { mountInteractionPanel } from './interaction-panel';
 import { MessageView, type MessageDecorator } from './message-view';
 import { readPageSettings } from './page-settings';
 import { pickRoom, rememberRoom, roomFromAddress } from './room-picker';
@@ -153,8 +154,14 @@ function openRoom(api: RoomcastApi, session: StoredSession, details: RoomDetails
     state.dataset.state = s;
     state.textContent = STATE_TEXT[s];
   });
-  client.on('message', (m, { before }) => view.insert(m, before));
-  client.on('outgoing', (o) => view.outgoing(o));
+  // Interactions (polls, hands, the view) have a panel of their own; the list is for what people write.
+  client.on('message', (m, { before }) => {
+    if (m.kind !== 'action') view.insert(m, before);
+  });
+  client.on('outgoing', (o) => {
+    if (o.request.kind !== 'action') view.outgoing(o);
+  });
+  mountInteractionPanel({ api, client, roomId, viewer: { userId: session.user.id, role: options.role }, names });
   client.on('presence', (p) => {
     online.textContent = `${p.online} online`;
     online.dataset.online = String(p.online);
