@@ -1,4 +1,5 @@
 import { makeRoom, type TestUser } from '../../testkit/harness';
+import { accessibilityViolations } from '../support/accessibility';
 import { expect, test } from '../support/fixtures';
 
 /**
@@ -67,4 +68,7 @@ test('the instructor leads the view and a quiz; learners follow, answer and see 
   await q.getByRole('button', { name: 'Answered' }).click();
   await expect(teacher.locator('#open-questions')).toHaveText('0 open');
   await expect(annPage.locator('.board-question', { hasText: 'Is neon reactive?' })).toContainText('answered');
+
+  // Both pages, with everything above on them, pass WCAG 2.1 A and AA rules (a phone-sized learner page, the desktop console).
+  for (const [who, p] of [['learner', annPage], ['instructor', teacher]] as const) expect(await accessibilityViolations(p), who).toEqual([]);
 });
