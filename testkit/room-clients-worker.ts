@@ -4,7 +4,10 @@
  * sockets when told to, and at the end reports every client's final, ordered view.
  *
  * Requests from the parent, each answered: {type:'cut', count} drops that many random live
- * sockets; {type:'states'} is answered with how many clients are in each connection state.
+ * sockets; {type:'states'} is answered with how many clients are in each connection state;
+ * {type:'act', role, audience, body, spreadChoices?} has every client of that role send an
+ * `action` message through its send queue (as a page's button does), answered with how many
+ * were queued.
  */
 import WebSocket from 'ws';
 import type { IStompSocket } from '@stomp/stompjs';
@@ -79,7 +82,14 @@ workerMain<ChaosClientsParams, ChaosClientsResult>(async (p, stopped, ready) => 
   });
   for (const e of entries) e.room.start();
 
-  process.on('message', (m: { type: string; count?: number }) => {
+  process.on('message', (m: { type: string; count?: number; role?: string; audience?: 'everyone' | 'instructors'; body?: Record<string, unknown>; spreadChoices?: number }) => {
+    if (m.type === 'act') {
+      const acting = entries.filter((e) => e.spec.role === m.role);
+      // `spreadChoices`: each client answers its own choice (its place in this worker, modulo n), as a class would.
+      acting.forEach((e, i) => e.room.send({ audience: m.audience ?? 'everyone', kind: 'action', body: { ...m.body, ...(m.spreadChoices ? { choices: [i % m.spreadChoices] } : {}) } }));
+      reply(acting.length);
+      return;
+    }
     if (m.type === 'states') {
       const states: Record<string, number> = {};
       for (const e of entries) states[e.room.state] = (states[e.room.state] ?? 0) + 1;
