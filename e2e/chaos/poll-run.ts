@@ -147,6 +147,12 @@ async function main(): Promise<number> {
     }
     if (wrong > 0) problems.push(`${wrong} of ${views.length} clients do not show the closed poll with the stored tally`);
     if (leaked > 0) problems.push(`learners held ${leaked} answers of other learners`);
+    // The instructor's console counts live: the last answer on its screen is its tally complete.
+    const lastAnswerRow = (await services.pool.query<{ id: string; created_at: Date }>(`SELECT id, created_at FROM messages WHERE room_id = $1 AND body->>'type' = 'poll.answer' AND body->>'pollId' = $2 ORDER BY seq DESC LIMIT 1`, [room.id, pollId])).rows[0];
+    const instructorView = views.find((v) => v.role === 'instructor');
+    const tallyShownMs = lastAnswerRow && instructorView?.shownAt[lastAnswerRow.id] !== undefined ? (instructorView.shownAt[lastAnswerRow.id] as number) - lastAnswerRow.created_at.getTime() : null;
+    say(`last answer committed → on the instructor's tally: ${tallyShownMs === null ? 'never' : `${tallyShownMs} ms`}`);
+    if (tallyShownMs === null) problems.push('the instructor never received the last answer');
     const shown = summarize(shownCloseAt);
     say(`stored tally ${JSON.stringify(storedTally)}; ${views.length - wrong}/${views.length} clients show it, closed`);
     say(`close committed → shown on every page: p50 ${Math.round(shown.p50)} ms, p99 ${Math.round(shown.p99)} ms, max ${Math.round(shown.max)} ms (${shownCloseAt.length} pages)`);
