@@ -7,7 +7,7 @@ import { deliveryStatusPart, parseDeliveryStatus } from '../../src/inbound/dsn';
 import { parseInboundAddress } from '../../src/mail/inbound-addresses';
 import { clientMsgIdOf } from '../../src/inbound/inbound-processor';
 import { DEFAULT_HISTORY, MAX_HISTORY, parseCommand } from '../../src/inbound/mail-commands';
-import { stripQuotes } from '../../src/inbound/quote-strip';
+import { MAX_TEXT_CHARS, stripQuotes } from '../../src/inbound/quote-strip';
 import { replyTarget } from '../../src/mail/reply-target';
 import { fillFixture, REPLY_FIXTURES } from '../fixtures/inbound/replies';
 
@@ -33,6 +33,55 @@ describe('quote stripping', () => {
   it('leaves a person’s text alone when nothing is quoted, and finds nothing in a quote alone', () => {
     expect(stripQuotes('On Monday I will be late.\n\nThanks')).toBe('On Monday I will be late.\n\nThanks');
     expect(stripQuotes('On Tue, Mar 4, 2025 at 3:15 PM roomcast wrote:\n> hi')).toBe('');
+  });
+
+  it('drops a closing sign-off with a name under it, and keeps one without a name or with a sentence under it', () => {
+    expect(stripQuotes('See you Friday.\n\nBest regards,\nJordan Park')).toBe('See you Friday.');
+    expect(stripQuotes('See you Friday.\nThanks!\nJordan')).toBe('See you Friday.');
+    expect(stripQuotes('내일 제출하겠습니다.\n\n감사합니다.\n김민지\n\niPhone에서 보냄')).toBe('내일 제출하겠습니다.');
+    expect(stripQuotes('네, 알겠습니다.\n감사합니다!')).toBe('네, 알겠습니다.\n감사합니다!');
+    expect(stripQuotes('Thanks,\nsee you tomorrow')).toBe('Thanks,\nsee you tomorrow');
+    expect(stripQuotes('Regards,\nJordan')).toBe('Regards,\nJordan');
+    expect(stripQuotes('Can I hand it in late?\nThanks,\nJordan Park, class 3, who was ill all week')).toBe('Can I hand it in late?\nThanks,\nJordan Park, class 3, who was ill all week');
+  });
+
+  it('cuts at Korean Thunderbird’s attribution line', () => {
+    expect(stripQuotes('좋아요\n\n2025. 3. 4. 오후 3:15에 김선생 이(가) 쓴 글:\n> 원문')).toBe('좋아요');
+    expect(stripQuotes('좋아요\n2025-03-04 15:15에 김선생\n<kim@example.test> 이(가) 쓴 글:\n> 원문')).toBe('좋아요');
+  });
+});
+
+describe('quote stripping of hostile text', () => {
+  // Each of these took the old patterns time quadratic in the line (40,000 spaces: 1.6 s).
+  const space = ' '.repeat(100_000);
+  const hostile = [
+    `From:${space}`,
+    `From:${space}x`,
+    `*From: *${space}*`,
+    `보낸 사람:${space}`,
+    `Sent:${space}`,
+    `On${space}`,
+    `On x wrote:${space}x`,
+    `2025년 3월 4일${space}님이${space}`,
+    `2025. 3. 4.${space}이(가)${space}`,
+    `${'-'.repeat(100_000)}x`,
+    `--${space}Original Message${space}`,
+    `Best regards,\n${'J'.repeat(100_000)}`,
+  ];
+
+  it('cuts the text to a bound before stripping, and takes no long line for a header or an attribution', () => {
+    expect(stripQuotes(`Yes.\nFrom:${space}x\nSent: Monday\n\nold`)).toBe('Yes.\nFrom:');
+    expect(stripQuotes(`Yes.\nOn Tuesday ${'x'.repeat(300)} wrote:\n> old`)).toBe(`Yes.\nOn Tuesday ${'x'.repeat(300)} wrote:`);
+    const mega = stripQuotes(`Hello\n${'y'.repeat(1024 * 1024)}`);
+    expect(mega.length).toBe(MAX_TEXT_CHARS);
+  });
+
+  it('strips lines of 100,000 spaces and of a megabyte in one pass, not quadratic time', () => {
+    const started = performance.now();
+    for (const line of hostile) expect(stripQuotes(`Answer.\n${line}\nSent: Monday`).startsWith('Answer.')).toBe(true);
+    expect(stripQuotes(`Answer.\n${' '.repeat(1024 * 1024)}From:${' '.repeat(1024 * 1024)}x`)).toBe('Answer.');
+    // A guard only: quadratic patterns take minutes here; linear ones a few milliseconds.
+    expect(performance.now() - started).toBeLessThan(5000);
   });
 });
 
