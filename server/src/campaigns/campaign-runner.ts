@@ -38,7 +38,7 @@ const IDLE_MS = 500;
 const GAUGE_EVERY_MS = 5000;
 const SWEEP_EVERY_MS = 10_000;
 /** Sends at once: one per pooled SMTP connection, so a send's measured latency is the relay's, not a wait for a free connection. */
-export const SEND_CONCURRENCY = 4;
+export const SEND_CONCURRENCY = 8;
 
 export interface CampaignRunnerOptions {
   store: CampaignStore;

@@ -12,7 +12,7 @@ import type { MailChannel } from '../mail/mail-channel';
 import { createSmtpTransport } from '../mail/smtp-transport';
 import type { Metrics } from '../metrics';
 import type { RoomService } from '../rooms/room-service';
-import { CampaignRunner } from './campaign-runner';
+import { CampaignRunner, SEND_CONCURRENCY } from './campaign-runner';
 import { CampaignStore, MAX_ALL_ROOMS, type Campaign } from './campaign-store';
 import { DEFAULT_GATE_LIMITS, LoadGate } from './load-gate';
 import { MtaQueue } from './mta-queue';
@@ -60,8 +60,8 @@ export class Campaigns {
     const c = o.config.campaigns;
     this.store = new CampaignStore(o.pool);
     this.rate = new RateCeiling(o.pool, { perSecond: c.ratePerSecond, perHour: c.ratePerHour });
-    // A batch goes out over a few kept-open connections at once; more would only queue at the relay.
-    this.transport = createSmtpTransport(o.config.mail, { maxConnections: 4 });
+    // One kept-open connection per mail a batch sends at once (SEND_CONCURRENCY).
+    this.transport = createSmtpTransport(o.config.mail, { maxConnections: SEND_CONCURRENCY });
     this.runner = new CampaignRunner({
       store: this.store,
       gate: new LoadGate({
