@@ -68,6 +68,11 @@ function scan(value: string): Scanned | null {
   return quoted || comment > 0 ? null : { text, specials };
 }
 
+/** Longer than any real From (a header line is at most 998 characters); refused unread. */
+const MAX_FROM_CHARS = 2000;
+/** Longer than any real Authentication-Results, even with many results; skipped unread. */
+const MAX_RESULTS_CHARS = 8000;
+
 /** An addr-spec without quoted parts, comments or spaces: `local@domain`. */
 const ADDR_SPEC = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+$/;
 
@@ -76,7 +81,7 @@ const ADDR_SPEC = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+$/;
  * exactly one mailbox in one unambiguous way.
  */
 export function parseMailbox(value: string): string | null {
-  const s = scan(value);
+  const s = value.length > MAX_FROM_CHARS ? null : scan(value);
   if (s === null) return null;
   const count = (c: string): number => s.specials.filter((x) => x.char === c).length;
   if (count(',') + count(';') + count(':') > 0 || count('@') !== 1) return null;
@@ -107,7 +112,7 @@ export function fromAddress(headers: MailHeaders): string | null {
  */
 export function dmarcPassed(headers: MailHeaders, authservId: string, domain: string): boolean {
   for (const value of headers.all('authentication-results')) {
-    const text = scan(value)?.text;
+    const text = value.length > MAX_RESULTS_CHARS ? undefined : scan(value)?.text;
     if (text === undefined) continue;
     const [id = '', ...results] = text.split(';');
     if (asciiLower(id.trim().split(/\s+/)[0] ?? '') !== authservId) continue;

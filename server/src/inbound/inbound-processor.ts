@@ -28,7 +28,7 @@ import type { BounceStore } from './bounce-store';
 import { deliveryStatusPart, parseDeliveryStatus, returnedHeadersPart } from './dsn';
 import { asciiLower, dmarcPassed, domainOf, fromAddress, sameAddress } from './from-address';
 import type { InboundRate } from './inbound-rate';
-import { MailHeaders } from './mail-headers';
+import { MailHeaders, splitMail } from './mail-headers';
 import { parseCommand, type MailCommand } from './mail-commands';
 import { stripQuotes } from './quote-strip';
 
@@ -98,14 +98,9 @@ export const storableText = (s: string): string => s.replaceAll('\u0000', '').re
  */
 export function mailKey(grantId: string, mail: Pick<ReceivedMail, 'raw' | 'headers'>): string {
   const id = mail.headers.messageId();
-  const identity = id ?? sha256(Buffer.concat([Buffer.from(['from', 'date', 'subject'].map((h) => `${mail.headers.first(h) ?? ''}\n`).join('')), bodyOf(mail.raw)]));
+  const lines = ['from', 'date', 'subject'].map((h) => `${mail.headers.first(h) ?? ''}\n`).join('');
+  const identity = id ?? sha256(Buffer.concat([Buffer.from(lines), splitMail(mail.raw).body]));
   return `mail:${sha256(`${grantId}\n${identity}`).slice(0, 40)}`;
-}
-
-/** The bytes after the header block. */
-function bodyOf(raw: Buffer): Buffer {
-  const ends = [raw.indexOf('\r\n\r\n'), raw.indexOf('\n\n')].filter((i) => i !== -1);
-  return ends.length === 0 ? Buffer.alloc(0) : raw.subarray(Math.min(...ends));
 }
 
 /** `roomcast <no-reply@x>` → `no-reply@x`. */

@@ -14,15 +14,19 @@ export interface HeaderField {
 /** A Message-ID as RFC 5322 shapes it (`<left@right>`); anything else counts as none. */
 const MESSAGE_ID = /^<[^\s<>]+@[^\s<>]+>$/;
 
+/** A mail's header block and body: split at the first empty line (no body when there is none). */
+export function splitMail(raw: Buffer): { header: Buffer; body: Buffer } {
+  const ends = [raw.indexOf('\r\n\r\n'), raw.indexOf('\n\n')].filter((i) => i !== -1);
+  const end = ends.length === 0 ? raw.length : Math.min(...ends);
+  return { header: raw.subarray(0, end), body: raw.subarray(end) };
+}
+
 export class MailHeaders {
   private constructor(readonly fields: readonly HeaderField[]) {}
 
   /** The fields of the header block: everything before the first empty line (all of it when there is none). */
   static read(raw: Buffer): MailHeaders {
-    const crlf = raw.indexOf('\r\n\r\n');
-    const lf = raw.indexOf('\n\n');
-    const ends = [crlf, lf].filter((i) => i !== -1);
-    const block = raw.subarray(0, ends.length === 0 ? raw.length : Math.min(...ends)).toString('utf8');
+    const block = splitMail(raw).header.toString('utf8');
     const fields: HeaderField[] = [];
     for (const line of block.replace(/\r?\n(?=[ \t])/g, '').split(/\r?\n/)) {
       const colon = line.indexOf(':');

@@ -225,6 +225,7 @@ describe('the From of a mail', () => {
     ['an open comment', 'v@x.test (Minji'],
     ['no address', 'Minji'],
     ['an empty value', ''],
+    ['a value longer than any real From', `${'x'.repeat(3000)} <v@x.test>`],
   ])('refuses %s', (_what, value) => {
     expect(parseMailbox(value)).toBeNull();
   });
