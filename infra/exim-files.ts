@@ -86,7 +86,7 @@ export function maildirTag(address: string): string {
   return tag;
 }
 
-/** A local part roomcast receives at: `reply+`, `cmd+` or `bounces+` and a token (inbound/inbound-addresses.ts). */
+/** A local part roomcast receives at: `reply+`, `cmd+` or `bounces+` and a token (server/src/mail/inbound-addresses.ts). */
 const INBOUND_LOCAL_PART = '^(?i)(reply|cmd|bounces)\\+[a-z2-7]{32}$';
 
 function assertDomain(domain: string): string {
@@ -96,10 +96,13 @@ function assertDomain(domain: string): string {
 
 /**
  * The app servers' LMTP listeners as a manualroute host list: `127.0.0.1::25026:127.0.0.1::25027`
- * (a colon inside a list item is doubled).
+ * (a colon inside a list item is doubled). They bind ROOMCAST_LMTP_HOST; one bound to every
+ * interface is reached on loopback, where this Exim runs.
  */
 function lmtpHosts(config: Config): string {
-  const hosts = Array.from({ length: config.app.servers }, (_, i) => `${config.app.host}::${config.inbound.lmtpPort + i}`);
+  const host = ['0.0.0.0', '::'].includes(config.inbound.lmtpHost) ? '127.0.0.1' : config.inbound.lmtpHost;
+  if (host.includes(':')) throw new EximError(`infra's Exim reaches the LMTP listeners over IPv4 only, not ${host}`);
+  const hosts = Array.from({ length: config.app.servers }, (_, i) => `${host}::${config.inbound.lmtpPort + i}`);
   return hosts.join(':');
 }
 
@@ -177,11 +180,14 @@ export function eximConfig(config: Config, p: EximPaths, owner: EximUser): strin
     '',
     // Over LMTP to the app servers, app server i on lmtpPort + i - 1: the next is tried when one
     // does not answer, and the message stays queued (retried per the rules below) when none does.
+    // `hosts_randomize`: each delivery takes them in a new order, so inbound mail (and its
+    // parsing) spreads over all of them instead of all landing on the first.
     // `self = send`: they listen on this host, which is not a loop, as they are not Exim.
     'roomcast_inbound:',
     '  driver = manualroute',
     '  domains = +roomcast_inbound',
     `  route_list = * ${lmtpHosts(config)}`,
+    '  hosts_randomize',
     '  self = send',
     '  transport = roomcast_lmtp',
     '',

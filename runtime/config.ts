@@ -6,6 +6,7 @@
  * bad variable. An unknown `ROOMCAST_*` variable is an error too, so a misspelled setting
  * never silently falls back to its default.
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -16,6 +17,13 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 // Defaults sit below Linux's ephemeral range (32768-60999): a port in it can be handed to some
 // outgoing connection and then be taken when a service (re)starts its listener.
 const port = z.coerce.number().int().min(1).max(65535);
+/** `10.0.0.5`, `::1`, `10.0.0.0/8`, `fd00::/8`. */
+const isIpOrCidr = (v: string): boolean => {
+  const [address = '', bits, ...rest] = v.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+};
 const positiveInt = z.coerce.number().int().positive();
 /** An origin as a browser sends it in `Origin`: https, lower case, no path. */
 const httpsOrigin = z
@@ -61,12 +69,27 @@ const schema = z.object({
   // Inbound mail (docs/inbound-mail.md). The MTA hands mail for the inbound domain to app server
   // i over LMTP on loopback port ROOMCAST_LMTP_PORT + i - 1, as app server i listens on APP_PORT + i - 1.
   ROOMCAST_LMTP_PORT: port.default(25026),
+  // The address the LMTP listener binds; another than loopback when the MTA runs on another host.
+  ROOMCAST_LMTP_HOST: z.string().refine((h) => isIP(h) !== 0, 'must be an IP address such as 127.0.0.1 or 10.0.0.5').default('127.0.0.1'),
+  // Comma-separated addresses and CIDR ranges of the MTAs allowed to hand over mail; any other client is cut at connect.
+  ROOMCAST_LMTP_ALLOW: z
+    .string()
+    .transform((v) => v.split(',').map((a) => a.trim()))
+    .pipe(z.array(z.string().refine(isIpOrCidr, 'each must be an IP address or a CIDR range such as 10.0.0.0/8')).min(1))
+    .default(['127.0.0.1', '::1']),
   // The domain of reply+, cmd+ and bounces+ addresses; unset: ROOMCAST_MAIL_DOMAIN.
   ROOMCAST_INBOUND_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a domain name').optional(),
   // Larger mail is refused (552) before it is parsed: a reply is text; attachments are dropped anyway.
   ROOMCAST_INBOUND_MAX_BYTES: z.coerce.number().int().min(64 * 1024).max(100 * 1024 * 1024).default(10 * 1024 * 1024),
   // A reply or command address works this long after the mail that carried it was made.
   ROOMCAST_INBOUND_ADDRESS_TTL_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+  // New mails stop reusing an address this long after it was made and carry a new one, so none
+  // works longer than this plus the TTL however often it is used.
+  ROOMCAST_INBOUND_ADDRESS_ROTATE_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
+  // When set, a reply or command must carry an Authentication-Results header from this authserv-id
+  // with dmarc=pass for the domain of the user's address; the MTA in front must strip incoming
+  // Authentication-Results headers and add its own. Unset: no such check (infra's Exim checks nothing).
+  ROOMCAST_INBOUND_AUTHSERV_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, 'an authserv-id, usually the MTA host name such as mx.example.org').optional(),
   // Replies and commands one person may send per hour; more are deferred (451) and the MTA retries later.
   ROOMCAST_INBOUND_MAX_PER_HOUR: positiveInt.default(30),
   // The first retry of a mail the relay deferred (4xx, timeout); later ones back off to an hour.
@@ -199,8 +222,16 @@ export interface Config {
   inbound: {
     /** The domain of every address roomcast receives mail at. */
     domain: string;
-    /** This app server's LMTP listener (loopback); the MTA knows app server i at lmtpPort + i - 1. */
+    /** This app server's LMTP listener; the MTA knows app server i at lmtpPort + i - 1. */
     lmtpPort: number;
+    /** The address the LMTP listener binds. */
+    lmtpHost: string;
+    /** Addresses and CIDR ranges of the clients the LMTP listener talks to. */
+    lmtpAllow: string[];
+    /** Authentication-Results must say dmarc=pass from this authserv-id; null: not checked. */
+    authservId: string | null;
+    /** How long after it was made an address is reused for new mails. */
+    addressRotateMs: number;
     maxBytes: number;
     addressTtlMs: number;
     maxPerHour: number;
@@ -402,6 +433,10 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     inbound: {
       domain: (e.ROOMCAST_INBOUND_DOMAIN ?? e.ROOMCAST_MAIL_DOMAIN).toLowerCase(),
       lmtpPort: e.ROOMCAST_LMTP_PORT,
+      lmtpHost: e.ROOMCAST_LMTP_HOST,
+      lmtpAllow: e.ROOMCAST_LMTP_ALLOW,
+      authservId: e.ROOMCAST_INBOUND_AUTHSERV_ID?.toLowerCase() ?? null,
+      addressRotateMs: e.ROOMCAST_INBOUND_ADDRESS_ROTATE_DAYS * 24 * 3600_000,
       maxBytes: e.ROOMCAST_INBOUND_MAX_BYTES,
       addressTtlMs: e.ROOMCAST_INBOUND_ADDRESS_TTL_DAYS * 24 * 3600_000,
       maxPerHour: e.ROOMCAST_INBOUND_MAX_PER_HOUR,

@@ -28,6 +28,16 @@ describe('configuration', () => {
     expect(() => loadConfig({ ROOMCAST_LMTP_PORT: '0' })).toThrow(/ROOMCAST_LMTP_PORT/);
   });
 
+  it('keeps the LMTP listener on loopback for loopback clients unless told otherwise, and checks the inbound security settings', () => {
+    expect(loadConfig({}).inbound).toMatchObject({ lmtpHost: '127.0.0.1', lmtpAllow: ['127.0.0.1', '::1'], authservId: null, addressRotateMs: 90 * 24 * 3600_000 });
+    const set = loadConfig({ ROOMCAST_LMTP_HOST: '10.0.0.5', ROOMCAST_LMTP_ALLOW: '10.0.0.0/24, fd00::/8', ROOMCAST_INBOUND_AUTHSERV_ID: 'MX.Example.org' });
+    expect(set.inbound).toMatchObject({ lmtpHost: '10.0.0.5', lmtpAllow: ['10.0.0.0/24', 'fd00::/8'], authservId: 'mx.example.org' });
+    expect(() => loadConfig({ ROOMCAST_LMTP_HOST: 'localhost' })).toThrow(/ROOMCAST_LMTP_HOST/);
+    for (const allow of ['10.0.0.0/33', 'mx.example.org', '10.0.0.0/8/1', '']) expect(() => loadConfig({ ROOMCAST_LMTP_ALLOW: allow }), allow).toThrow(/ROOMCAST_LMTP_ALLOW/);
+    expect(() => loadConfig({ ROOMCAST_INBOUND_AUTHSERV_ID: 'mx; dmarc=pass' })).toThrow(/ROOMCAST_INBOUND_AUTHSERV_ID/);
+    expect(() => loadConfig({ ROOMCAST_INBOUND_ADDRESS_ROTATE_DAYS: '0' })).toThrow(/ROOMCAST_INBOUND_ADDRESS_ROTATE_DAYS/);
+  });
+
   it('reads a valid override', () => {
     expect(loadConfig({ ROOMCAST_APP_PORT: '8081' }).app.port).toBe(8081);
   });

@@ -149,6 +149,48 @@ describe('replies by mail', () => {
     expect((await messagesOf(other, room.id)).some((m) => m.senderId === learner.id)).toBe(false);
   });
 
+  it('posts one mail sent to two reply addresses of one room into each thread', async () => {
+    const room = await announced(1);
+    const learner = room.learners[0]!;
+    await send(room.instructor, room.id, { audience: 'member', recipientId: learner.id, kind: 'chat', body: { text: 'Please upload your essay.' } });
+    const privately = (await nthMail(room.email, 2)).raw;
+    const open = replyTo('thunderbird.eml', room.notification, room.email);
+    const thread = mailHeader(privately, 'Reply-To')!;
+    expect(thread).not.toBe(open.to);
+    const sent = await swaks({ from: room.email, to: `${open.to},${thread}`, data: open.data.replace(`To: ${open.to}`, `To: ${open.to}\r\nCc: ${thread}`) });
+    expect(sent.ok, sent.output).toBe(true);
+    const fromMail = async () => (await messagesOf(room.instructor, room.id)).filter((m) => m.senderId === learner.id);
+    await waitFor(async () => (await fromMail()).length === 2, 'a post in each thread', 30_000);
+    expect((await fromMail()).map((m) => m.audience).sort()).toEqual(['everyone', 'member']);
+  });
+
+  it('posts a reply whose text holds a NUL without it', async () => {
+    const room = await announced(1);
+    const to = mailHeader(room.notification, 'Reply-To')!;
+    const data = [`From: <${room.email}>`, `To: ${to}`, 'Subject: Re: hi', `Message-ID: ${messageId()}`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', 'Got=00 it, thanks.', ''].join('\r\n');
+    expect((await swaks({ from: room.email, to, data })).ok).toBe(true);
+    const reply = async () => (await messagesOf(room.instructor, room.id)).find((m) => m.senderId === room.learners[0]!.id);
+    await waitFor(async () => (await reply()) !== undefined, 'the reply', 30_000);
+    expect((await reply())?.body.text).toBe('Got it, thanks.');
+  });
+
+  it('refuses (550 5.1.6) an instructor’s private answer to a learner who has left, so the instructor learns why', async () => {
+    const room = await makeRoom(h, 1);
+    const learner = room.learners[0]!;
+    const email = await withAddress(room.instructor);
+    await send(learner, room.id, { audience: 'instructors', kind: 'question', body: { text: 'Is chapter 3 included?' } });
+    const question = (await nthMail(email, 1)).raw;
+    expect((await learner.api.post(`/api/rooms/${room.id}/leave`)).status).toBeLessThan(300);
+    const mail = replyTo('outlook.eml', question, email);
+    const transport = nodemailer.createTransport({ host: h.config.inbound.lmtpHost, port: h.config.inbound.lmtpPort, lmtp: true, ignoreTLS: true });
+    try {
+      const refused = await transport.sendMail({ envelope: { from: email, to: mail.to }, raw: mail.data }).catch((err: unknown) => err as { rejectedErrors?: { response?: string }[] });
+      expect((refused as { rejectedErrors?: { response?: string }[] }).rejectedErrors?.[0]?.response).toMatch(/^550 5\.1\.6 /);
+    } finally {
+      transport.close();
+    }
+  });
+
   it('is kept by Exim while roomcast is unavailable and posted exactly once when it is back', async () => {
     const room = await announced(1);
     const mail = replyTo('gmail.eml', room.notification, room.email);
@@ -217,7 +259,55 @@ describe('mail that must not post', () => {
     const withHeader = (header: string): string => mail.data.replace('MIME-Version: 1.0', `${header}\r\nMIME-Version: 1.0`);
     await dropped(room, { from: room.email, to: mail.to, data: withHeader('Auto-Submitted: auto-replied') }, 'auto_submitted');
     await dropped(room, { from: room.email, to: mail.to, data: withHeader('Precedence: bulk') }, 'precedence');
+    await dropped(room, { from: room.email, to: mail.to, data: withHeader('List-Id: <physics.lists.example.test>') }, 'list');
     await dropped(room, { from: '<>', to: mail.to, data: mail.data }, 'null_sender');
+    // Our own notification coming back (a forwarding loop): its Message-ID is ours, in any case.
+    const ours = mailHeader(room.notification, 'Message-ID')!.toUpperCase().replace('@ROOMCAST.LOCALHOST>', '@RoomCast.LocalHost>');
+    await dropped(room, { from: room.email, to: mail.to, data: replyTo('outlook.eml', room.notification, room.email, ours).data }, 'loop');
+  });
+
+  it('drops a reply with two From lines, a From naming two mailboxes, or a From that only folds to the address in Unicode', async () => {
+    const room = await announced(1);
+    const email = await withAddress(room.learners[0]!, `kim-${randomBytes(4).toString('hex')}@example.test`);
+    await send(room.instructor, room.id, { audience: 'everyone', kind: 'announcement', body: { text: 'one more' } });
+    const notification = (await nthMail(email, 1)).raw;
+    const setup = { ...room, email, notification };
+    const mail = replyTo('gmail.eml', notification, email);
+    const withFrom = (...from: string[]): string => mail.data.replace(`From: Minji Lee <${email}>`, from.map((f) => `From: ${f}`).join('\r\n'));
+    expect(mail.data).toContain(`From: Minji Lee <${email}>`);
+    await dropped(setup, { from: email, to: mail.to, data: withFrom(`<${email}>`, '<forger@example.test>') }, 'from_mismatch');
+    await dropped(setup, { from: email, to: mail.to, data: withFrom(`"x" <forger@example.test>@${email.split('@')[1]}`) }, 'from_mismatch');
+    await dropped(setup, { from: email, to: mail.to, data: withFrom(`<${email}> <forger@example.test>`) }, 'from_mismatch');
+    await dropped(setup, { from: email, to: mail.to, data: withFrom(`<\u212A${email.slice(1)}>`) }, 'from_mismatch');
+  });
+
+  it('drops a reply from a member who left, and one to an address made before they left and came back', async () => {
+    const room = await announced(1);
+    const learner = room.learners[0]!;
+    const mail = replyTo('gmail.eml', room.notification, room.email);
+    expect((await learner.api.post(`/api/rooms/${room.id}/leave`)).status).toBeLessThan(300);
+    await dropped(room, { from: room.email, to: mail.to, data: mail.data }, 'not_a_member');
+
+    expect((await learner.api.post('/api/rooms/join', { inviteCode: room.inviteCode })).status).toBe(200);
+    await dropped(room, { from: room.email, to: mail.to, data: replyTo('gmail.eml', room.notification, room.email).data }, 'revoked_address');
+    // The next notification carries a new address, which works.
+    await send(room.instructor, room.id, { audience: 'everyone', kind: 'announcement', body: { text: 'welcome back' } });
+    const next = (await nthMail(room.email, 2)).raw;
+    expect(mailHeader(next, 'Reply-To')).not.toBe(mail.to);
+    const before = await inbound('posted', 'new');
+    const again = replyTo('gmail.eml', next, room.email);
+    expect((await swaks({ from: room.email, to: again.to, data: again.data })).ok).toBe(true);
+    await answered('posted', 'new', before);
+  });
+
+  it('drops a redelivery of a posted mail whose text now strips differently', async () => {
+    const room = await announced(1);
+    const mail = replyTo('gmail.eml', room.notification, room.email);
+    const before = await inbound('posted', 'new');
+    expect((await swaks({ from: room.email, to: mail.to, data: mail.data })).ok).toBe(true);
+    await answered('posted', 'new', before);
+    const changed = mail.data.replaceAll('Thanks, I will bring the lab report on Friday.', 'Thanks, I will bring it.');
+    await dropped(room, { from: room.email, to: mail.to, data: changed }, 'already_posted');
   });
 
   it('lets only the member revoke their own addresses (401, 403, 404)', async () => {
@@ -297,6 +387,7 @@ describe('bounces', () => {
       .replaceAll('{{TO}}', returnPath)
       .replaceAll('{{RECIPIENT}}', room.email)
       .replaceAll('{{MESSAGE_ID}}', messageId())
+      .replaceAll('{{RETURNED_ID}}', mailHeader(room.notification, 'Message-ID')!)
       .replace(/\r?\n/g, '\r\n');
     const before = await inbound('bounce', 'soft');
     expect((await swaks({ from: '<>', to: returnPath, data: dsn })).ok).toBe(true);
@@ -307,8 +398,73 @@ describe('bounces', () => {
   });
 });
 
+describe('forged bounces', () => {
+  /** A soft-bounce report about `room.email`, sent to its return path; `returned` is the Message-ID of the mail it says it returns. */
+  const report = (room: Setup, returned: string): { returnPath: string; data: string } => {
+    const returnPath = /<(.+)>/.exec(mailHeader(room.notification, 'Return-Path')!)![1]!;
+    const data = readFileSync(path.join(import.meta.dirname, 'fixtures', 'inbound', 'dsn-delayed.eml'), 'utf8')
+      .replaceAll('{{TO}}', returnPath)
+      .replaceAll('{{RECIPIENT}}', room.email)
+      .replaceAll('{{MESSAGE_ID}}', messageId())
+      .replaceAll('{{RETURNED_ID}}', returned)
+      .replace(/\r?\n/g, '\r\n');
+    return { returnPath, data };
+  };
+
+  it('count nothing when not sent by an MTA (a sender), or not about a mail of ours', async () => {
+    const room = await announced(1);
+    const ours = mailHeader(room.notification, 'Message-ID')!;
+    const attempts: [string, string][] = [
+      [room.email, ours],
+      ['<>', messageId()],
+    ];
+    for (const [from, returned] of attempts) {
+      const { returnPath, data } = report(room, returned);
+      const before = await inbound('discarded', 'unverified_report');
+      expect((await swaks({ from, to: returnPath, data })).ok).toBe(true);
+      await answered('discarded', 'unverified_report', before);
+    }
+    // One about another address, through the right return path, with our Message-ID.
+    const other = report(room, ours);
+    const before = await inbound('discarded', 'unverified_report');
+    expect((await swaks({ from: '<>', to: other.returnPath, data: other.data.replaceAll(`rfc822; ${room.email}`, 'rfc822; stranger@example.test').replaceAll(`rfc822;${room.email}`, 'rfc822;stranger@example.test') })).ok).toBe(true);
+    await answered('discarded', 'unverified_report', before);
+    const { rows } = await h.server.services.pool.query('SELECT 1 FROM mail_soft_bounces WHERE email = $1', [room.email]);
+    expect(rows).toEqual([]);
+    expect(await h.server.mail.store.isSuppressed(room.email)).toBe(false);
+  });
+});
+
+describe('reply addresses over time', () => {
+  it('are replaced on new mail once older than the rotation, and the old one works until it expires', async () => {
+    const room = await announced(1);
+    const old = mailHeader(room.notification, 'Reply-To')!;
+    const hash = createHash('sha256').update(/^reply\+([a-z2-7]{32})@/.exec(old)![1]!).digest('hex');
+    // As if the learner had joined 92 days ago and been mailed the next day.
+    await h.server.services.pool.query(`UPDATE memberships SET joined_at = now() - interval '92 days' WHERE room_id = $1 AND user_id = $2`, [room.id, room.learners[0]!.id]);
+    await h.server.services.pool.query(`UPDATE inbound_addresses SET created_at = now() - interval '91 days' WHERE token_hash = $1`, [hash]);
+    await send(room.instructor, room.id, { audience: 'everyone', kind: 'announcement', body: { text: 'rotated' } });
+    const next = (await nthMail(room.email, 2)).raw;
+    expect(mailHeader(next, 'Reply-To')).toMatch(/^reply\+[a-z2-7]{32}@roomcast\.localhost$/);
+    expect(mailHeader(next, 'Reply-To')).not.toBe(old);
+    const before = await inbound('posted', 'new');
+    const mail = replyTo('gmail.eml', room.notification, room.email);
+    expect((await swaks({ from: room.email, to: mail.to, data: mail.data })).ok).toBe(true);
+    await answered('posted', 'new', before);
+  });
+
+  it('are deleted a while after they stop working, when new ones are made', async () => {
+    const room = await announced(1);
+    const hash = createHash('sha256').update(/^reply\+([a-z2-7]{32})@/.exec(mailHeader(room.notification, 'Reply-To')!)![1]!).digest('hex');
+    await h.server.services.pool.query(`UPDATE inbound_addresses SET expires_at = now() - interval '31 days' WHERE token_hash = $1`, [hash]);
+    await announced(1);
+    const { rows } = await h.server.services.pool.query('SELECT 1 FROM inbound_addresses WHERE token_hash = $1', [hash]);
+    expect(rows).toEqual([]);
+  });
+});
+
 describe('the LMTP listener', () => {
-  const lmtp = () => nodemailer.createTransport({ host: h.config.app.host, port: h.config.inbound.lmtpPort, lmtp: true, ignoreTLS: true });
+  const lmtp = () => nodemailer.createTransport({ host: h.config.inbound.lmtpHost, port: h.config.inbound.lmtpPort, lmtp: true, ignoreTLS: true });
   /** The listener's answer for the one recipient: nodemailer resolves an LMTP send and lists per-recipient refusals. */
   const answer = async (send: Promise<{ rejectedErrors?: { responseCode?: number; response?: string }[] }>): Promise<{ code: number; response: string }> => {
     try {
@@ -341,12 +497,16 @@ describe('the LMTP listener', () => {
     const room = await announced(1);
     const transport = lmtp();
     try {
+      let first: { to: string; data: string } | undefined;
       for (let i = 0; i < MAX_PER_HOUR; i++) {
         const mail = replyTo('gmail.eml', room.notification, room.email);
+        first ??= mail;
         expect((await answer(transport.sendMail({ envelope: { from: room.email, to: mail.to }, raw: mail.data }))).code).toBe(250);
       }
       const over = replyTo('gmail.eml', room.notification, room.email);
       expect(await answer(transport.sendMail({ envelope: { from: room.email, to: over.to }, raw: over.data }))).toEqual({ code: 451, response: expect.stringContaining('too many mails') });
+      // A mail already counted, offered again (our 250 was lost), counts nothing more and is answered.
+      expect((await answer(transport.sendMail({ envelope: { from: room.email, to: first!.to }, raw: first!.data }))).code).toBe(250);
     } finally {
       transport.close();
     }

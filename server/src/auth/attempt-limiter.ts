@@ -110,7 +110,7 @@ export class AttemptLimiter {
     private readonly redis: Redis,
     private readonly limits: Config['loginLimits'],
     /** Keeps each secret's counts apart in Redis. */
-    private readonly secret: 'login' | 'invite' | 'link' | 'inbound',
+    private readonly secret: 'login' | 'invite' | 'link',
   ) {}
 
   /** Password guesses; the account is the username tried. */
@@ -121,16 +121,6 @@ export class AttemptLimiter {
   /** Invite code guesses; the account is the user id trying them. */
   static invites(redis: Redis): AttemptLimiter {
     return new AttemptLimiter(redis, INVITE_LIMITS, 'invite');
-  }
-
-  /**
-   * Replies and commands by mail (docs/inbound-mail.md): the account is the user the address
-   * belongs to, the address the mail's From. Not guessing, but the same counting: a person may
-   * send `perHour` an hour over all their rooms and mailboxes.
-   */
-  static inboundMail(redis: Redis, perHour: number): AttemptLimiter {
-    const hourly = { maxFailures: perHour, windowSeconds: 3600 };
-    return new AttemptLimiter(redis, { perAccountAddress: hourly, perAccount: hourly, perAddress: hourly }, 'inbound');
   }
 
   /** Requests that mail a link; the account is the mailbox written to. */

@@ -15,7 +15,7 @@ export interface MailFacts {
   header: (name: string) => string | undefined;
   /** How many Received headers the mail carries. */
   receivedCount: number;
-  /** The From address, lower case, if any. */
+  /** The address of the mail's one From line as written (from-address.ts); null when there is not exactly one. */
   from: string | null;
 }
 

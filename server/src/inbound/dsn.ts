@@ -6,13 +6,16 @@
  * status (a `delayed` action, or a failure the reporter calls temporary) a soft one.
  *
  * Which address bounced is not read from here (a DSN's body says whatever its sender wants):
- * it is the one our bounces+ return path was issued for (inbound-addresses.ts).
+ * it is the one our bounces+ return path was issued for (mail/inbound-addresses.ts). The
+ * report's recipient blocks and returned headers only have to agree with it, or the report is
+ * not believed (inbound-processor.ts).
  */
 
 export type BounceKind = 'hard' | 'soft';
 
 export interface RecipientStatus {
   finalRecipient: string | null;
+  originalRecipient: string | null;
   action: string;
   /** The enhanced status code, e.g. `5.1.1`. */
   status: string;
@@ -35,11 +38,15 @@ function fields(block: string): Map<string, string> {
   return out;
 }
 
-/** `rfc822; a@b.example` → `a@b.example`. */
-const addressOf = (field: string | undefined): string | null => (field === undefined ? null : (field.split(';').at(-1)?.trim() ?? null));
+/** `rfc822; a@b.example` (or `rfc822;<a@b.example>`) → `a@b.example`. */
+const addressOf = (field: string | undefined): string | null =>
+  field === undefined ? null : (field.split(';').at(-1)?.trim().replace(/^<(.*)>$/, '$1') ?? null);
 
-/** The recipient blocks of a `message/delivery-status` body, and the worst outcome among them. */
-export function parseDeliveryStatus(body: string): DeliveryReport {
+/**
+ * The recipient blocks of a `message/delivery-status` body, and the worst outcome among them;
+ * with `about`, only the blocks whose final or original recipient it accepts.
+ */
+export function parseDeliveryStatus(body: string, about: (recipient: string | null) => boolean = () => true): DeliveryReport {
   const blocks = body.trim().split(/\r?\n[ \t]*\r?\n/);
   const recipients: RecipientStatus[] = [];
   // The first block is about the message; a block without Action is not about a recipient.
@@ -48,7 +55,10 @@ export function parseDeliveryStatus(body: string): DeliveryReport {
     const action = f.get('action')?.toLowerCase();
     const status = /^([245])\.\d{1,3}\.\d{1,3}/.exec(f.get('status') ?? '')?.[0];
     if (action === undefined || status === undefined) continue;
-    recipients.push({ finalRecipient: addressOf(f.get('final-recipient')), action, status, diagnostic: f.get('diagnostic-code') ?? null });
+    const finalRecipient = addressOf(f.get('final-recipient'));
+    const originalRecipient = addressOf(f.get('original-recipient'));
+    if (!about(finalRecipient) && !about(originalRecipient)) continue;
+    recipients.push({ finalRecipient, originalRecipient, action, status, diagnostic: f.get('diagnostic-code') ?? null });
   }
   let kind: BounceKind | null = null;
   for (const r of recipients) {
@@ -58,15 +68,14 @@ export function parseDeliveryStatus(body: string): DeliveryReport {
   return { recipients, kind };
 }
 
-const STATUS_PART = /^content-type:[ \t]*message\/(?:global-)?delivery-status\b/im;
-
 /**
- * The body of the `message/delivery-status` part of a raw report, or null when there is none.
- * Read from the raw mail because mailparser folds that part into the text. The part ends at the
- * next MIME boundary line; base64 (which no MTA we know uses here, but the RFC allows) is decoded.
+ * The body of the first part of a raw report whose Content-Type matches `type`, or null when
+ * there is none. Read from the raw mail because mailparser folds these parts into the text. The
+ * part ends at the next MIME boundary line; base64 (which no MTA we know uses here, but the RFC
+ * allows) is decoded.
  */
-export function deliveryStatusPart(raw: string): string | null {
-  const header = STATUS_PART.exec(raw);
+function partBody(raw: string, type: RegExp): string | null {
+  const header = type.exec(raw);
   if (header === null) return null;
   const rest = raw.slice(header.index);
   const blank = /\r?\n\r?\n/.exec(rest);
@@ -74,4 +83,16 @@ export function deliveryStatusPart(raw: string): string | null {
   const headers = rest.slice(0, blank.index);
   const body = rest.slice(blank.index + blank[0].length).split(/\r?\n--/)[0] ?? '';
   return /^content-transfer-encoding:[ \t]*base64/im.test(headers) ? Buffer.from(body, 'base64').toString('utf8') : body;
+}
+
+/** The `message/delivery-status` part: one block about the message, then one per recipient. */
+export const deliveryStatusPart = (raw: string): string | null => partBody(raw, /^content-type:[ \t]*message\/(?:global-)?delivery-status\b/im);
+
+/**
+ * The headers of the mail the report is about: a `text/rfc822-headers` part, or the header block
+ * of a `message/rfc822` one (the whole mail returned).
+ */
+export function returnedHeadersPart(raw: string): string | null {
+  const body = partBody(raw, /^content-type:[ \t]*(?:text\/rfc822-headers|message\/(?:global|rfc822))\b/im);
+  return body === null ? null : (body.split(/\r?\n\r?\n/)[0] ?? '');
 }

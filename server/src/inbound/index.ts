@@ -5,7 +5,6 @@
  * channel's notifications (`MailChannel.addresses`).
  */
 import type { Config } from '../../../runtime/config';
-import { AttemptLimiter } from '../auth/attempt-limiter';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
 import type { MailChannel } from '../mail/mail-channel';
@@ -14,6 +13,7 @@ import type { Metrics } from '../metrics';
 import type { Redis } from '../redis';
 import { BounceStore } from './bounce-store';
 import { InboundProcessor } from './inbound-processor';
+import { InboundRate } from './inbound-rate';
 import { LmtpListener } from './lmtp-server';
 
 export type { InboundOutcome } from './inbound-processor';
@@ -25,18 +25,19 @@ export class InboundMail {
     const { config } = o;
     const processor = new InboundProcessor({
       pool: o.pool,
-      addresses: o.mail.addresses,
       mail: o.mail,
       bounces: new BounceStore(o.pool, o.mail.store),
       sendMessage: o.sendMessage,
-      limiter: AttemptLimiter.inboundMail(o.redis, config.inbound.maxPerHour),
+      rate: new InboundRate(o.redis, config.inbound.maxPerHour),
       domain: config.inbound.domain,
       messageIdDomain: config.mail.domain,
       ownFrom: config.mail.from,
+      authservId: config.inbound.authservId,
     });
     this.listener = new LmtpListener({
-      host: config.app.host,
+      host: config.inbound.lmtpHost,
       port: config.inbound.lmtpPort,
+      allow: config.inbound.lmtpAllow,
       domain: config.inbound.domain,
       maxBytes: config.inbound.maxBytes,
       processor,
@@ -50,7 +51,10 @@ export class InboundMail {
     return this.listener.start();
   }
 
-  /** Stops listening; mail the MTA could not hand over stays in its queue and is offered again. */
+  /**
+   * Stops listening and waits (bounded) for mail being processed; mail the MTA could not hand
+   * over, or whose answer it did not get, stays in its queue and is offered again.
+   */
   stop(): Promise<void> {
     return this.listener.stop();
   }

@@ -12,8 +12,14 @@
  * base32 (mail software may fold the case of a local part). The row keeps only the token's
  * SHA-256, so a database dump hands out no working address; deriving the token from the id lets
  * the next mail to the same person and room reuse the row without storing the token. Rows expire
- * (each reuse extends them) and can be revoked; an address never carries a credential, and
- * knowing one lets nobody in: the From of the mail must be the user's verified address too.
+ * (each reuse extends them, but only for ROOMCAST_INBOUND_ADDRESS_ROTATE_DAYS after the row was
+ * made: then new mails carry a new address, so none lives longer than rotation + TTL however much
+ * it is used) and can be revoked. A reply or command address made before its user's current
+ * membership of the room began (they left, or were removed, and came back) counts as revoked, so
+ * leaving a room ends every address about it without a hook in the room service. Rows that
+ * stopped working PRUNE_AFTER_DAYS ago are deleted a few at a time whenever a new one is made.
+ * An address never carries a credential, and knowing one lets nobody in: the From of the mail
+ * must be the user's verified address too.
  */
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import type { Config } from '../../../runtime/config';
@@ -46,7 +52,8 @@ function base32(bytes: Buffer): string {
   return out;
 }
 
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+/** Hex SHA-256: of a token, the row's key; inbound/ keys mails with it too. */
+export const sha256 = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 
 /** What a reply to a notification posts: the thread it answers. */
 export interface ReplyTarget {
@@ -88,15 +95,27 @@ interface Row {
 
 type Db = Pick<Pool | PoolClient, 'query'>;
 
+/** Expired and revoked rows are kept this long, so a late mail to one is logged as `expired` or `revoked`, not `unknown`. */
+const PRUNE_AFTER_DAYS = 30;
+/** Rows deleted per new row: enough to keep up with the rows made, never a long statement. */
+const PRUNE_BATCH = 100;
+
+/**
+ * SQL: whether the reply or command row `a` was made since its user last joined the room;
+ * `whenNotMember` when they are not a member now.
+ */
+const madeSinceJoining = (whenNotMember: boolean): string =>
+  `coalesce(a.created_at >= (SELECT m.joined_at FROM memberships m WHERE m.room_id = a.room_id AND m.user_id = a.user_id), ${whenNotMember})`;
+
 export class InboundAddresses {
   constructor(
     private readonly pool: Pool,
-    private readonly o: { domain: string; secret: string; ttlMs: number },
+    private readonly o: { domain: string; secret: string; ttlMs: number; rotateMs: number },
   ) {}
 
-  /** As configured: the inbound domain, the link secret, the address lifetime. */
+  /** As configured: the inbound domain, the link secret, the address lifetime and rotation. */
   static fromConfig(pool: Pool, config: Config): InboundAddresses {
-    return new InboundAddresses(pool, { domain: config.inbound.domain, secret: config.linkSecret, ttlMs: config.inbound.addressTtlMs });
+    return new InboundAddresses(pool, { domain: config.inbound.domain, secret: config.linkSecret, ttlMs: config.inbound.addressTtlMs, rotateMs: config.inbound.addressRotateMs });
   }
 
   private token(id: string): string {
@@ -108,18 +127,20 @@ export class InboundAddresses {
   }
 
   /**
-   * The live row matching `match` gets a fresh expiry and is reused; without one, a new row.
-   * Two callers at once may each make one: both addresses work, so no lock is worth it.
+   * The live row matching `match` (on `a`, with its values from $4) gets a fresh expiry and is
+   * reused, if it is younger than the rotation; without one, a new row. Two callers at once may
+   * each make one: both addresses work, so no lock is worth it.
    */
   private async issue(db: Db, purpose: InboundPurpose, match: string, values: unknown[], insert: Record<string, unknown>): Promise<string> {
     const ttl = this.o.ttlMs / 1000;
     const reused = await db.query<{ id: string }>(
       `UPDATE inbound_addresses SET expires_at = now() + make_interval(secs => $1)
-        WHERE id = (SELECT id FROM inbound_addresses
-                     WHERE purpose = $2 AND revoked_at IS NULL AND expires_at > now() AND ${match}
+        WHERE id = (SELECT id FROM inbound_addresses a
+                     WHERE purpose = $2 AND revoked_at IS NULL AND expires_at > now()
+                       AND created_at > now() - make_interval(secs => $3) AND ${match}
                      ORDER BY created_at DESC LIMIT 1)
         RETURNING id`,
-      [ttl, purpose, ...values],
+      [ttl, purpose, this.o.rotateMs / 1000, ...values],
     );
     const found = reused.rows[0]?.id;
     if (found !== undefined) return this.address(purpose, found);
@@ -130,6 +151,13 @@ export class InboundAddresses {
        VALUES ($1, $2, $3, now() + make_interval(secs => $4), ${columns.map((_c, i) => `$${i + 5}`).join(', ')})`,
       [id, purpose, sha256(this.token(id)), ttl, ...Object.values(insert)],
     );
+    // SKIP LOCKED: two transactions pruning at once take different rows instead of waiting on each other.
+    await db.query(
+      `DELETE FROM inbound_addresses WHERE id IN (
+         SELECT id FROM inbound_addresses WHERE LEAST(expires_at, revoked_at) < now() - make_interval(days => $1)
+          LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+      [PRUNE_AFTER_DAYS, PRUNE_BATCH],
+    );
     return this.address(purpose, id);
   }
 
@@ -138,7 +166,7 @@ export class InboundAddresses {
     return this.issue(
       db,
       'reply',
-      'user_id = $3 AND room_id = $4 AND post_audience = $5 AND post_recipient IS NOT DISTINCT FROM $6::uuid AND post_kind = $7',
+      `user_id = $4 AND room_id = $5 AND post_audience = $6 AND post_recipient IS NOT DISTINCT FROM $7::uuid AND post_kind = $8 AND ${madeSinceJoining(false)}`,
       [userId, roomId, target.audience, target.recipientId, target.kind],
       { user_id: userId, room_id: roomId, post_audience: target.audience, post_recipient: target.recipientId, post_kind: target.kind },
     );
@@ -146,22 +174,24 @@ export class InboundAddresses {
 
   /** Where `userId` mails commands about `roomId`. */
   commandAddress(db: Db, userId: string, roomId: string): Promise<string> {
-    return this.issue(db, 'command', 'user_id = $3 AND room_id = $4', [userId, roomId], { user_id: userId, room_id: roomId });
+    return this.issue(db, 'command', `user_id = $4 AND room_id = $5 AND ${madeSinceJoining(false)}`, [userId, roomId], { user_id: userId, room_id: roomId });
   }
 
   /** The return path of mail to `email`: where its delivery status notifications come back. */
   bounceAddress(email: string): Promise<string> {
     const e = email.toLowerCase();
-    return this.issue(this.pool, 'bounce', 'email = $3', [e], { email: e });
+    return this.issue(this.pool, 'bounce', 'email = $4', [e], { email: e });
   }
 
   /** What the address stands for, or why it stands for nothing. */
   async resolve(purpose: InboundPurpose, token: string): Promise<InboundGrant | AddressRefusal> {
     if (!TOKEN_SHAPE.test(token)) return 'unknown';
+    // A bounce row has no room; for a reply or command row of a member who left, the processor says not_a_member.
     const { rows } = await this.pool.query<Row>(
       `SELECT id, purpose, user_id, room_id, post_audience, post_recipient, post_kind, email,
-              expires_at <= now() AS expired, revoked_at IS NOT NULL AS revoked
-         FROM inbound_addresses WHERE token_hash = $1 AND purpose = $2`,
+              expires_at <= now() AS expired,
+              revoked_at IS NOT NULL OR (room_id IS NOT NULL AND NOT ${madeSinceJoining(true)}) AS revoked
+         FROM inbound_addresses a WHERE token_hash = $1 AND purpose = $2`,
       [sha256(token), purpose],
     );
     const r = rows[0];

@@ -29,8 +29,12 @@ export interface RoomRef {
 
 /** The variables each template gets. */
 export interface MailVars {
-  /** `commandAddress`: where the recipient mails commands about the room (docs/inbound-mail.md). */
-  notification: { recipient: { name: string }; room: RoomRef; message: MailItem; unsubscribeUrl: string; commandAddress: string };
+  /**
+   * `commandAddress`: where the recipient mails commands about the room (docs/inbound-mail.md);
+   * `replyAudience`: who sees a reply to the mail, everyone in the room, or (`private`) the
+   * message's sender and the room's instructors.
+   */
+  notification: { recipient: { name: string }; room: RoomRef; message: MailItem; unsubscribeUrl: string; commandAddress: string; replyAudience: 'everyone' | 'private' };
   digest: { recipient: { name: string }; room: RoomRef; window: 'hourly' | 'daily'; items: MailItem[]; count: number; unsubscribeUrl: string };
   reminder: { recipient: { name: string }; room: RoomRef; missed: number; items: MailItem[]; unsubscribeUrl: string };
   password_reset: { recipient: { name: string }; resetUrl: string; expiresMinutes: number };

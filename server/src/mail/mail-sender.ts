@@ -21,7 +21,6 @@ import type { MailStore } from './mail-store';
 import { createSmtpTransport, smtpFailure, type SmtpSettings } from './smtp-transport';
 import type { MailTemplates } from './templates';
 
-
 export interface MailSenderOptions {
   jobs: JobQueue<MailJob>;
   smtp: SmtpSettings;
@@ -31,7 +30,7 @@ export interface MailSenderOptions {
   logger: Logger;
   intervalMs: number;
   /**
-   * The envelope sender of mail to an address: its bounces+ address (inbound/inbound-addresses.ts),
+   * The envelope sender of mail to an address: its bounces+ address (inbound-addresses.ts),
    * so a delivery status notification that comes back says which address bounced.
    */
   returnPath: (to: string) => Promise<string>;

@@ -153,8 +153,8 @@ export class MailStore {
     return rows[0]?.mode ?? 'immediate';
   }
 
-  async setMode(userId: string, roomId: string, mode: NotifyMode): Promise<void> {
-    await this.pool.query(
+  async setMode(userId: string, roomId: string, mode: NotifyMode, db: Db = this.pool): Promise<void> {
+    await db.query(
       `INSERT INTO notification_prefs (user_id, room_id, mode) VALUES ($1, $2, $3)
        ON CONFLICT (user_id, room_id) DO UPDATE SET mode = EXCLUDED.mode, updated_at = now()`,
       [userId, roomId, mode],

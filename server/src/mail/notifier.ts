@@ -52,13 +52,15 @@ export function createNotifier(o: NotifierOptions): Worker<Record<string, unknow
         const vars = { recipient: { name: member.name }, room: { name: message.roomName, url: roomUrl(o.links, message.roomId, member.role) } };
         const unsubscribe = unsubscribeUrl(o.links, member.id, message.roomId);
         if (member.mode === 'immediate' || isUrgent(message)) {
-          // A reply to the mail posts into the thread it is about (inbound/reply-target.ts).
-          const replyTo = await o.addresses.replyAddress(tx, member.id, message.roomId, replyTarget(message, member));
+          // A reply to the mail posts into the thread it is about (reply-target.ts), and the mail says who will see it.
+          const target = replyTarget(message, member);
+          const replyTo = await o.addresses.replyAddress(tx, member.id, message.roomId, target);
           const commandAddress = await o.addresses.commandAddress(tx, member.id, message.roomId);
+          const replyAudience = target.audience === 'everyone' ? 'everyone' : 'private';
           await o.mail.enqueue(tx, `notify:${message.id}:${member.id}`, {
             to: member.email,
             type: 'notification',
-            vars: { ...vars, message: mailItem(message), unsubscribeUrl: unsubscribe, commandAddress },
+            vars: { ...vars, message: mailItem(message), unsubscribeUrl: unsubscribe, commandAddress, replyAudience },
             unsubscribeUrl: unsubscribe,
             replyTo,
           });

@@ -62,7 +62,7 @@ const SAMPLE_ROOM = { name: 'Physics 101', url: 'https://roomcast.example/rooms/
 const SAMPLE_UNSUBSCRIBE = 'https://roomcast.example/unsubscribe/sample';
 const SAMPLE_COMMANDS = 'cmd+sample@roomcast.example';
 const SAMPLES: { [T in MailType]: MailVars[T] } = {
-  notification: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, message: URGENT_ITEM, unsubscribeUrl: SAMPLE_UNSUBSCRIBE, commandAddress: SAMPLE_COMMANDS },
+  notification: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, message: URGENT_ITEM, unsubscribeUrl: SAMPLE_UNSUBSCRIBE, commandAddress: SAMPLE_COMMANDS, replyAudience: 'private' },
   digest: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, window: 'daily', items: [URGENT_ITEM, CHAT_ITEM], count: 3, unsubscribeUrl: SAMPLE_UNSUBSCRIBE },
   reminder: { recipient: { name: 'Alex' }, room: SAMPLE_ROOM, missed: 4, items: [URGENT_ITEM, CHAT_ITEM], unsubscribeUrl: SAMPLE_UNSUBSCRIBE },
   password_reset: { recipient: { name: 'Alex' }, resetUrl: 'https://roomcast.example/reset/sample', expiresMinutes: 30 },

@@ -22,7 +22,7 @@ const unsubscribeUrl = 'https://roomcast.test/unsubscribe/tok-9';
 const commandAddress = 'cmd+abcdefghijklmnopqrstuvwxyz234567@roomcast.test';
 
 const VARS: { [T in MailType]: MailVars[T] } = {
-  notification: { recipient: { name: 'Sam' }, room, message: item({ kind: 'announcement', urgent: true, text: 'Quiz moved to Friday.' }), unsubscribeUrl, commandAddress },
+  notification: { recipient: { name: 'Sam' }, room, message: item({ kind: 'announcement', urgent: true, text: 'Quiz moved to Friday.' }), unsubscribeUrl, commandAddress, replyAudience: 'everyone' },
   digest: {
     recipient: { name: 'Sam' },
     room,
@@ -62,7 +62,7 @@ const VARS: { [T in MailType]: MailVars[T] } = {
 
 /** What each rendered mail must show, in both its text and its html part. */
 const SHOWS: { [T in MailType]: string[] } = {
-  notification: ['Sam', 'Jordan Lee', 'Organic Chemistry', 'Quiz moved to Friday.', room.url, unsubscribeUrl, 'rgent', commandAddress],
+  notification: ['Sam', 'Jordan Lee', 'Organic Chemistry', 'Quiz moved to Friday.', room.url, unsubscribeUrl, 'rgent', commandAddress, 'everyone in Organic Chemistry will see your reply'],
   digest: ['Sam', 'Ana', 'First point', 'Ben', 'Second point', '14:30', room.url, unsubscribeUrl],
   reminder: ['Sam', '7 unread messages', 'Cleo', 'Anyone there?', room.url, unsubscribeUrl],
   password_reset: ['Sam', 'https://roomcast.test/reset/abc', '45 minutes', 'ignore'],
@@ -125,6 +125,17 @@ describe('the real templates', () => {
       expect(mail.html).toContain(shown);
     }
     expect(templates.problems()).toEqual([]);
+  });
+
+  it('say who sees a reply to a notification: everyone in the room, or the sender and the instructors', async () => {
+    const templates = await load();
+    const open = await templates.render('notification', VARS.notification);
+    const privately = await templates.render('notification', { ...VARS.notification, replyAudience: 'private' });
+    for (const part of [open.text, open.html]) expect(part).toContain('everyone in Organic Chemistry will see your reply');
+    for (const part of [privately.text, privately.html]) {
+      expect(part).toContain('answer Jordan Lee privately: only they and the instructors of Organic Chemistry will see your reply');
+      expect(part).not.toContain('everyone in');
+    }
   });
 
   it('escape HTML in the html part and leave the text part as written', async () => {
