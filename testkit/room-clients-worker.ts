@@ -40,6 +40,8 @@ export interface ChaosClientView {
   finalState: string;
   /** Every connection state the client went through, with when it entered it (ms since epoch). */
   timeline: [at: number, state: string][];
+  /** Every presence the client was shown: when, how many online, and (instructors) who. */
+  presence: [at: number, online: number, members: string[] | null][];
 }
 
 export interface ChaosClientsResult {
@@ -67,7 +69,17 @@ workerMain<ChaosClientsParams, ChaosClientsResult>(async (p, stopped, ready) => 
       silenceResyncMs: p.silenceResyncMs,
       reconnect: { initialMs: 200, maxMs: 3000 },
     });
-    const view = { spec, room, shownAt: {} as Record<string, number>, reconnects: 0, timeline: [[Date.now(), room.state]] as [number, string][] };
+    const view = {
+      spec,
+      room,
+      shownAt: {} as Record<string, number>,
+      reconnects: 0,
+      timeline: [[Date.now(), room.state]] as [number, string][],
+      presence: [] as [number, number, string[] | null][],
+    };
+    room.on('presence', (p) => {
+      view.presence.push([Date.now(), p.online, p.members ? p.members.map((m) => m.userId) : null]);
+    });
     room.on('message', (m) => {
       view.shownAt[m.id] ??= Date.now();
     });
@@ -117,6 +129,7 @@ workerMain<ChaosClientsParams, ChaosClientsResult>(async (p, stopped, ready) => 
       reconnects: e.reconnects,
       finalState: e.room.state,
       timeline: e.timeline,
+      presence: e.presence,
     }),
   );
   await Promise.all(entries.map((e) => e.room.stop()));
