@@ -2,8 +2,9 @@
  * `npm run bench:interactions`: a class of N learners (500 by default) and its instructor, as
  * headless room clients on the page's client library through the TLS proxy (issue 18).
  *
- * 1. Presence: the instructor's client is live; then every learner opens the room at once.
- *    Per learner, the time from opening the room to the instructor's list showing them.
+ * 1. Presence: the instructor's client is live; then every learner opens the room at once, and
+ *    then 20 more one by one. Per learner, the time from opening the room to the instructor's
+ *    list showing them.
  * 2. A poll of the whole class: opened, answered by every learner at once. Per answer, the time
  *    from its commit to the instructor's client holding it (its tally counted it); and from the
  *    last answer's commit to the instructor's tally being complete.
@@ -34,6 +35,7 @@ const cli = parseCli({ learners: { type: 'string', default: '500' }, processes: 
 const learners = cli.integer('learners', 10, 2000);
 const processes = cli.integer('processes', 1, 16);
 const { say, log } = progress();
+const LATE = 20;
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -50,7 +52,8 @@ async function main(): Promise<void> {
   const workers: WorkerHandle<ChaosClientsResult>[] = [];
   const startedAt = new Date().toISOString();
   try {
-    const [room] = await makeBenchRooms(services, 1, learners);
+    // LATE more learners open the room one by one once the class is in: presence at 500 members.
+    const [room] = await makeBenchRooms(services, 1, learners + LATE);
     if (!room) throw new Error('no room');
     const worker = (clients: ChaosClientSpec[]): WorkerHandle<ChaosClientsResult> => {
       const w = startWorker<ChaosClientsParams, ChaosClientsResult>(
@@ -72,11 +75,19 @@ async function main(): Promise<void> {
     await until('the instructor live', () => live([teacher], 1), 30_000);
     say(`presence: ${learners} learners open the room at once`);
     const shares: ChaosClientSpec[][] = Array.from({ length: processes }, () => []);
-    room.learners.forEach((l, i) => shares[i % processes]?.push({ userId: l.id, roomId: room.id, token: l.token, role: 'learner' }));
+    room.learners.slice(0, learners).forEach((l, i) => shares[i % processes]?.push({ userId: l.id, roomId: room.id, token: l.token, role: 'learner' }));
     const classWorkers = shares.map(worker);
     await Promise.all(classWorkers.map((w) => w.ready));
     await until('every learner live', () => live(classWorkers, learners), 180_000);
     await sleep(2000);
+    say(`presence: ${LATE} more learners open the room, one every 500 ms`);
+    const lateWorkers: WorkerHandle<ChaosClientsResult>[] = [];
+    for (const l of room.learners.slice(learners)) {
+      lateWorkers.push(worker([{ userId: l.id, roomId: room.id, token: l.token, role: 'learner' }]));
+      await sleep(500);
+    }
+    await Promise.all(lateWorkers.map((w) => w.ready));
+    await until('the late learners live', () => live(lateWorkers, LATE), 60_000);
 
     // 2. A poll of the whole class.
     const pollId = `bench-${Date.now().toString(36)}`;
@@ -91,14 +102,18 @@ async function main(): Promise<void> {
 
     const teacherView = (await teacher.stop()).views[0];
     const classViews = (await Promise.all(classWorkers.map((w) => w.stop()))).flatMap((r) => r.views);
+    const lateViews = (await Promise.all(lateWorkers.map((w) => w.stop()))).flatMap((r) => r.views);
     workers.length = 0;
     if (!teacherView) throw new Error('no instructor view');
 
-    const joinToShown = classViews.flatMap((v) => {
-      const opened = v.timeline[0]?.[0];
-      const shown = teacherView.presence.find(([, , members]) => members?.includes(v.userId))?.[0];
-      return opened !== undefined && shown !== undefined ? [Math.max(0, shown - opened)] : [];
-    });
+    const joinToShownOf = (views: typeof classViews): number[] =>
+      views.flatMap((v) => {
+        const opened = v.timeline[0]?.[0];
+        const shown = teacherView.presence.find(([, , members]) => members?.includes(v.userId))?.[0];
+        return opened !== undefined && shown !== undefined ? [Math.max(0, shown - opened)] : [];
+      });
+    const joinToShown = joinToShownOf(classViews);
+    const lateJoinToShown = joinToShownOf(lateViews);
     const stored = await answers();
     const answerToTally = stored.flatMap((a) => (teacherView.shownAt[a.id] === undefined ? [] : [(teacherView.shownAt[a.id] as number) - a.created_at.getTime()]));
     const last = stored.reduce((a, b) => (a.created_at > b.created_at ? a : b));
@@ -108,7 +123,12 @@ async function main(): Promise<void> {
       machine: machineFacts(),
       startedAt,
       learners,
-      presence: { shownOf: joinToShown.length, joinToShownMs: roundSummary(summarize(joinToShown)) },
+      presence: {
+        shownOf: joinToShown.length,
+        joinToShownMs: roundSummary(summarize(joinToShown)),
+        lateShownOf: lateJoinToShown.length,
+        lateJoinToShownMs: roundSummary(summarize(lateJoinToShown)),
+      },
       poll: {
         answersStoredInMs: last.created_at.getTime() - firstSent,
         heldOf: answerToTally.length,
@@ -117,6 +137,7 @@ async function main(): Promise<void> {
       },
     };
     const p = results.presence.joinToShownMs;
+    const lp = results.presence.lateJoinToShownMs;
     const a = results.poll.answerToInstructorMs;
     writeBenchResults(
       {
@@ -126,7 +147,8 @@ async function main(): Promise<void> {
         machine: results.machine,
         setup: `One room: ${learners} learners and an instructor, each a headless client through the TLS proxy; ${processes} client processes.`,
         rows: [
-          [`presence: a learner opens the room → the instructor's list shows them (${joinToShown.length} of ${learners})`, `p50 ${p.p50} ms, p99 ${p.p99} ms, max ${p.max} ms`],
+          [`presence: ${learners} learners open the room in the same second → the instructor's list shows each (${joinToShown.length} of ${learners})`, `p50 ${p.p50} ms, p99 ${p.p99} ms, max ${p.max} ms`],
+          [`presence: with ${learners} in, one more opens the room → the instructor's list shows them (${lateJoinToShown.length} of ${LATE}, one every 500 ms)`, `p50 ${lp.p50} ms, p99 ${lp.p99} ms, max ${lp.max} ms`],
           [`poll: ${learners} answers sent at once, stored`, `in ${results.poll.answersStoredInMs} ms (first to last commit)`],
           [`poll: an answer's commit → on the instructor's tally (${answerToTally.length} of ${learners})`, `p50 ${a.p50} ms, p99 ${a.p99} ms, max ${a.max} ms`],
           ['poll: last answer committed → the instructor\u2019s tally complete', `${results.poll.lastAnswerToCompleteTallyMs} ms`],

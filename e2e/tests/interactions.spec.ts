@@ -69,6 +69,20 @@ test('the instructor leads the view and a quiz; learners follow, answer and see 
   await expect(teacher.locator('#open-questions')).toHaveText('0 open');
   await expect(annPage.locator('.board-question', { hasText: 'Is neon reactive?' })).toContainText('answered');
 
+  // Bob is offline while the instructor moves three steps and opens a poll; back, his page shows exactly the current state.
+  await bobDriver.cutNetwork();
+  for (let i = 0; i < 3; i++) await teacher.getByRole('button', { name: 'Next step' }).click();
+  await teacher.getByLabel('Question', { exact: true }).fill('Lunch now?');
+  await teacher.getByLabel('Choices, one per line').fill('Yes\nNo');
+  await teacher.getByRole('button', { name: 'Open the poll' }).click();
+  await expect(annPage.locator('#shown-step .step-text')).toHaveText('Step 5');
+  await expect(bobPage.locator('#shown-step .step-text')).toHaveText('Step 2');
+  await bobDriver.restoreNetwork();
+  await bobDriver.expectLive();
+  await expect(bobPage.locator('#shown-step .step-text')).toHaveText('Step 5');
+  await expect(bobPage.locator('.poll', { hasText: 'Lunch now?' }).getByRole('button', { name: 'Answer' })).toBeVisible();
+  await expect(bobPage.locator('.poll')).toHaveCount(2);
+
   // Both pages, with everything above on them, pass WCAG 2.1 A and AA rules (a phone-sized learner page, the desktop console).
   for (const [who, p] of [['learner', annPage], ['instructor', teacher]] as const) expect(await accessibilityViolations(p), who).toEqual([]);
 });

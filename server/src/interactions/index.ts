@@ -69,12 +69,12 @@ export class Interactions {
       }
       case 'poll.answer': {
         await expect('instructors');
-        const poll = await facts.poll(a.pollId);
+        const poll = await facts.poll(a.pollId, who.userId);
         if (!poll) throw new NotFoundError('poll_not_found', `no poll ${a.pollId} in this room`);
         if (poll.closed || (poll.closesAt !== null && poll.closesAt.getTime() <= Date.now())) throw new AppError(409, 'poll_closed', 'the poll is closed');
         if (a.choices.some((c) => c >= poll.choices)) throw new ValidationError(`choices: the poll has ${poll.choices}`);
         if (!poll.multiple && a.choices.length !== 1) throw new ValidationError('choices: one choice in this poll');
-        if (!poll.allowChange && (await facts.hasAnswered(a.pollId, who.userId))) throw new AppError(409, 'poll_answered', 'you answered this poll already, and it does not allow a change');
+        if (!poll.allowChange && poll.answered) throw new AppError(409, 'poll_answered', 'you answered this poll already, and it does not allow a change');
         return [stored(a, 'instructors')];
       }
       case 'poll.reveal':

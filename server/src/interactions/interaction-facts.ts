@@ -25,31 +25,32 @@ export class InteractionFacts {
     private readonly roomId: string,
   ) {}
 
-  async poll(pollId: string): Promise<PollFacts | null> {
-    const { rows } = await this.tx.query<{ type: string; body: Record<string, unknown> }>(
-      `SELECT body->>'type' AS type, body FROM messages WHERE ${ACTION} AND body->>'pollId' = $2 AND body->>'type' IN ('poll.open', 'poll.close', 'poll.key') ORDER BY seq`,
-      [this.roomId, pollId],
-    );
-    const open = rows.find((r) => r.type === 'poll.open')?.body;
-    if (!open) return null;
-    const key = rows.find((r) => r.type === 'poll.key')?.body;
+  /**
+   * The poll as the log says now, and whether `answeredBy` has answered it: one round trip, a
+   * prepared statement (planned once per connection), as it runs under the room's lock for
+   * every answer of a class answering at once.
+   */
+  async poll(pollId: string, answeredBy?: string): Promise<(PollFacts & { answered: boolean }) | null> {
+    const { rows } = await this.tx.query<{ open: Record<string, unknown> | null; closed: boolean; correct: number[] | null; answered: boolean }>({
+      name: 'interaction-poll-facts',
+      text: `SELECT (SELECT body FROM messages WHERE ${ACTION} AND body->>'type' = 'poll.open' AND body->>'pollId' = $2 LIMIT 1) AS open,
+                    EXISTS (SELECT 1 FROM messages WHERE ${ACTION} AND body->>'type' = 'poll.close' AND body->>'pollId' = $2) AS closed,
+                    (SELECT body->'correct' FROM messages WHERE ${ACTION} AND body->>'type' = 'poll.key' AND body->>'pollId' = $2 LIMIT 1) AS correct,
+                    ($3::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM messages WHERE ${ACTION} AND sender_id = $3::uuid AND body->>'type' = 'poll.answer' AND body->>'pollId' = $2)) AS answered`,
+      values: [this.roomId, pollId, answeredBy ?? null],
+    });
+    const r = rows[0];
+    const open = r?.open;
+    if (!r || !open) return null;
     return {
       choices: (open.choices as unknown[]).length,
       multiple: open.multiple === true,
       allowChange: open.allowChange === true,
       closesAt: typeof open.closesAt === 'string' ? new Date(open.closesAt) : null,
-      closed: rows.some((r) => r.type === 'poll.close'),
-      correct: key ? (key.correct as number[]) : null,
+      closed: r.closed,
+      correct: r.correct,
+      answered: r.answered,
     };
-  }
-
-  async hasAnswered(pollId: string, userId: string): Promise<boolean> {
-    const { rows } = await this.tx.query(`SELECT 1 FROM messages WHERE ${ACTION} AND body->>'type' = 'poll.answer' AND body->>'pollId' = $2 AND sender_id = $3 LIMIT 1`, [
-      this.roomId,
-      pollId,
-      userId,
-    ]);
-    return rows.length > 0;
   }
 
   /** Each learner's latest answer, counted per choice: exactly the answers stored so far. */

@@ -93,13 +93,16 @@ export class MessageStore {
    */
   async insertBuilt(roomId: string, senderId: string, clientMsgId: string, build: (tx: PoolClient) => Promise<SendMessageRequest[]>): Promise<StoreResult[]> {
     return inTransaction(this.pool, async (tx) => {
-      const { rows: room } = await tx.query('SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE', [roomId]);
-      if (room.length === 0) throw new NotFoundError('room_not_found', 'no such room');
-      const { rows: earlier } = await tx.query<MessageRow>(
-        `SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_msg_id = $3`,
-        [roomId, senderId, clientMsgId],
-      );
-      if (earlier[0]) return [{ replayed: true, message: toMessage(earlier[0]) }];
+      // The room's lock and the replay check in one round trip: everything here holds the room.
+      const { rows } = await tx.query<MessageRow | { id: null }>({
+        name: 'insert-built-lock',
+        text: `WITH room AS (SELECT id FROM rooms WHERE id = $1 FOR UPDATE)
+               SELECT ${MESSAGE_COLUMNS} FROM room LEFT JOIN messages m ON m.room_id = room.id AND m.sender_id = $2 AND m.client_msg_id = $3`,
+        values: [roomId, senderId, clientMsgId],
+      });
+      if (rows.length === 0) throw new NotFoundError('room_not_found', 'no such room');
+      const earlier = rows[0];
+      if (earlier && earlier.id !== null) return [{ replayed: true, message: toMessage(earlier as MessageRow) }];
       const results: StoreResult[] = [];
       for (const req of await build(tx)) results.push(await this.insert(roomId, senderId, req, tx));
       return results;

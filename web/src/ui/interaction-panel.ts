@@ -211,6 +211,7 @@ function mountPollCreator(act: (body: Request) => void): void {
       .split(',')
       .map((c) => Number.parseInt(c.trim(), 10) - 1)
       .filter((c) => Number.isInteger(c) && c >= 0);
+    const minutes = Number.parseInt(String(data.get('minutes') ?? ''), 10) || 0;
     act({
       type: 'poll.open',
       pollId: `p${Date.now().toString(36)}`,
@@ -219,6 +220,7 @@ function mountPollCreator(act: (body: Request) => void): void {
       multiple: data.get('multiple') === 'on',
       allowChange: data.get('allowChange') === 'on',
       ...(correct.length > 0 ? { correct } : {}),
+      ...(minutes > 0 ? { closesAt: new Date(Date.now() + minutes * 60_000).toISOString() } : {}),
     });
     form.reset();
   };
