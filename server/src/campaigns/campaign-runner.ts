@@ -23,6 +23,7 @@ import type { MailStore } from '../mail/mail-store';
 import { smtpFailure, type SmtpSettings } from '../mail/smtp-transport';
 import type { MailTemplates } from '../mail/templates';
 import type { Job, JobQueue } from '../work/job-queue';
+import { PassLoop } from '../work/pass-loop';
 import { exponentialBackoff, type RetrySchedule } from '../work/retry-schedule';
 import type { Campaign, CampaignStore, RecipientJob, RecipientNow } from './campaign-store';
 import type { LoadGate, SendAnswer } from './load-gate';
@@ -78,9 +79,7 @@ async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T
 }
 
 export class CampaignRunner {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<number> | null = null;
-  private started = false;
+  private readonly loop: PassLoop<number>;
   private turn = 0;
   private lastGauge = 0;
   private lastSweep = 0;
@@ -90,47 +89,29 @@ export class CampaignRunner {
 
   constructor(private readonly o: CampaignRunnerOptions) {
     this.schedule = exponentialBackoff({ firstMs: o.retryFirstMs, maxMs: 10 * 60_000, maxAttempts: 100 });
+    // Each pass says how long until the next: a wait the gate or a ceiling asked for, or none.
+    this.loop = new PassLoop({
+      pass: () => this.pass(),
+      after: (delayMs) => delayMs,
+      afterError: (err) => {
+        o.logger.warn({ err: (err as Error).message }, 'campaign pass failed');
+        return IDLE_MS * 4;
+      },
+    });
   }
 
   start(): void {
-    this.started = true;
-    this.next(0);
+    this.loop.start(0);
   }
 
   /** Stops claiming; resolves once the batch in flight is recorded. Campaigns stay as they are, to be resumed by any runner. */
-  async stop(): Promise<void> {
-    this.started = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** A campaign was created or resumed: look now instead of at the next idle check. */
   wake(): void {
-    if (this.started && !this.running) this.next(0);
-  }
-
-  /** One pass; resolves to how long to wait before the next. */
-  runOnce(): Promise<number> {
-    this.running ??= this.pass().finally(() => {
-      this.running = null;
-    });
-    return this.running;
-  }
-
-  private next(delayMs: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.runOnce()
-        .catch((err: unknown) => {
-          this.o.logger.warn({ err: (err as Error).message }, 'campaign pass failed');
-          return IDLE_MS * 4;
-        })
-        .then((delay) => {
-          if (this.started && !this.timer) this.next(delay);
-        });
-    }, delayMs);
+    this.loop.wake();
   }
 
   private async pass(): Promise<number> {

@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../logger';
 import type { Job, JobQueue } from './job-queue';
+import { PassLoop } from './pass-loop';
 import type { RetrySchedule } from './retry-schedule';
 
 export type JobOutcome =
@@ -50,58 +51,42 @@ const PRUNE_EVERY_MS = 60_000;
 const DEFAULT_KEEP = { doneMs: 60 * 60_000, failedMs: 7 * 24 * 60 * 60_000 };
 
 export class Worker<P> {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<number> | null = null;
-  private started = false;
+  private readonly loop: PassLoop<number>;
   private lastPrune = 0;
 
-  constructor(private readonly o: WorkerOptions<P>) {}
+  constructor(private readonly o: WorkerOptions<P>) {
+    this.loop = new PassLoop({
+      pass: () => this.pass(),
+      // A full batch means more is waiting: the next pass starts at once instead of after the interval.
+      after: (claimed) => (claimed >= o.batch ? 0 : o.intervalMs),
+      afterError: (err) => {
+        o.logger.warn({ queue: o.queue.name, err: (err as Error).message }, 'worker pass failed');
+        return o.intervalMs;
+      },
+    });
+  }
 
   get queue(): JobQueue<P> {
     return this.o.queue;
   }
 
   start(): void {
-    this.started = true;
-    this.schedule(this.o.intervalMs);
+    this.loop.start(this.o.intervalMs);
   }
 
   /** Stops passing; resolves once the pass in progress has ended. */
-  async stop(): Promise<void> {
-    this.started = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** Runs a pass soon instead of at the next interval: new work was just added. */
   wake(): void {
-    if (this.started && !this.running) this.schedule(0);
+    this.loop.wake();
   }
 
   /** One pass: claim, handle, record. Resolves to the number of jobs it claimed. */
   runOnce(): Promise<number> {
-    this.running ??= this.pass().finally(() => {
-      this.running = null;
-    });
-    return this.running;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.runOnce()
-        // A full batch means more is waiting: the next pass starts at once instead of after the interval.
-        .then((claimed) => (claimed >= this.o.batch ? 0 : this.o.intervalMs))
-        .catch((err: unknown) => {
-          this.o.logger.warn({ queue: this.o.queue.name, err: (err as Error).message }, 'worker pass failed');
-          return this.o.intervalMs;
-        })
-        .then((next) => {
-          if (this.started && !this.timer) this.schedule(next);
-        });
-    }, delayMs);
+    return this.loop.runOnce();
   }
 
   private async pass(): Promise<number> {
