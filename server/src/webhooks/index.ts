@@ -132,6 +132,7 @@ export class WebhookChannel {
   async update(roomId: string, id: string, _actorId: string, patch: Partial<EndpointInput> & { enabled?: boolean }): Promise<WebhookEndpoint> {
     const url = patch.url === undefined ? undefined : await this.checkTarget(patch.url);
     await inTransaction(this.o.pool, async (tx) => {
+      await this.store.lockStream(tx, id);
       const { enabled, ...rest } = patch;
       const fields = url === undefined ? rest : { ...rest, url };
       if (Object.keys(fields).length > 0 && !(await this.store.update(tx, roomId, id, fields))) throw notFound();
@@ -166,6 +167,7 @@ export class WebhookChannel {
 
   async remove(roomId: string, id: string): Promise<void> {
     await inTransaction(this.o.pool, async (tx) => {
+      await this.store.lockStream(tx, id);
       if (!(await this.store.delete(tx, roomId, id))) throw notFound();
       // Its stream finds the endpoint gone and ends.
       await this.jobs.wake(tx, [streamRef(id, roomId)], { preempt: true });

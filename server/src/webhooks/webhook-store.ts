@@ -193,6 +193,16 @@ export class WebhookStore {
   }
 
   /**
+   * Locks the endpoint's stream cursor, to be the first lock of a transaction that changes or
+   * deletes the endpoint. A delivery records its attempt by updating the cursor and then touching
+   * the endpoint (`record`); taking them in the other order (a DELETE cascading to the cursor) let
+   * the two wait on each other until Postgres broke the deadlock with a 503.
+   */
+  async lockStream(tx: Queryable, endpointId: string): Promise<void> {
+    await tx.query('SELECT 1 FROM webhook_cursors WHERE endpoint_id = $1 FOR UPDATE', [endpointId]);
+  }
+
+  /**
    * Pauses (reason `paused`) or resumes. Resuming clears the failure run and the retry wait, so the
    * event after the cursor goes out at once. An endpoint disabled because its owner left is not
    * resumed (`owner_left`): its URL and secret are the former member's, so it stays off for good.
