@@ -27,6 +27,7 @@ import { migrate } from '../server/src/db/migrate';
 import { createLogger } from '../server/src/logger';
 import { createMetrics, type Metrics } from '../server/src/metrics';
 import { addMailableLearners, campaignRunner } from '../testkit/campaign-runner';
+import { waitFor } from '../testkit/stomp';
 import { machineFacts } from './lib/machine';
 import { progress, sleep } from './lib/progress';
 import { writeBenchResults } from './lib/results-file';
@@ -49,13 +50,6 @@ const MAX_QUEUE = 500;
 
 const { say, log } = progress();
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 100): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 /** A room whose `n` learners have addresses, and a campaign to them created straight in the store. */
 async function campaignOf(c: Campaigns, pool: Pool, run: string, n: number, label: string): Promise<string> {
@@ -105,7 +99,7 @@ function queueSampler(config: Config): { stop(): Promise<number> } {
 async function drainExim(config: Config): Promise<void> {
   setEximHook(config, 'hold', false);
   await eximQueueRun(config);
-  await until("Exim's queue to drain", async () => (await eximQueueCount(config)) === 0, 5 * 60_000, 500);
+  await waitFor(async () => (await eximQueueCount(config)) === 0, "Exim's queue to drain", 5 * 60_000, 500);
 }
 
 async function main(): Promise<void> {
@@ -129,9 +123,9 @@ async function main(): Promise<void> {
       const sampler = queueSampler(config);
       const id = await campaignOf(paced, pool, run, recipients, 'pace');
       const t0 = Date.now();
-      await until('the first mail', async () => (await sentOf(paced, id)) > 0, 30_000, 20);
+      await waitFor(async () => (await sentOf(paced, id)) > 0, 'the first mail', 30_000, 20);
       const tFirst = Date.now();
-      await until('a quarter of the campaign', async () => (await sentOf(paced, id)) >= recipients / 4, 10 * 60_000, 50);
+      await waitFor(async () => (await sentOf(paced, id)) >= recipients / 4, 'a quarter of the campaign', 10 * 60_000, 50);
       const beforeBurst = await sentOf(paced, id);
       const mailsPerSecond = beforeBurst / ((Date.now() - tFirst) / 1000);
       say(`pace: ${mailsPerSecond.toFixed(1)} mails/s before the burst; Exim answers 421 for ${BURST_MS / 1000} s`);
@@ -139,19 +133,19 @@ async function main(): Promise<void> {
       const gateWaiting = async (): Promise<boolean> => ((await metrics.campaignGateWaiting.get()).values[0]?.value ?? 0) === 1;
       setEximHook(config, 'slow-down', true);
       const burstAt = Date.now();
-      await until('the first 421', async () => (await slowDowns()) > 0, 10_000, 5);
+      await waitFor(async () => (await slowDowns()) > 0, 'the first 421', 10_000, 5);
       const first421 = Date.now();
-      await until('the gate to hold sending', gateWaiting, 10_000, 5);
+      await waitFor(gateWaiting, 'the gate to hold sending', 10_000, 5);
       const reactionMs = Date.now() - first421;
       const sentAtBurst = await sentOf(paced, id);
       await sleep(Math.max(0, BURST_MS - (Date.now() - burstAt)));
       setEximHook(config, 'slow-down', false);
       const offAt = Date.now();
       const sentAtOff = await sentOf(paced, id);
-      await until('the first mail after the burst', async () => (await sentOf(paced, id)) > sentAtOff, 120_000, 20);
+      await waitFor(async () => (await sentOf(paced, id)) > sentAtOff, 'the first mail after the burst', 120_000, 20);
       burst = { reactionMs, refused: await slowDowns(), recoveryMs: Date.now() - offAt, sentDuring: sentAtOff - sentAtBurst };
       say(`burst: gate held sending ${reactionMs} ms after the first 421; ${burst.refused} mails met a 421; sending again ${burst.recoveryMs} ms after the relay recovered`);
-      await until('the whole campaign', async () => (await paced.store.get(id))?.state === 'done', 30 * 60_000, 500);
+      await waitFor(async () => (await paced.store.get(id))?.state === 'done', 'the whole campaign', 30 * 60_000, 500);
       const [busiest] = (await pool.query<{ n: number }>('SELECT coalesce(max(sent), 0)::int AS n FROM mail_rate')).rows;
       pace = {
         mailsPerSecond: Number(mailsPerSecond.toFixed(1)),
@@ -180,7 +174,7 @@ async function main(): Promise<void> {
         const t0 = Date.now();
         // The blind run goes until everything is handed over; the gated one gets the same time.
         if (mode === 'blind') {
-          await until('every mail handed over', async () => (await sentOf(c, id)) >= heldCount, 10 * 60_000, 200);
+          await waitFor(async () => (await sentOf(c, id)) >= heldCount, 'every mail handed over', 10 * 60_000, 200);
           window = Date.now() - t0;
         } else await sleep(window);
         held[mode] = { peakQueue: await sampler.stop(), handedOver: await sentOf(c, id), seconds: Number(((Date.now() - t0) / 1000).toFixed(1)) };

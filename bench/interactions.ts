@@ -19,6 +19,7 @@ import { createLogger } from '../server/src/logger';
 import { buildServices } from '../server/src/services';
 import { makeBenchRooms } from '../testkit/roomcast-fixtures';
 import { roundSummary, summarize } from '../testkit/stats';
+import { waitFor } from '../testkit/stomp';
 import { startWorker, type WorkerHandle } from '../testkit/workers';
 import type { ChaosClientSpec, ChaosClientsParams, ChaosClientsResult } from '../testkit/room-clients-worker';
 import { machineFacts } from './lib/machine';
@@ -37,13 +38,6 @@ const processes = cli.integer('processes', 1, 16);
 const { say, log } = progress();
 const LATE = 20;
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 async function main(): Promise<void> {
   const config = loadConfig({ ...process.env, ROOMCAST_LOG_LEVEL: process.env.ROOMCAST_LOG_LEVEL ?? 'warn' });
@@ -72,13 +66,13 @@ async function main(): Promise<void> {
     // 1. Presence: the instructor first, then the whole class at once.
     const teacher = worker([{ userId: room.instructor.id, roomId: room.id, token: room.instructor.token, role: 'instructor' }]);
     await teacher.ready;
-    await until('the instructor live', () => live([teacher], 1), 30_000);
+    await waitFor(() => live([teacher], 1), 'the instructor live', 30_000, 200);
     say(`presence: ${learners} learners open the room at once`);
     const shares: ChaosClientSpec[][] = Array.from({ length: processes }, () => []);
     room.learners.slice(0, learners).forEach((l, i) => shares[i % processes]?.push({ userId: l.id, roomId: room.id, token: l.token, role: 'learner' }));
     const classWorkers = shares.map(worker);
     await Promise.all(classWorkers.map((w) => w.ready));
-    await until('every learner live', () => live(classWorkers, learners), 180_000);
+    await waitFor(() => live(classWorkers, learners), 'every learner live', 180_000, 200);
     await sleep(2000);
     say(`presence: ${LATE} more learners open the room, one every 500 ms`);
     const lateWorkers: WorkerHandle<ChaosClientsResult>[] = [];
@@ -87,7 +81,7 @@ async function main(): Promise<void> {
       await sleep(500);
     }
     await Promise.all(lateWorkers.map((w) => w.ready));
-    await until('the late learners live', () => live(lateWorkers, LATE), 60_000);
+    await waitFor(() => live(lateWorkers, LATE), 'the late learners live', 60_000, 200);
 
     // 2. A poll of the whole class.
     const pollId = `bench-${Date.now().toString(36)}`;
@@ -97,7 +91,7 @@ async function main(): Promise<void> {
     await Promise.all(classWorkers.map((w) => w.request({ type: 'act', role: 'learner', audience: 'instructors', body: { type: 'poll.answer', pollId }, spreadChoices: 3 })));
     const answers = async (): Promise<{ id: string; created_at: Date }[]> =>
       (await services.pool.query<{ id: string; created_at: Date }>(`SELECT id, created_at FROM messages WHERE room_id = $1 AND kind = 'action' AND body->>'type' = 'poll.answer' AND body->>'pollId' = $2`, [room.id, pollId])).rows;
-    await until('every answer stored', async () => (await answers()).length === learners, 180_000);
+    await waitFor(async () => (await answers()).length === learners, 'every answer stored', 180_000, 200);
     await sleep(3000);
 
     const teacherView = (await teacher.stop()).views[0];

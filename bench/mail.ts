@@ -20,6 +20,7 @@ import { MAIL_QUEUE, type MailJob } from '../server/src/mail/mail-job';
 import { JobQueue } from '../server/src/work/job-queue';
 import { makeBenchRooms } from '../testkit/roomcast-fixtures';
 import { roundSummary, summarize, type LatencySummary } from '../testkit/stats';
+import { waitFor } from '../testkit/stomp';
 import { machineFacts } from './lib/machine';
 import { progress, sleep } from './lib/progress';
 import { writeBenchResults } from './lib/results-file';
@@ -43,13 +44,6 @@ const rate = cli.values.rate === undefined ? 10 : cli.integer('rate', 1, 1000);
 
 const { say, log } = progress();
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 interface MailBench {
   machine: Record<string, string | number>;
@@ -86,7 +80,7 @@ async function main(): Promise<void> {
     const delivered = (): number => maildirFiles(config).filter((f) => tags.some((t) => f.file.replace(/:2,[A-Za-z]*$/, '').endsWith(t))).length;
     const start = Date.now();
     app.mail.wakeSender();
-    await until('every mail in the Maildir', () => delivered() >= mailCount, 10 * 60_000);
+    await waitFor(() => delivered() >= mailCount, 'every mail in the Maildir', 10 * 60_000, 100);
     const seconds = (Date.now() - start) / 1000;
     const throughput = { mails: mailCount, seconds: Number(seconds.toFixed(2)), mailsPerSecond: Number((mailCount / seconds).toFixed(1)) };
     say(`throughput: ${throughput.mailsPerSecond} mails/s (${mailCount} in ${throughput.seconds} s)`);
@@ -116,7 +110,7 @@ async function main(): Promise<void> {
     }
     const perAddress = new Map<string, number>();
     for (const s of sent) perAddress.set(s.to, (perAddress.get(s.to) ?? 0) + 1);
-    await until('every notification in the Maildir', () => [...perAddress].every(([a, n]) => maildirFiles(config, a).length >= n), 5 * 60_000);
+    await waitFor(() => [...perAddress].every(([a, n]) => maildirFiles(config, a).length >= n), 'every notification in the Maildir', 5 * 60_000, 100);
     // Each learner's mails arrive in the order they were sent (one notify job per message, in
     // order); the n-th file of an address is its n-th reply.
     const samples: number[] = [];

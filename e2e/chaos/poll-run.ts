@@ -22,6 +22,7 @@ import { createLogger } from '../../server/src/logger';
 import { buildServices } from '../../server/src/services';
 import { makeBenchRooms } from '../../testkit/roomcast-fixtures';
 import { summarize } from '../../testkit/stats';
+import { waitFor } from '../../testkit/stomp';
 import { startWorker } from '../../testkit/workers';
 import type { ChaosClientSpec, ChaosClientsParams, ChaosClientsResult } from '../../testkit/room-clients-worker';
 
@@ -42,13 +43,6 @@ const say = (line: string): void => void process.stdout.write(`[poll ${((Date.no
 const log: Logger = { info: say, warn: (m) => say(`warning: ${m}`) };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 async function main(): Promise<number> {
   const config = loadConfig({ ...process.env, ROOMCAST_LOG_LEVEL: process.env.ROOMCAST_LOG_LEVEL ?? 'warn' });
@@ -79,7 +73,7 @@ async function main(): Promise<number> {
       const counts = await Promise.all(clients.map((c) => c.request({ type: 'states' }) as Promise<Record<string, number>>));
       return counts.reduce((n, s) => n + (s.live ?? 0), 0) === specs.length;
     };
-    await until('every client live', allLive, 120_000);
+    await waitFor(allLive, 'every client live', 120_000, 200);
     say(`${specs.length} clients live in ${processes} processes`);
 
     const pollId = `class-${Date.now().toString(36)}`;
@@ -88,7 +82,7 @@ async function main(): Promise<number> {
     await act('instructor', 'everyone', { type: 'poll.open', pollId, question: 'Ready for the test?', choices: ['Yes', 'No', 'Not sure'] });
     const stored = async (type: string): Promise<number> =>
       Number((await services.pool.query(`SELECT count(*) AS n FROM messages WHERE room_id = $1 AND kind = 'action' AND body->>'pollId' = $2 AND body->>'type' = $3`, [room.id, pollId, type])).rows[0].n);
-    await until('the poll stored', async () => (await stored('poll.open')) === 1, 20_000);
+    await waitFor(async () => (await stored('poll.open')) === 1, 'the poll stored', 20_000, 200);
     await sleep(1000); // every client holds the open poll before answering, as a page shows it first
 
     // Every learner answers, each its own choice; the node dies meanwhile.
@@ -98,15 +92,15 @@ async function main(): Promise<number> {
     await killNode(config, 1);
     node1Down = true;
     say('answers sent; rabbitmq node 1 killed (SIGKILL)');
-    await until(`${learners} answers stored`, async () => (await stored('poll.answer')) >= learners, 120_000);
+    await waitFor(async () => (await stored('poll.answer')) >= learners, `${learners} answers stored`, 120_000, 200);
     const lastAnswer = Number((await services.pool.query(`SELECT extract(epoch FROM max(created_at)) * 1000 AS t FROM messages WHERE room_id = $1 AND body->>'type' = 'poll.answer' AND body->>'pollId' = $2`, [room.id, pollId])).rows[0].t);
     say(`${learners} answers stored, the last ${((lastAnswer - answersAt) / 1000).toFixed(2)} s after the first was sent`);
     await act('instructor', 'everyone', { type: 'poll.close', pollId });
-    await until('the close stored', async () => (await stored('poll.close')) === 1, 30_000);
+    await waitFor(async () => (await stored('poll.close')) === 1, 'the close stored', 30_000, 200);
     await startNode(config, 1, log);
     node1Down = false;
     say('poll closed; node 1 restarted');
-    await until('every client live again', allLive, 120_000);
+    await waitFor(allLive, 'every client live again', 120_000, 200);
     await sleep(6000); // a client that missed the close resyncs after its 5 s of silence
 
     const closeRow = (await services.pool.query<{ id: string; body: { tally: number[]; answered: number }; created_at: Date }>(`SELECT id, body, created_at FROM messages WHERE room_id = $1 AND body->>'type' = 'poll.close' AND body->>'pollId' = $2`, [room.id, pollId])).rows[0];

@@ -1,6 +1,18 @@
 import type { z } from 'zod';
 import type { errorBodySchema } from './schemas';
 
+/** The refusals of an interaction (an `action` message) that the room's log does not allow now. */
+export const INTERACTION_ERROR_CODES = [
+  'poll_exists',
+  'poll_not_found',
+  'poll_closed',
+  'poll_answered',
+  'hand_already_raised',
+  'hand_not_raised',
+  'question_not_found',
+  'already_upvoted',
+] as const;
+
 /** Error codes the HTTP API returns in `{ "error": { "code", "message" } }`. */
 export const ERROR_CODES = [
   'invalid_json',
@@ -61,14 +73,7 @@ export const ERROR_CODES = [
   // More campaigns running or paused than one instructor may have.
   'too_many_campaigns',
   // Interactions (docs/interactions.md): what the room's log does not allow now.
-  'poll_exists',
-  'poll_not_found',
-  'poll_closed',
-  'poll_answered',
-  'hand_already_raised',
-  'hand_not_raised',
-  'question_not_found',
-  'already_upvoted',
+  ...INTERACTION_ERROR_CODES,
   // Answered by the TLS proxy itself, before any app server sees the request.
   'too_many_connections',
   'bad_gateway',

@@ -40,7 +40,7 @@ export class Interactions {
         kind: 'action',
         body: body as unknown as Record<string, unknown>,
       });
-      const expect = async (audience: SendMessageRequest['audience']): Promise<void> => {
+      const expect = (audience: SendMessageRequest['audience']): void => {
         if (req.audience !== audience || req.recipientId !== undefined) throw new ValidationError(`send "${action.type}" to audience "${audience}"`);
       };
       return this.build(action, who, facts, stored, expect);
@@ -52,14 +52,14 @@ export class Interactions {
     who: { userId: string; role: Role },
     facts: InteractionFacts,
     stored: (body: Interaction, audience: SendMessageRequest['audience'], clientMsgId?: string) => SendMessageRequest,
-    expect: (audience: SendMessageRequest['audience']) => Promise<void>,
+    expect: (audience: SendMessageRequest['audience']) => void,
   ): Promise<SendMessageRequest[]> {
     switch (a.type) {
       case 'view.show':
-        await expect('everyone');
+        expect('everyone');
         return [stored(a, 'everyone')];
       case 'poll.open': {
-        await expect('everyone');
+        expect('everyone');
         if (await facts.poll(a.pollId)) throw new AppError(409, 'poll_exists', `a poll ${a.pollId} was opened in this room already; open a new one with another pollId`);
         const { correct, ...open } = a;
         const messages = [stored(open, 'everyone')];
@@ -68,7 +68,7 @@ export class Interactions {
         return messages;
       }
       case 'poll.answer': {
-        await expect('instructors');
+        expect('instructors');
         const poll = await facts.poll(a.pollId, who.userId);
         if (!poll) throw new NotFoundError('poll_not_found', `no poll ${a.pollId} in this room`);
         if (poll.closed || (poll.closesAt !== null && poll.closesAt.getTime() <= Date.now())) throw new AppError(409, 'poll_closed', 'the poll is closed');
@@ -79,7 +79,7 @@ export class Interactions {
       }
       case 'poll.reveal':
       case 'poll.close': {
-        await expect('everyone');
+        expect('everyone');
         const poll = await facts.poll(a.pollId);
         if (!poll) throw new NotFoundError('poll_not_found', `no poll ${a.pollId} in this room`);
         if (poll.closed) throw new AppError(409, 'poll_closed', 'the poll is closed already');
@@ -87,12 +87,12 @@ export class Interactions {
         return [stored({ type: a.type, pollId: a.pollId, tally, answered, ...(poll.correct ? { correct: poll.correct } : {}) }, 'everyone')];
       }
       case 'hand.raise':
-        await expect('everyone');
+        expect('everyone');
         if (a.userId !== who.userId) throw new ForbiddenError('forbidden', 'a learner raises only their own hand');
         if (await facts.handUp(a.userId)) throw new AppError(409, 'hand_already_raised', 'your hand is up already');
         return [stored(a, 'everyone')];
       case 'hand.lower':
-        await expect('everyone');
+        expect('everyone');
         if (a.userId !== who.userId && who.role !== 'instructor') throw new ForbiddenError('forbidden', 'only an instructor lowers someone else\u2019s hand');
         if (!(await facts.handUp(a.userId))) throw new AppError(409, 'hand_not_raised', 'that hand is not up');
         return [stored(a, 'everyone')];
@@ -101,12 +101,12 @@ export class Interactions {
         if (!q) throw new NotFoundError('question_not_found', 'no such question in this room');
         const makesPublic = a.status === 'public' && a.on;
         const audience = q.public || makesPublic ? 'everyone' : 'instructors';
-        await expect(audience);
+        expect(audience);
         // Learners never received a private question: making it public carries its text to them.
         return [stored({ ...a, ...(makesPublic ? { text: q.text } : {}) }, audience)];
       }
       case 'board.upvote': {
-        await expect('everyone');
+        expect('everyone');
         const q = await facts.question(a.questionId);
         if (!q || !q.public) throw new NotFoundError('question_not_found', 'no such public question in this room');
         if (await facts.hasUpvoted(a.questionId, who.userId)) throw new AppError(409, 'already_upvoted', 'you upvoted this question already');

@@ -97,9 +97,4 @@ export class InteractionFacts {
     );
     return rows[0]?.type === 'hand.raise';
   }
-
-  async isMember(userId: string): Promise<boolean> {
-    const { rows } = await this.tx.query('SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2', [this.roomId, userId]);
-    return rows.length > 0;
-  }
 }

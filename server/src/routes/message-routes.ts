@@ -13,6 +13,7 @@ import type { MailStore } from '../mail/mail-store';
 import type { Metrics } from '../metrics';
 import type { RoomService } from '../rooms/room-service';
 import type { SessionStore } from '../sessions/session-store';
+import { INTERACTION_ERROR_CODES } from '../../../shared/protocol/errors';
 import { roomStateSchema } from '../../../shared/protocol/interactions';
 import { roomIdOf, roomParams } from './room-routes';
 
@@ -74,14 +75,7 @@ export function messageRoutes(deps: {
       'recipient_not_found',
       'idempotency_conflict',
       'body_too_large',
-      'poll_exists',
-      'poll_not_found',
-      'poll_closed',
-      'poll_answered',
-      'hand_already_raised',
-      'hand_not_raised',
-      'question_not_found',
-      'already_upvoted',
+      ...INTERACTION_ERROR_CODES,
     ],
   });
   router.post('/rooms/:roomId/messages', async (req, res) => {
