@@ -124,6 +124,25 @@ describe('interactions', () => {
     expect(teacherBoard).toMatchObject({ pinned: true, public: true, upvotes: 1, text: 'Is neon reactive?' });
   });
 
+  it('refuses strangers (403), no session (401), a malformed action or one past its fields’ bounds (400), and a replay sends nothing new', async () => {
+    const stranger = await makeUser(h, 'learner');
+    expect((await act(stranger, room.id, { type: 'hand.raise', userId: stranger.id })).body.error.code).toBe('not_a_member');
+    expect((await stranger.api.get(`/api/rooms/${room.id}/state`)).body.error.code).toBe('not_a_member');
+    expect((await h.api.get(`/api/rooms/${room.id}/state`)).status).toBe(401);
+    expect((await act(ann, room.id, { type: 'hand.raise' })).status).toBe(400);
+    expect((await act(ann, room.id, { type: 'confetti.throw' })).status).toBe(400);
+    const huge = await act(room.instructor, room.id, { type: 'view.show', step: 1, title: 'x'.repeat(200), pad: 'y'.repeat(20_000) });
+    expect(huge.status).toBe(400);
+    const bigPoll = await act(room.instructor, room.id, poll(uniqueName('big').slice(0, 40), { question: 'q'.repeat(500), choices: Array.from({ length: 10 }, () => 'c'.repeat(200)) }));
+    expect(bigPoll.status).toBe(201);
+    const before = (await resyncAll(room.instructor, room.id)).length;
+    const id = uniqueName('v');
+    expect((await act(room.instructor, room.id, { type: 'view.show', step: 4 }, 'everyone', id)).status).toBe(201);
+    const again = await act(room.instructor, room.id, { type: 'view.show', step: 4 }, 'everyone', id);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect((await resyncAll(room.instructor, room.id)).length).toBe(before + 1);
+  });
+
   it('serves a late or returning page the same state as one that folded every message it received', async () => {
     const t = room.instructor;
     for (const step of [1, 2, 3]) expect((await act(t, room.id, { type: 'view.show', step, of: 3 })).status).toBe(201);
