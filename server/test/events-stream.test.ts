@@ -13,6 +13,7 @@ import { EventStreamClient, RoomcastApi, type EventStreamState, type RoomClientE
 import { makeTestCertificates, type TestCertificates } from '../../testkit/certs';
 import { streamingHttpsFetch, type StreamingFetch } from '../../testkit/event-stream-fetch';
 import { chat, makeRoom, makeUser, startHarness, uniqueName, type Harness, type TestUser } from '../../testkit/harness';
+import { waitFor } from '../../testkit/stomp';
 import { startTestProxy, type TestProxy } from '../../testkit/test-proxy';
 import { testConfig } from '../../testkit/test-config';
 
@@ -83,6 +84,7 @@ class Recorder {
     return this.events.map((e) => e.id);
   }
 
+  /** Waits until `holds` is true; it is checked again on each of this client's events only. */
   until(what: string, holds: () => boolean, timeoutMs = 20_000): Promise<void> {
     if (holds()) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -409,7 +411,8 @@ describe('who may read', () => {
     expect(c.events.at(-1)).toMatchObject({ type: 'member.left', data: { userId: leaver.id } });
     expect(c.errors.map((e) => [e.error.code, e.fatal])).toEqual([['not_a_member', true]]);
     // The client hears the end before the proxy and the fetch have closed the socket under it.
-    await c.until('every stream connection to close', () => net.openStreams === 0);
+    // The socket count is no client event, so it is polled rather than awaited through `until`.
+    await waitFor(() => net.openStreams === 0, 'every stream connection to close', 20_000);
   });
 
   it('ends the streams of every session when the password changes', async () => {
