@@ -54,8 +54,13 @@ async function startServices(config: Config, log: Logger): Promise<void> {
     log.info(`${name} ready (${seconds(t)})`);
   };
   await step('os packages', () => ensureOsPackages(SERVICE_PACKAGES, log));
+  // A dependency given by URL lives on another host: it is that host's to run, not ours.
   await step('postgres + redis + exim', async () => {
-    await Promise.all([ensurePostgres(config, log), ensureRedis(config, log), ensureExim(config, log)]);
+    await Promise.all([
+      config.postgres.managed ? ensurePostgres(config, log) : log.info(`postgres: elsewhere (ROOMCAST_DATABASE_URL), not started here`),
+      config.redis.managed ? ensureRedis(config, log) : log.info(`redis: elsewhere (ROOMCAST_REDIS_URL), not started here`),
+      ensureExim(config, log),
+    ]);
   });
   await step('broker-auth', () => ensureBrokerAuth(config, log));
   await step(`rabbitmq (${config.rabbitmq.nodes.length} nodes)`, () => ensureRabbitCluster(config, log));

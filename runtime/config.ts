@@ -7,6 +7,7 @@
  * never silently falls back to its default.
  */
 import { isIP } from 'node:net';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -54,6 +55,11 @@ const schema = z.object({
   ROOMCAST_BROKER_USER: z.string().min(1).default('roomcast-server'),
   ROOMCAST_BROKER_PASSWORD: z.string().min(8).default('roomcast-dev-broker-secret'),
 
+  // Dependencies elsewhere (docs/operations.md): unset, infra's local Postgres and Redis.
+  ROOMCAST_DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'a postgres:// URL, e.g. postgres://roomcast:secret@db.school.internal:5432/roomcast?sslmode=require' })
+    .optional(),
+  ROOMCAST_REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'a redis:// or rediss:// URL, e.g. rediss://:secret@cache.school.internal:6379' }).optional(),
   ROOMCAST_BROKER_AUTH_PORT: port.default(25800),
   // The SMTP relay mail leaves through: in development and tests infra's own Exim on loopback.
   ROOMCAST_SMTP_HOST: z.string().min(1).default('127.0.0.1'),
@@ -192,8 +198,9 @@ type Env = z.infer<typeof schema>;
 export interface Config {
   dataDir: string;
   logLevel: Env['ROOMCAST_LOG_LEVEL'];
-  postgres: { host: string; port: number; database: string; user: string; poolSize: number; url: string };
-  redis: { host: string; port: number; url: string };
+  /** `managed`: infra starts it on this machine (no URL given); otherwise `url` names another host's. */
+  postgres: { host: string; port: number; database: string; user: string; poolSize: number; url: string; managed: boolean };
+  redis: { host: string; port: number; url: string; managed: boolean };
   rabbitmq: {
     nodes: RabbitNode[];
     epmdPort: number;
@@ -362,13 +369,43 @@ function queueCommand(given: string | undefined, smtpHost: string, dataDir: stri
   return ['exim4', '-C', path.join(dataDir, 'exim', 'exim.conf'), '-bpc'];
 }
 
+/** Settings that may come from a file instead (`<NAME>_FILE`): what holds a secret. */
+export const SECRET_SETTINGS = [
+  'ROOMCAST_DATABASE_URL',
+  'ROOMCAST_REDIS_URL',
+  'ROOMCAST_BROKER_PASSWORD',
+  'ROOMCAST_SMTP_PASSWORD',
+  'ROOMCAST_LINK_SECRET',
+  'ROOMCAST_ADMIN_TOKEN',
+] as const;
+
+/**
+ * `<NAME>_FILE` read into `<NAME>` (a mounted secret, as container platforms give them), the
+ * trailing newline dropped. Both set, or a file that cannot be read, is a ConfigError naming both.
+ */
+function withSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const name of SECRET_SETTINGS) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined) continue;
+    if (env[name] !== undefined) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE: cannot read ${file}: ${(err as Error).message}`);
+    }
+    delete out[`${name}_FILE`];
+  }
+  return out;
+}
+
 /** Reads and validates the environment once; throws ConfigError naming every bad variable. */
 export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
   const profile = given.ROOMCAST_PROFILE;
   if (profile !== undefined && profile !== 'dev' && profile !== 'test') {
     throw new ConfigError(`invalid configuration: ROOMCAST_PROFILE: must be dev or test, not ${JSON.stringify(profile)}`);
   }
-  const env = profile === 'test' ? { ...TEST_PROFILE, ...given } : given;
+  const env = withSecretFiles(profile === 'test' ? { ...TEST_PROFILE, ...given } : given);
   const known = new Set(Object.keys(schema.shape));
   const unknown = Object.keys(env).filter((k) => k.startsWith('ROOMCAST_') && !known.has(k));
   if (unknown.length > 0) {
@@ -408,9 +445,10 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
       database: e.ROOMCAST_PG_DATABASE,
       user: e.ROOMCAST_PG_USER,
       poolSize: e.ROOMCAST_PG_POOL_SIZE,
-      url: `postgres://${e.ROOMCAST_PG_USER}@${LOOPBACK}:${e.ROOMCAST_PG_PORT}/${e.ROOMCAST_PG_DATABASE}`,
+      url: e.ROOMCAST_DATABASE_URL ?? `postgres://${e.ROOMCAST_PG_USER}@${LOOPBACK}:${e.ROOMCAST_PG_PORT}/${e.ROOMCAST_PG_DATABASE}`,
+      managed: e.ROOMCAST_DATABASE_URL === undefined,
     },
-    redis: { host: LOOPBACK, port: e.ROOMCAST_REDIS_PORT, url: `redis://${LOOPBACK}:${e.ROOMCAST_REDIS_PORT}` },
+    redis: { host: LOOPBACK, port: e.ROOMCAST_REDIS_PORT, url: e.ROOMCAST_REDIS_URL ?? `redis://${LOOPBACK}:${e.ROOMCAST_REDIS_PORT}`, managed: e.ROOMCAST_REDIS_URL === undefined },
     rabbitmq: {
       nodes,
       epmdPort: e.ROOMCAST_RABBITMQ_EPMD_PORT,

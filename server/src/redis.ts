@@ -5,7 +5,7 @@ export type { Redis };
 
 /** A Redis client that fails commands fast while disconnected instead of queueing them. */
 export function createRedis(config: Config, onError: (err: Error) => void): Redis {
-  const redis = new Redis(config.redis.port, config.redis.host, {
+  const redis = new Redis(config.redis.url, {
     maxRetriesPerRequest: 1,
     connectTimeout: 3000,
     enableOfflineQueue: true,

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../runtime/config';
 
@@ -13,6 +16,28 @@ describe('configuration', () => {
     expect(() => loadConfig({ ROOMCAST_PG_PORT: 'five' })).toThrow(ConfigError);
     expect(() => loadConfig({ ROOMCAST_PG_PORT: '70000' })).toThrow(/ROOMCAST_PG_PORT/);
     expect(() => loadConfig({ ROOMCAST_LOG_LEVEL: 'loud' })).toThrow(/ROOMCAST_LOG_LEVEL/);
+  });
+
+  it('takes Postgres and Redis on other hosts by URL (then infra does not run them), and secrets from files', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'roomcast-secrets-'));
+    try {
+      const dbFile = path.join(dir, 'db');
+      writeFileSync(dbFile, 'postgres://roomcast:s3cret@db.school.internal:5432/roomcast?sslmode=require\n');
+      writeFileSync(path.join(dir, 'link'), 'a-link-secret-from-a-file-0123\n');
+      const c = loadConfig({ ROOMCAST_DATABASE_URL_FILE: dbFile, ROOMCAST_REDIS_URL: 'rediss://:pw@cache.school.internal:6380', ROOMCAST_LINK_SECRET_FILE: path.join(dir, 'link') });
+      expect(c.postgres).toMatchObject({ url: 'postgres://roomcast:s3cret@db.school.internal:5432/roomcast?sslmode=require', managed: false });
+      expect(c.redis).toMatchObject({ url: 'rediss://:pw@cache.school.internal:6380', managed: false });
+      expect(c.linkSecret).toBe('a-link-secret-from-a-file-0123');
+      expect(loadConfig({}).postgres.managed).toBe(true);
+      expect(() => loadConfig({ ROOMCAST_DATABASE_URL: 'mysql://x@y/z' })).toThrow(/ROOMCAST_DATABASE_URL: a postgres:\/\/ URL/);
+      expect(() => loadConfig({ ROOMCAST_REDIS_URL: 'http://cache' })).toThrow(/ROOMCAST_REDIS_URL/);
+      expect(() => loadConfig({ ROOMCAST_DATABASE_URL: 'postgres://a@b/c', ROOMCAST_DATABASE_URL_FILE: dbFile })).toThrow(/not both/);
+      expect(() => loadConfig({ ROOMCAST_ADMIN_TOKEN_FILE: path.join(dir, 'missing') })).toThrow(/ROOMCAST_ADMIN_TOKEN_FILE: cannot read/);
+      // Only secrets come from files: any other *_FILE is an unknown setting.
+      expect(() => loadConfig({ ROOMCAST_APP_PORT_FILE: dbFile })).toThrow(/unknown setting ROOMCAST_APP_PORT_FILE/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an unknown ROOMCAST_ setting, so a typo never falls back to a default', () => {
