@@ -6,13 +6,13 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot, type Config } from '../runtime/config';
+import { entryOf, type Config } from '../runtime/config';
 import type { Logger } from './logger';
 import { isHealthy, runningPid, startNodeService, stopNodeService, type NodeService } from './node-process';
 import { dataPaths } from './paths';
 import { isPortOpen, type ServiceStatus } from './probes';
 
-const APP_ENTRY = path.join(repoRoot, 'server', 'src', 'main.ts');
+const APP_ENTRY = entryOf('server/src/main.ts');
 
 function appService(config: Config, index: number): NodeService & { port: number } {
   const { run, log } = dataPaths(config);

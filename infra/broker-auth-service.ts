@@ -6,13 +6,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot, type Config } from '../runtime/config';
+import { entryOf, repoRoot, type Config } from '../runtime/config';
 import type { Logger } from './logger';
 import { isHealthy, NodeServiceError, runningPid, startNodeService, stopNodeService, withStartLock, type NodeService } from './node-process';
 import { dataPaths } from './paths';
 import { isPortOpen, type ServiceStatus } from './probes';
 
-export const BROKER_AUTH_ENTRY = path.join(repoRoot, 'server', 'src', 'broker-auth', 'main.ts');
+export const BROKER_AUTH_ENTRY = entryOf('server/src/broker-auth/main.ts');
 const SOURCE_DIRS = [path.join(repoRoot, 'server', 'src'), path.join(repoRoot, 'shared')];
 
 export interface BrokerAuthOptions {

@@ -78,8 +78,10 @@ export async function startNodeService(s: NodeService, log: Logger): Promise<num
   let exited = false;
   try {
     writeSync(out, `--- ${new Date().toISOString()} starting ${path.relative(repoRoot, s.entry)}\n`);
-    // cwd = repo root so `--import tsx` resolves from the project's node_modules.
-    const child = spawn(process.execPath, ['--import', 'tsx', s.entry], {
+    // cwd = repo root so `--import tsx` resolves from the project's node_modules; a compiled
+    // entry (dist/…, `npm run build`) runs with node alone.
+    const args = s.entry.endsWith('.js') ? [s.entry] : ['--import', 'tsx', s.entry];
+    const child = spawn(process.execPath, args, {
       cwd: repoRoot,
       env: { ...process.env, ...s.env },
       detached: true,

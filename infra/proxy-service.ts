@@ -3,14 +3,14 @@
  * `proxy/src/main.ts` under tsx, checked through its loopback admin port.
  */
 import path from 'node:path';
-import { repoRoot, type Config } from '../runtime/config';
+import { entryOf, type Config } from '../runtime/config';
 import { publicUrl, tlsFiles } from '../proxy/src/index';
 import type { Logger } from './logger';
 import { isHealthy, runningPid, startNodeService, stopNodeService, type NodeService } from './node-process';
 import { dataPaths } from './paths';
 import { assertPortFree, type ServiceStatus } from './probes';
 
-const PROXY_ENTRY = path.join(repoRoot, 'proxy', 'src', 'main.ts');
+const PROXY_ENTRY = entryOf('proxy/src/main.ts');
 /** The proxy's admin port is always on loopback (see proxy/src/proxy.ts). */
 const ADMIN_HOST = '127.0.0.1';
 

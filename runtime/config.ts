@@ -7,13 +7,34 @@
  * never silently falls back to its default.
  */
 import { isIP } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 /** The repository root, so data and templates are found wherever the process starts. */
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The checkout's root: the nearest folder with package.json above this module, whether it runs
+ * from source (runtime/config.ts) or from the compiled bundle (dist/…).
+ */
+export const repoRoot = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+  return dir;
+})();
+
+/**
+ * Where a process's entry is: its TypeScript source (development, run with tsx), or with
+ * ROOMCAST_COMPILED=true its JavaScript in dist/ (`npm run build`), run by node alone.
+ */
+export function entryOf(source: string): string {
+  if (process.env.ROOMCAST_COMPILED !== 'true') return path.join(repoRoot, source);
+  return path.join(repoRoot, 'dist', source.replace(/\.ts$/, '.js'));
+}
 
 // Defaults sit below Linux's ephemeral range (32768-60999): a port in it can be handed to some
 // outgoing connection and then be taken when a service (re)starts its listener.
@@ -34,6 +55,8 @@ const httpsOrigin = z
 const schema = z.object({
   // Only chooses defaults (see TEST_PROFILE); read before the rest.
   ROOMCAST_PROFILE: z.enum(['dev', 'test']).default('dev'),
+  // true: infra runs the app servers, the proxy and broker-auth from dist/ (`npm run build`) with node alone.
+  ROOMCAST_COMPILED: z.enum(['true', 'false']).default('false'),
   ROOMCAST_DATA_DIR: z.string().min(1).default(path.join(repoRoot, '.data')),
   ROOMCAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 

@@ -4,8 +4,7 @@
  * Idempotent: running it again reuses what exists. `npm start` calls `seedDemo`; `npm run seed`
  * runs it on its own.
  */
-import { pathToFileURL } from 'node:url';
-import { loadConfig, type Config } from '../../../runtime/config';
+import type { Config } from '../../../runtime/config';
 import { migrate } from '../db/migrate';
 import { createLogger } from '../logger';
 import { buildServices } from '../services';
@@ -50,16 +49,4 @@ export async function seedDemo(config: Config): Promise<DemoSeed> {
   } finally {
     await services.close();
   }
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  seedDemo(loadConfig()).then(
-    (seed) => {
-      process.stdout.write(`${JSON.stringify(seed, null, 2)}\n`);
-    },
-    (err: unknown) => {
-      process.stderr.write(`seed failed: ${(err as Error).message}\n`);
-      process.exit(1);
-    },
-  );
 }

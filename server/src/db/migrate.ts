@@ -4,10 +4,11 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../../../runtime/config';
 import type { Pool } from './pool';
 
-const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+// From the checkout's root, not from this module: the compiled bundle lives elsewhere (dist/).
+const MIGRATIONS_DIR = path.join(repoRoot, 'server', 'src', 'db', 'migrations');
 const LOCK_ID = 7_310_001;
 
 /** Applies pending migrations; returns the names it applied. */
