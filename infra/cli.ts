@@ -2,13 +2,13 @@
  * `tsx infra/cli.ts <command>` (`npm run services -- <command>`). Each command is one entry
  * of the table below; any failure prints one line saying what to do and exits 1.
  */
-import { loadConfig, type Config } from '../runtime/config';
+import { INFRA_ROLES, loadConfig, type Config } from '../runtime/config';
 import { seedDemo } from '../server/src/cli/seed-demo';
 import { appServersStatus } from './app-servers';
 import { eximPaths, summarizeMaildir } from './exim-files';
 import { ensureServices, servicesStatus, stopServices, type Logger } from './index';
-import { ensureSystem, stopFrontEnds } from './system';
-import { proxyRunning, proxyStatus } from './proxy-service';
+import { ensureHostShare, stopFrontEnds } from './system';
+import { proxyRunning, proxyStatus, type ProxyInfo } from './proxy-service';
 
 const print = (stream: NodeJS.WriteStream, line: string): boolean => stream.write(`[infra] ${line}\n`);
 
@@ -27,15 +27,22 @@ const MAIL_LIST_LENGTH = 20;
 
 interface Command {
   summary: string;
-  run(config: Config): Promise<void>;
+  /** Flags the command takes (`--detach`); any other argument is a usage error. */
+  flags?: string[];
+  run(config: Config, flags: Set<string>): Promise<void>;
 }
 
 const commands: Record<string, Command> = {
-  up: { summary: 'start (or reuse) postgres, redis, exim, broker-auth and the RabbitMQ cluster', run: (c) => ensureServices(c, log) },
+  up: { summary: 'start (or reuse) postgres, redis, exim, broker-auth and the RabbitMQ cluster (those of ROOMCAST_INFRA_ROLES)', run: (c) => ensureServices(c, log) },
   down: { summary: 'stop every service started by `up`', run: (c) => stopServices(c, log) },
   status: { summary: 'show each service, app server and the proxy as up or down, with its address', run: printStatus },
-  start: { summary: 'up, then migrate, seed the demo, run the app servers and the TLS proxy; Ctrl-C stops all', run: startAll },
-  stop: { summary: 'stop the proxy, the app servers and every service', run: stopAll },
+  start: {
+    summary: 'up, then run the app servers (they migrate) and the TLS proxy, and seed the demo; Ctrl-C stops all. ' +
+      'With ROOMCAST_INFRA_ROLES, only this host\'s share. --detach: return once it is up',
+    flags: ['--detach'],
+    run: (c, flags) => startAll(c, flags.has('--detach')),
+  },
+  stop: { summary: 'stop the proxy, the app servers and every service this host runs', run: stopAll },
   mail: { summary: `list the newest ${MAIL_LIST_LENGTH} mails Exim delivered into the local Maildir (recipient, subject, date, file)`, run: printMail },
 };
 
@@ -61,11 +68,26 @@ async function printMail(config: Config): Promise<void> {
   }
 }
 
-async function startAll(config: Config): Promise<void> {
+async function startAll(config: Config, detach: boolean): Promise<void> {
   // Services this run finds running belong to someone else (another checkout's run, the tests):
   // stopping them on Ctrl-C would take them away from under it.
   const servicesWereUp = (await servicesStatus(config)).every((s) => s.up);
-  const { appUrls, proxy, started } = await ensureSystem(config, log);
+  const share = await ensureHostShare(config, log);
+  const { appUrls, proxy } = share;
+  if (INFRA_ROLES.some((r) => !config.roles.includes(r)) || proxy === null) {
+    // One host of several: no demo (the data host may not be up yet), just what runs here.
+    log.info(`this host runs ${config.roles.join(', ')}${appUrls.length > 0 ? `; app servers ${appUrls.join(', ')}` : ''}${proxy ? `; proxy ${proxy.url}` : ''}`);
+  } else {
+    await printWelcome(config, proxy, appUrls);
+  }
+  if (detach) {
+    log.info('running in the background; `npm stop` (infra stop) stops it');
+    return;
+  }
+  await runUntilStopped(config, share.started, servicesWereUp);
+}
+
+async function printWelcome(config: Config, proxy: ProxyInfo, appUrls: string[]): Promise<void> {
   const demo = await seedDemo(config);
   console.log(
     [
@@ -81,6 +103,10 @@ async function startAll(config: Config): Promise<void> {
       '',
     ].join('\n'),
   );
+}
+
+/** Waits for Ctrl-C (or the proxy gone after `npm stop` elsewhere), then stops what this run started. */
+async function runUntilStopped(config: Config, started: boolean, servicesWereUp: boolean): Promise<void> {
   if (!started) {
     log.info('everything was already running; `npm stop` stops it');
     return;
@@ -94,7 +120,7 @@ async function startAll(config: Config): Promise<void> {
     process.once('SIGINT', () => resolve(false));
     process.once('SIGTERM', () => resolve(false));
     const watch = setInterval(() => {
-      if (!proxyRunning(config)) {
+      if (config.roles.includes('proxy') && !proxyRunning(config)) {
         clearInterval(watch);
         resolve(true);
       }
@@ -120,8 +146,9 @@ async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   const command = name !== undefined && Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) throw new UsageError(usage(name === undefined ? 'no command given' : `unknown command "${name}"`));
-  if (rest.length > 0) throw new UsageError(usage(`unexpected arguments after ${name}: ${rest.join(' ')}`));
-  await command.run(loadConfig());
+  const unexpected = rest.filter((a) => !(command.flags ?? []).includes(a));
+  if (unexpected.length > 0) throw new UsageError(usage(`unexpected arguments after ${name}: ${unexpected.join(' ')}`));
+  await command.run(loadConfig(), new Set(rest));
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -1,8 +1,9 @@
 /**
- * infra's public entry: bring the local services up, take them down, report on them.
+ * infra's public entry: bring the services up, take them down, report on them.
  * Services: PostgreSQL, Redis, Exim (the SMTP relay), the broker-auth HTTP service and the
- * RabbitMQ cluster, each on loopback and the ports in `Config`, with all state under
- * `config.dataDir`.
+ * RabbitMQ cluster, on the addresses and ports in `Config`, with all state under
+ * `config.dataDir`. On several hosts each runs the share its roles name (ROOMCAST_INFRA_ROLES):
+ * `data` the first three, `broker` broker-auth and its RabbitMQ node.
  */
 import path from 'node:path';
 import type { Config } from '../runtime/config';
@@ -53,18 +54,24 @@ async function startServices(config: Config, log: Logger): Promise<void> {
     await run();
     log.info(`${name} ready (${seconds(t)})`);
   };
+  const { roles } = config;
   await step('os packages', () => ensureOsPackages(SERVICE_PACKAGES, log));
-  // A dependency given by URL lives on another host: it is that host's to run, not ours.
-  await step('postgres + redis + exim', async () => {
-    await Promise.all([
-      config.postgres.managed ? ensurePostgres(config, log) : log.info(`postgres: elsewhere (ROOMCAST_DATABASE_URL), not started here`),
-      config.redis.managed ? ensureRedis(config, log) : log.info(`redis: elsewhere (ROOMCAST_REDIS_URL), not started here`),
-      ensureExim(config, log),
-    ]);
-  });
-  await step('broker-auth', () => ensureBrokerAuth(config, log));
-  await step(`rabbitmq (${config.rabbitmq.nodes.length} nodes)`, () => ensureRabbitCluster(config, log));
-  log.info(`all services up in ${seconds(start)}`);
+  if (roles.includes('data')) {
+    // A dependency given by URL on a host without explicit roles lives elsewhere: not ours to run.
+    await step('postgres + redis + exim', async () => {
+      await Promise.all([
+        config.postgres.managed ? ensurePostgres(config, log) : log.info(`postgres: elsewhere (ROOMCAST_DATABASE_URL), not started here`),
+        config.redis.managed ? ensureRedis(config, log) : log.info(`redis: elsewhere (ROOMCAST_REDIS_URL), not started here`),
+        ensureExim(config, log),
+      ]);
+    });
+  }
+  if (roles.includes('broker')) {
+    await step('broker-auth', () => ensureBrokerAuth(config, log));
+    const share = config.rabbitmq.longNames ? 'this host\'s node' : `${config.rabbitmq.nodes.length} nodes`;
+    await step(`rabbitmq (${share})`, () => ensureRabbitCluster(config, log));
+  }
+  log.info(`services of ${roles.join(', ')} up in ${seconds(start)}`);
 }
 
 /** Stops what ensureServices started, found through pid files only. */
@@ -76,14 +83,10 @@ export async function stopServices(config: Config, log: Logger): Promise<void> {
   log.info(`all services stopped in ${seconds(start)}`);
 }
 
-/** Each service (and each RabbitMQ node) with whether it answers on its port. */
+/** Each service of this host's roles (and each of its RabbitMQ nodes) with whether it answers on its port. */
 export async function servicesStatus(config: Config): Promise<ServiceStatus[]> {
-  const [pg, redis, exim, auth, rabbit] = await Promise.all([
-    postgresStatus(config),
-    redisStatus(config),
-    eximStatus(config),
-    brokerAuthStatus(config),
-    rabbitStatus(config),
-  ]);
-  return [pg, redis, exim, auth, ...rabbit];
+  const checks: Promise<ServiceStatus | ServiceStatus[]>[] = [];
+  if (config.roles.includes('data')) checks.push(postgresStatus(config), redisStatus(config), eximStatus(config));
+  if (config.roles.includes('broker')) checks.push(brokerAuthStatus(config), rabbitStatus(config));
+  return (await Promise.all(checks)).flat();
 }

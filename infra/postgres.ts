@@ -1,6 +1,7 @@
 /**
- * roomcast's own PostgreSQL cluster in `.data/postgres`, on loopback only and independent of
- * any system-wide instance. As root, every postgres binary runs as the `postgres` OS user,
+ * roomcast's own PostgreSQL cluster in `.data/postgres`, independent of any system-wide
+ * instance: on loopback without a password on one machine, or on the data host's address with
+ * the password of ROOMCAST_DATABASE_URL when roomcast spans hosts. As root, every postgres binary runs as the `postgres` OS user,
  * because the server refuses to run as root.
  */
 import { appendFileSync, chmodSync, closeSync, existsSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -79,8 +80,6 @@ async function initCluster(config: Config, log: Logger): Promise<void> {
   log.info(`postgres: initdb ${dataDir}`);
   // --no-sync: a dev/test cluster lost to a power cut right after creation is simply re-created.
   await runPg('initdb', ['-D', scratch, '-U', PG_USER, '-A', 'trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'], scratch);
-  // Trust is acceptable only because the server listens on loopback and its own socket directory.
-  writeFileSync(path.join(scratch, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
   appendFileSync(path.join(scratch, 'postgresql.conf'), "\ninclude 'roomcast.conf'\n");
   await giveToPgUser(scratch);
   renameSync(scratch, dataDir);
@@ -88,8 +87,19 @@ async function initCluster(config: Config, log: Logger): Promise<void> {
 
 const quoteConf = (value: string): string => `'${value.replaceAll("'", "''")}'`;
 
+/**
+ * Who may connect how, rewritten before every start. The socket in the data dir is infra's own
+ * superuser door. Trust over TCP only while the server listens on loopback without a password;
+ * with a password (required on any other address: runtime/config.ts) every TCP login gives it.
+ */
+function writeAccessRules(config: Config, dataDir: string): void {
+  const tcp = config.postgres.password === null ? 'host all all 127.0.0.1/32 trust' : 'host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256';
+  writeFileSync(path.join(dataDir, 'pg_hba.conf'), `local all all trust\n${tcp}\n`);
+}
+
 /** Rewritten before every start so a changed port or moved data dir takes effect. */
 function writeSettings(config: Config, dataDir: string): void {
+  writeAccessRules(config, dataDir);
   const lines = [
     '# Written by infra/postgres.ts before each start; edit that file, not this one.',
     `listen_addresses = ${quoteConf(config.postgres.host)}`,
@@ -100,10 +110,10 @@ function writeSettings(config: Config, dataDir: string): void {
   writeFileSync(path.join(dataDir, 'roomcast.conf'), `${lines.join('\n')}\n`);
 }
 
-/** Runs `fn` with a superuser connection; throws when the server does not answer. */
+/** Runs `fn` with a superuser connection over the data dir's socket; throws when the server does not answer. */
 async function withSuperuser<T>(config: Config, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({
-    host: config.postgres.host,
+    host: pgPaths(config).dataDir,
     port: config.postgres.port,
     user: PG_USER,
     database: 'postgres',
@@ -118,13 +128,15 @@ async function withSuperuser<T>(config: Config, fn: (client: pg.Client) => Promi
 }
 
 async function ensureRoleAndDatabase(config: Config, log: Logger): Promise<void> {
-  const { user, database } = config.postgres;
+  const { user, database, password } = config.postgres;
   await withSuperuser(config, async (client) => {
     const role = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [user]);
     if (role.rowCount === 0) {
       log.info(`postgres: creating role ${user}`);
       await client.query(`CREATE ROLE ${client.escapeIdentifier(user)} LOGIN`);
     }
+    // The URL's password is the role's, set on every start so a changed secret takes effect.
+    await client.query(`ALTER ROLE ${client.escapeIdentifier(user)} PASSWORD ${password === null ? 'NULL' : client.escapeLiteral(password)}`);
     const db = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (db.rowCount === 0) {
       log.info(`postgres: creating database ${database}`);
@@ -168,7 +180,7 @@ export async function ensurePostgres(config: Config, log: Logger): Promise<void>
   writeSettings(config, dataDir);
   // pg_ctl opens the log as the postgres user, who cannot create files in our log directory.
   closeSync(openSync(logFile, 'a'));
-  await giveToPgUser(logFile, path.join(dataDir, 'roomcast.conf'));
+  await giveToPgUser(logFile, path.join(dataDir, 'roomcast.conf'), path.join(dataDir, 'pg_hba.conf'));
 
   log.info(`postgres: starting on ${config.postgres.host}:${port}`);
   try {

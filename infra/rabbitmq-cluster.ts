@@ -1,8 +1,9 @@
 /**
- * The local RabbitMQ cluster: `config.rabbitmq.nodes` nodes on one machine, clustered with
- * node 1. The first boot forms the cluster (start node 1, then the others in parallel, then
- * join them to node 1 one at a time); later boots start every node at once, since each waits
- * for its peers' tables. The node controls below are also what the failure tests use.
+ * The RabbitMQ cluster, clustered with node 1. On one machine infra runs all
+ * `config.rabbitmq.nodes`: the first boot forms the cluster (start node 1, then the others in
+ * parallel, then join them to node 1 one at a time); later boots start every node at once,
+ * since each waits for its peers' tables. On several hosts each broker host runs its own node
+ * and joins node 1 on its first boot. The node controls below are also what the failure tests use.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Config, RabbitNode } from '../runtime/config';
@@ -10,9 +11,9 @@ import { silentLogger, type Logger } from './logger';
 import { dataPaths } from './paths';
 import { runCommand, signalIfAlive, waitForExit, waitUntil } from './processes';
 import { isPortOpen, type ServiceStatus } from './probes';
-import { RabbitError, rabbitmqctl, serverProgramHint } from './rabbitmq-ctl';
+import { localNodes, RabbitError, rabbitmqctl, serverProgramHint } from './rabbitmq-ctl';
 import { ensureCookie, hasNodeData, nodePaths, writeDefinitions } from './rabbitmq-files';
-import { BOOT_TIMEOUT_MS, HOST, bringUp, closedPorts, ensureListening, nodeAt, nodePid, stopNodeProcess } from './rabbitmq-node';
+import { BOOT_TIMEOUT_MS, bringUp, closedPorts, ensureListening, nodeAt, nodePid, stopNodeProcess } from './rabbitmq-node';
 
 /**
  * Joins fresh nodes to `seed`. Only the membership changes (join_cluster) run one at a time;
@@ -40,7 +41,7 @@ async function joinSeed(config: Config, joiners: RabbitNode[], seed: RabbitNode,
 export async function clusterRunningNodes(config: Config): Promise<string[]> {
   let lastError: unknown;
   for (const node of config.rabbitmq.nodes) {
-    if (nodePid(config, node) === null || !(await isPortOpen(HOST, node.amqpPort))) continue;
+    if (nodePid(config, node) === null || !(await isPortOpen(node.host, node.amqpPort))) continue;
     try {
       const out = await rabbitmqctl(config, node, ['cluster_status', '--formatter', 'json']);
       return (JSON.parse(out) as { running_nodes?: string[] }).running_nodes ?? [];
@@ -52,19 +53,23 @@ export async function clusterRunningNodes(config: Config): Promise<string[]> {
   return [];
 }
 
-async function allRunning(config: Config): Promise<boolean> {
+async function allRunning(config: Config, nodes: RabbitNode[]): Promise<boolean> {
   const running = await clusterRunningNodes(config).catch((): string[] => []);
-  return config.rabbitmq.nodes.every((n) => running.includes(n.name));
+  return nodes.every((n) => running.includes(n.name));
 }
 
-/** Brings the whole cluster up (forming it on first boot); running nodes are reused. */
+/** Brings this host's share of the cluster up (forming it on first boot); running nodes are reused. */
 export async function ensureRabbitCluster(config: Config, log: Logger): Promise<void> {
-  const nodes = config.rabbitmq.nodes;
-  const [seed] = nodes;
+  const [seed] = config.rabbitmq.nodes;
   if (!seed) throw new RabbitError('config.rabbitmq.nodes is empty');
   ensureCookie(config);
+  if (config.rabbitmq.longNames) {
+    await ensureHostNode(config, seed, log);
+    return;
+  }
+  const nodes = config.rabbitmq.nodes;
   const allListening = async (): Promise<boolean> => (await Promise.all(nodes.map(closedPorts))).every((c) => c.length === 0);
-  if (nodes.every((n) => nodePid(config, n) !== null) && (await allListening()) && (await allRunning(config))) {
+  if (nodes.every((n) => nodePid(config, n) !== null) && (await allListening()) && (await allRunning(config, nodes))) {
     log.info(`rabbitmq: reusing the running ${nodes.length}-node cluster`);
     return;
   }
@@ -83,12 +88,40 @@ export async function ensureRabbitCluster(config: Config, log: Logger): Promise<
     await Promise.all(joiners.map((n) => bringUp(config, n, log)));
     await joinSeed(config, joiners, seed, log);
   }
-  await waitUntil(() => allRunning(config), {
+  await waitUntil(() => allRunning(config, nodes), {
     timeoutMs: 60_000,
     intervalMs: 1000,
     onTimeout: () => new RabbitError(`cluster_status does not list all ${nodes.length} nodes as running`),
   });
   for (const n of nodes) await ensureListening(config, n, log);
+}
+
+/**
+ * One host of a cluster on several: starts this host's node; on its first boot, a node other
+ * than node 1 waits for node 1 to answer and joins it. A member restarting (its data says it
+ * joined) rejoins by itself, waiting for its peers' tables.
+ */
+async function ensureHostNode(config: Config, seed: RabbitNode, log: Logger): Promise<void> {
+  const [node] = localNodes(config);
+  if (!node) throw new RabbitError(`this host has none of the addresses in ROOMCAST_RABBITMQ_AMQP_URLS (${config.rabbitmq.nodes.map((n) => n.host).join(', ')})`);
+  writeDefinitions(config);
+  const joined = node === seed || existsSync(nodePaths(config, node).joinedMarker);
+  await bringUp(config, node, log);
+  if (!joined) {
+    log.info(`rabbitmq: ${node.name} waits for ${seed.name} to join it`);
+    await waitUntil(() => rabbitmqctl(config, seed, ['await_startup'], 10_000).then(() => true, () => false), {
+      timeoutMs: BOOT_TIMEOUT_MS,
+      intervalMs: 2000,
+      onTimeout: () => new RabbitError(`${seed.name} (node 1) does not answer; start the broker role on ${seed.host} first`),
+    });
+    await joinSeed(config, [node], seed, log);
+  }
+  await waitUntil(() => allRunning(config, [node]), {
+    timeoutMs: 60_000,
+    intervalMs: 1000,
+    onTimeout: () => new RabbitError(`cluster_status does not list ${node.name} as running`),
+  });
+  await ensureListening(config, node, log);
 }
 
 /** Starts one node (after stopNode/killNode) and waits until it is back in the cluster. */
@@ -144,7 +177,7 @@ export interface RabbitNodeStatus {
 /** Cheap per-node view (no CLI call): is the VM alive, are its listeners open. */
 export function nodeStatus(config: Config): Promise<RabbitNodeStatus[]> {
   return Promise.all(
-    config.rabbitmq.nodes.map(async (n) => {
+    localNodes(config).map(async (n) => {
       const pid = nodePid(config, n);
       const closed = await closedPorts(n);
       return { index: n.index, name: n.name, amqpPort: n.amqpPort, pid, closedPorts: closed, running: pid !== null && closed.length === 0 };
@@ -153,19 +186,20 @@ export function nodeStatus(config: Config): Promise<RabbitNodeStatus[]> {
 }
 
 export async function rabbitStatus(config: Config): Promise<ServiceStatus[]> {
-  return (await nodeStatus(config)).map((s) => ({
+  const statuses = await nodeStatus(config);
+  return statuses.map((s) => ({
     name: `rabbitmq ${s.name}`,
     up: s.running,
-    endpoint: `${HOST}:${s.amqpPort}`,
+    endpoint: `${nodeAt(config, s.index).host}:${s.amqpPort}`,
     pid: s.pid,
   }));
 }
 
-/** Stops every node in parallel, then our epmd (never the system one on 4369). */
+/** Stops every node of this host in parallel, then our epmd (never the system one on 4369). */
 export async function stopRabbitCluster(config: Config, log: Logger): Promise<void> {
-  await Promise.all(config.rabbitmq.nodes.map((n) => stopNode(config, n.index, log)));
+  await Promise.all(localNodes(config).map((n) => stopNode(config, n.index, log)));
   const port = config.rabbitmq.epmdPort;
-  if (!(await isPortOpen(HOST, port))) return;
+  if (!(await isPortOpen('127.0.0.1', port))) return;
   const res = await runCommand('epmd', ['-port', String(port), '-kill']);
   if (res.exitCode !== 0) log.warn(`rabbitmq: epmd on port ${port} did not stop: ${res.stdout.trim() || res.stderr.trim()}`);
 }

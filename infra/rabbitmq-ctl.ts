@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import type { Config, RabbitNode } from '../runtime/config';
 import { dataPaths, ensureDir } from './paths';
@@ -19,7 +20,7 @@ export class RabbitError extends Error {
 }
 
 const SERVER_LIB = '/usr/lib/rabbitmq/lib';
-const LOOPBACK_DIST = '-kernel inet_dist_use_interface {127,0,0,1}';
+const LOOPBACK = '127.0.0.1';
 /**
  * Erlang schedulers spin while idle by default, which is right for a dedicated host; three
  * nodes sharing two cores with Postgres and Node would burn a core doing nothing.
@@ -34,18 +35,58 @@ export function sbinDir(): string {
   return path.join(SERVER_LIB, newest, 'sbin');
 }
 
+/**
+ * The nodes this host runs: every one on one machine; on several hosts, the one whose address
+ * (in ROOMCAST_RABBITMQ_AMQP_URLS) is one of this host's own.
+ */
+export function localNodes(config: Config): RabbitNode[] {
+  if (!config.rabbitmq.longNames) return config.rabbitmq.nodes;
+  const own = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address)));
+  return config.rabbitmq.nodes.filter((n) => own.has(n.host));
+}
+
+/** The address this host's Erlang distribution (nodes and CLI) uses: loopback, or its node's. */
+function distAddress(config: Config): string {
+  if (!config.rabbitmq.longNames) return LOOPBACK;
+  const [mine] = localNodes(config);
+  if (!mine) {
+    const hosts = config.rabbitmq.nodes.map((n) => n.host).join(', ');
+    throw new RabbitError(`none of ROOMCAST_RABBITMQ_AMQP_URLS' hosts (${hosts}) is an address of this host; run the broker role on one of them`);
+  }
+  return mine.host;
+}
+
 /** What both the nodes and the CLI tools need; inherited RABBITMQ_* variables are dropped. */
 function baseEnv(config: Config): NodeJS.ProcessEnv {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RABBITMQ_')));
+  const address = distAddress(config);
   return {
     ...inherited,
     HOME: sharedPaths(config).home,
     ERL_EPMD_PORT: String(config.rabbitmq.epmdPort),
-    // Our epmd (started by the first node) and Erlang distribution listen on loopback only.
-    ERL_EPMD_ADDRESS: '127.0.0.1',
+    // Our epmd (started by the first node) listens on loopback, and on the node's address when
+    // the cluster spans hosts (peers ask it for the node's distribution port).
+    ERL_EPMD_ADDRESS: address === LOOPBACK ? LOOPBACK : `${LOOPBACK},${address}`,
+    // Nodes named by address (roomcast@10.0.0.11) need Erlang's long names, CLI included.
+    ...(config.rabbitmq.longNames ? { RABBITMQ_USE_LONGNAME: 'true' } : {}),
     // Absent on purpose: keeps /etc/rabbitmq/rabbitmq-env.conf from overriding our settings.
     RABBITMQ_CONF_ENV_FILE: path.join(dataPaths(config).rabbitmq, 'rabbitmq-env.conf'),
   };
+}
+
+/**
+ * A peer that stops answering is declared down after about net_ticktime; until then RabbitMQ
+ * waits for it: publishes routed to its queues go unconfirmed and queue declarations (every
+ * browser's SUBSCRIBE) block. Erlang's 60 s default left a cut host's clients unserved for over
+ * a minute in the multi-host test; 10 s detects a real partition in 8-13 s, while a node must be
+ * unresponsive that long to be taken for one. Nodes on one machine do not partition: default there.
+ */
+const MULTI_HOST_TICKTIME_S = 10;
+
+/** Erlang distribution listens on that address only (loopback on one machine), with the tick time of the layout. */
+function distArgs(config: Config): string {
+  const iface = `-kernel inet_dist_use_interface {${distAddress(config).split('.').join(',')}}`;
+  return config.rabbitmq.longNames ? `${iface} -kernel net_ticktime ${MULTI_HOST_TICKTIME_S}` : iface;
 }
 
 export function nodeEnv(config: Config, node: RabbitNode): NodeJS.ProcessEnv {
@@ -62,7 +103,7 @@ export function nodeEnv(config: Config, node: RabbitNode): NodeJS.ProcessEnv {
     RABBITMQ_PID_FILE: p.pidFile,
     RABBITMQ_DIST_PORT: String(node.distPort),
     RABBITMQ_ENABLED_PLUGINS_FILE: ENABLED_PLUGINS_FILE,
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: `${LOOPBACK_DIST} ${NO_BUSY_WAIT}`,
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: `${distArgs(config)} ${NO_BUSY_WAIT}`,
   };
 }
 
@@ -76,7 +117,7 @@ function ctlEnv(config: Config): NodeJS.ProcessEnv {
     ...baseEnv(config),
     RABBITMQ_CTL_DIST_PORT_MIN: '0',
     RABBITMQ_CTL_DIST_PORT_MAX: '0',
-    RABBITMQ_CTL_ERL_ARGS: LOOPBACK_DIST,
+    RABBITMQ_CTL_ERL_ARGS: distArgs(config),
   };
 }
 

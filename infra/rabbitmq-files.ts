@@ -3,7 +3,7 @@
  * Erlang cookie, and the per-run renderings of the committed templates in `rabbitmq/`.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot, type Config, type RabbitNode } from '../runtime/config';
 import { dataPaths, ensureDir } from './paths';
@@ -60,10 +60,21 @@ export function sharedPaths(config: Config) {
   return { home: path.join(rabbitmq, 'home'), definitionsFile: path.join(rabbitmq, 'definitions.json') };
 }
 
-/** Erlang refuses a cookie file that others can read, hence 0400. */
+/**
+ * The Erlang cookie the nodes and the CLI authenticate with: ROOMCAST_RABBITMQ_COOKIE when set
+ * (nodes on several hosts share it), else one made once. Erlang refuses a cookie file that
+ * others can read, hence 0400.
+ */
 export function ensureCookie(config: Config): void {
   const cookie = path.join(ensureDir(sharedPaths(config).home, 0o700), '.erlang.cookie');
-  if (!existsSync(cookie)) writeFileSync(cookie, randomBytes(20).toString('hex').toUpperCase(), { mode: 0o400 });
+  const given = config.rabbitmq.cookie;
+  if (given === null) {
+    if (!existsSync(cookie)) writeFileSync(cookie, randomBytes(20).toString('hex').toUpperCase(), { mode: 0o400 });
+    return;
+  }
+  if (existsSync(cookie) && readFileSync(cookie, 'utf8') === given) return;
+  rmSync(cookie, { force: true });
+  writeFileSync(cookie, given, { mode: 0o400 });
 }
 
 /** RabbitMQ's internal hash: base64(salt ++ sha256(salt ++ utf8(password))), 4-byte salt. */
@@ -113,8 +124,9 @@ export function writeNodeConfig(config: Config, node: RabbitNode): void {
     WEB_STOMP_PORT: String(node.webStompPort),
     PROMETHEUS_PORT: String(node.prometheusPort),
     MANAGEMENT_PORT: String(node.managementPort),
+    HOST: node.host,
     DEFINITIONS_FILE: sharedPaths(config).definitionsFile,
-    BROKER_AUTH_PORT: String(config.brokerAuth.port),
+    BROKER_AUTH_URL: config.brokerAuth.url,
   });
   writeAtomically(p.configFile, text);
 }

@@ -10,10 +10,9 @@ import { assertPortFree, isPortOpen } from './probes';
 import { RabbitError, rabbitmqctl, serverProgramHint, spawnNode } from './rabbitmq-ctl';
 import { nodePaths, writeNodeConfig } from './rabbitmq-files';
 
-export const HOST = '127.0.0.1';
 export const BOOT_TIMEOUT_MS = 180_000;
 
-/** The node with 1-based `index`, as in its name `roomcast-<index>@localhost`. */
+/** The node with 1-based `index`: `roomcast-<index>@localhost`, or the index-th of ROOMCAST_RABBITMQ_AMQP_URLS. */
 export function nodeAt(config: Config, index: number): RabbitNode {
   const node = config.rabbitmq.nodes.find((n) => n.index === index);
   if (!node) throw new RabbitError(`no RabbitMQ node ${index}; nodes are 1..${config.rabbitmq.nodes.length}`);
@@ -40,7 +39,7 @@ const listeners = (n: RabbitNode): [number, string][] => [
 const listenerPorts = (n: RabbitNode): number[] => listeners(n).map(([port]) => port);
 
 export async function closedPorts(node: RabbitNode): Promise<number[]> {
-  const open = await Promise.all(listenerPorts(node).map((p) => isPortOpen(HOST, p)));
+  const open = await Promise.all(listenerPorts(node).map((p) => isPortOpen(node.host, p)));
   return listenerPorts(node).filter((_, i) => !open[i]);
 }
 
@@ -75,7 +74,7 @@ async function awaitBooted(config: Config, node: RabbitNode, child: ChildProcess
   await waitUntil(
     () => {
       if (exited) throw bootFailure(config, node, 'exited while booting');
-      return isPortOpen(HOST, node.amqpPort);
+      return isPortOpen(node.host, node.amqpPort);
     },
     { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 250, onTimeout: () => bootFailure(config, node, 'did not open its AMQP port') },
   );
@@ -89,7 +88,7 @@ async function awaitBooted(config: Config, node: RabbitNode, child: ChildProcess
 export async function bringUp(config: Config, node: RabbitNode, log: Logger): Promise<void> {
   if (nodePid(config, node) !== null) {
     // Listeners close with the app, so a live VM without its AMQP port had `stop_app`.
-    if (await isPortOpen(HOST, node.amqpPort)) return;
+    if (await isPortOpen(node.host, node.amqpPort)) return;
     log.info(`rabbitmq: ${node.name} runs with its app stopped; start_app`);
     try {
       await rabbitmqctl(config, node, ['start_app'], BOOT_TIMEOUT_MS);
@@ -102,9 +101,9 @@ export async function bringUp(config: Config, node: RabbitNode, log: Logger): Pr
   const ports = [...listeners(node), [node.distPort, 'DIST'] as const];
   // A node killed a moment ago may still answer on its ports while the kernel tears it down.
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && (await Promise.all(ports.map(([port]) => isPortOpen(HOST, port)))).some(Boolean)) await sleep(200);
+  while (Date.now() < deadline && (await Promise.all(ports.map(([port]) => isPortOpen(node.host, port)))).some(Boolean)) await sleep(200);
   for (const [port, infix] of ports) {
-    await assertPortFree(HOST, port, node.name, `ROOMCAST_RABBITMQ_${infix}_PORT_BASE`);
+    await assertPortFree(node.host, port, node.name, `ROOMCAST_RABBITMQ_${infix}_PORT_BASE`);
   }
   writeNodeConfig(config, node);
   log.info(`rabbitmq: starting ${node.name} (amqp ${node.amqpPort})`);

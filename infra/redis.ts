@@ -2,7 +2,7 @@
  * roomcast's own redis-server on loopback, with its configuration generated from `Config`
  * and persistence (AOF, fsync every second) in `.data/redis`.
  */
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Config } from '../runtime/config';
@@ -45,8 +45,12 @@ function writeConfig(config: Config): string {
     `dir ${q(p.dir)}`,
     'appendonly yes',
     'appendfsync everysec',
+    // ROOMCAST_REDIS_URL's password: required when Redis listens on another address than loopback.
+    ...(config.redis.password === null ? [] : [`requirepass ${q(config.redis.password)}`]),
   ];
-  writeFileSync(p.confFile, `${lines.join('\n')}\n`);
+  // 0600: it may hold the password.
+  writeFileSync(p.confFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+  chmodSync(p.confFile, 0o600);
   return p.confFile;
 }
 
@@ -55,6 +59,7 @@ async function pings(config: Config): Promise<boolean> {
   const client = new Redis({
     host: config.redis.host,
     port: config.redis.port,
+    password: config.redis.password ?? undefined,
     lazyConnect: true,
     connectTimeout: 1000,
     maxRetriesPerRequest: 0,

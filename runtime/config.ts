@@ -47,6 +47,20 @@ const isIpOrCidr = (v: string): boolean => {
   return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
 };
 const positiveInt = z.coerce.number().int().positive();
+/** A comma-separated list, each item trimmed. */
+const list = z.string().transform((v) => v.split(',').map((item) => item.trim()));
+/** An IP address (what a bind setting and a multi-host RabbitMQ URL must name). */
+const ipAddress = z.string().refine((h) => isIP(h) !== 0, 'must be an IP address such as 127.0.0.1 or 10.0.0.5');
+/** A URL of one of `protocols` whose host is an IP address, e.g. amqp://10.0.0.11:5672. */
+const urlOnIp = (protocols: string[], example: string) =>
+  z.string().refine((u) => {
+    if (!URL.canParse(u)) return false;
+    const url = new URL(u);
+    return protocols.includes(url.protocol) && isIP(url.hostname.replace(/^\[|\]$/g, '')) !== 0 && url.username === '' && url.password === '';
+  }, `each must be a URL such as ${example} (an IP address, no credentials)`);
+/** What `infra start` runs on this host; `all` is the one-machine layout. */
+export const INFRA_ROLES = ['data', 'broker', 'app', 'proxy'] as const;
+export type InfraRole = (typeof INFRA_ROLES)[number];
 /** An origin as a browser sends it in `Origin`: https, lower case, no path. */
 const httpsOrigin = z
   .string()
@@ -57,6 +71,12 @@ const schema = z.object({
   ROOMCAST_PROFILE: z.enum(['dev', 'test']).default('dev'),
   // true: infra runs the app servers, the proxy and broker-auth from dist/ (`npm run build`) with node alone.
   ROOMCAST_COMPILED: z.enum(['true', 'false']).default('false'),
+  // What infra starts on this host (docs/operations.md): data (Postgres, Redis, Exim), broker
+  // (its RabbitMQ node and broker-auth), app (the app servers), proxy; all: everything, one machine.
+  ROOMCAST_INFRA_ROLES: list
+    .pipe(z.array(z.enum(['all', ...INFRA_ROLES], { error: `each must be one of all, ${INFRA_ROLES.join(', ')}` })).min(1))
+    .transform((roles): InfraRole[] => (roles.includes('all') ? [...INFRA_ROLES] : [...new Set(roles as InfraRole[])]))
+    .default([...INFRA_ROLES]),
   ROOMCAST_DATA_DIR: z.string().min(1).default(path.join(repoRoot, '.data')),
   ROOMCAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
@@ -77,6 +97,12 @@ const schema = z.object({
   ROOMCAST_RABBITMQ_EPMD_PORT: port.default(25369),
   ROOMCAST_BROKER_USER: z.string().min(1).default('roomcast-server'),
   ROOMCAST_BROKER_PASSWORD: z.string().min(8).default('roomcast-dev-broker-secret'),
+  // The broker nodes on other hosts, one AMQP and one Web-STOMP URL each, in the same order;
+  // node i is roomcast@<its AMQP host>. Unset: ROOMCAST_RABBITMQ_NODES nodes on loopback.
+  ROOMCAST_RABBITMQ_AMQP_URLS: list.pipe(z.array(urlOnIp(['amqp:'], 'amqp://10.0.0.11:5672')).min(1).max(7)).optional(),
+  ROOMCAST_RABBITMQ_WEB_STOMP_URLS: list.pipe(z.array(urlOnIp(['ws:'], 'ws://10.0.0.11:15674/ws')).min(1).max(7)).optional(),
+  // The Erlang cookie every node of the cluster shares; unset: one made under the data folder.
+  ROOMCAST_RABBITMQ_COOKIE: z.string().regex(/^[A-Za-z0-9]{20,255}$/, '20 to 255 letters and digits').optional(),
 
   // Dependencies elsewhere (docs/operations.md): unset, infra's local Postgres and Redis.
   ROOMCAST_DATABASE_URL: z
@@ -84,6 +110,9 @@ const schema = z.object({
     .optional(),
   ROOMCAST_REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'a redis:// or rediss:// URL, e.g. rediss://:secret@cache.school.internal:6379' }).optional(),
   ROOMCAST_BROKER_AUTH_PORT: port.default(25800),
+  ROOMCAST_BROKER_AUTH_HOST: ipAddress.default('127.0.0.1'),
+  // What the broker nodes call; unset: http://<ROOMCAST_BROKER_AUTH_HOST>:<ROOMCAST_BROKER_AUTH_PORT>.
+  ROOMCAST_BROKER_AUTH_URL: z.url({ protocol: /^https?$/, error: 'an http:// URL, e.g. http://127.0.0.1:25800' }).optional(),
   // The SMTP relay mail leaves through: in development and tests infra's own Exim on loopback.
   ROOMCAST_SMTP_HOST: z.string().min(1).default('127.0.0.1'),
   ROOMCAST_SMTP_PORT: port.default(25025),
@@ -99,11 +128,9 @@ const schema = z.object({
   // i over LMTP on loopback port ROOMCAST_LMTP_PORT + i - 1, as app server i listens on APP_PORT + i - 1.
   ROOMCAST_LMTP_PORT: port.default(25026),
   // The address the LMTP listener binds; another than loopback when the MTA runs on another host.
-  ROOMCAST_LMTP_HOST: z.string().refine((h) => isIP(h) !== 0, 'must be an IP address such as 127.0.0.1 or 10.0.0.5').default('127.0.0.1'),
+  ROOMCAST_LMTP_HOST: ipAddress.default('127.0.0.1'),
   // Comma-separated addresses and CIDR ranges of the MTAs allowed to hand over mail; any other client is cut at connect.
-  ROOMCAST_LMTP_ALLOW: z
-    .string()
-    .transform((v) => v.split(',').map((a) => a.trim()))
+  ROOMCAST_LMTP_ALLOW: list
     .pipe(z.array(z.string().refine(isIpOrCidr, 'each must be an IP address or a CIDR range such as 10.0.0.0/8')).min(1))
     .default(['127.0.0.1', '::1']),
   // The domain of reply+, cmd+ and bounces+ addresses; unset: ROOMCAST_MAIL_DOMAIN.
@@ -167,6 +194,10 @@ const schema = z.object({
   ROOMCAST_MAIL_QUEUE_COMMAND: z.string().trim().min(1).optional(),
   ROOMCAST_APP_PORT: port.default(3000),
   ROOMCAST_APP_SERVERS: z.coerce.number().int().min(1).max(8).default(2),
+  // The address the app servers bind; another than loopback when the proxy runs on another host.
+  ROOMCAST_APP_HOST: ipAddress.default('127.0.0.1'),
+  // The app servers the proxy forwards to; unset: this host's, http://<APP_HOST>:<APP_PORT + i>.
+  ROOMCAST_PROXY_UPSTREAMS: list.pipe(z.array(urlOnIp(['http:'], 'http://10.0.0.11:3000')).min(1)).optional(),
 
   ROOMCAST_PROXY_HOST: z.string().min(1).default('127.0.0.1'),
   ROOMCAST_PROXY_HTTPS_PORT: port.default(8443),
@@ -180,9 +211,7 @@ const schema = z.object({
   ROOMCAST_PROXY_MAX_SUBSCRIPTIONS: positiveInt.default(4),
   ROOMCAST_PROXY_MAX_FRAME_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
   // Comma-separated https origins; unset: https://localhost:<https port> and https://127.0.0.1:<https port>.
-  ROOMCAST_PUBLIC_ORIGINS: z
-    .string()
-    .transform((v) => v.split(',').map((o) => o.trim()))
+  ROOMCAST_PUBLIC_ORIGINS: list
     .pipe(z.array(httpsOrigin).min(1))
     .optional(),
   ROOMCAST_PROXY_MAX_HEADER_BYTES: positiveInt.default(16 * 1024),
@@ -219,19 +248,29 @@ type Env = z.infer<typeof schema>;
 
 /** Typed, validated settings for every part of roomcast. */
 export interface Config {
+  /** What infra starts on this host. */
+  roles: InfraRole[];
   dataDir: string;
   logLevel: Env['ROOMCAST_LOG_LEVEL'];
-  /** `managed`: infra starts it on this machine (no URL given); otherwise `url` names another host's. */
-  postgres: { host: string; port: number; database: string; user: string; poolSize: number; url: string; managed: boolean };
-  redis: { host: string; port: number; url: string; managed: boolean };
+  /**
+   * `url` is what every process connects to. `managed`: infra runs it on this host, listening on
+   * `host`:`port` (from the URL when one is given, with its password); otherwise it is another host's.
+   */
+  postgres: { host: string; port: number; database: string; user: string; password: string | null; poolSize: number; url: string; managed: boolean };
+  redis: { host: string; port: number; password: string | null; url: string; managed: boolean };
   rabbitmq: {
     nodes: RabbitNode[];
+    /** Nodes named by IP address (`roomcast@10.0.0.11`), on several hosts: Erlang long names. */
+    longNames: boolean;
+    /** The Erlang cookie the nodes share; null: made once under dataDir (one machine). */
+    cookie: string | null;
     epmdPort: number;
     /** The app server's own broker user; the only one allowed to publish. */
     user: string;
     password: string;
   };
-  brokerAuth: { host: string; port: number };
+  /** `host`/`port`: where it listens; `url`: what the broker nodes call. */
+  brokerAuth: { host: string; port: number; url: string };
   /**
    * Outgoing mail: the SMTP relay it is handed to. Locally that is infra's Exim, which delivers
    * every message into a Maildir under `dataDir` instead of sending it anywhere.
@@ -298,6 +337,8 @@ export interface Config {
   app: { host: string; port: number; servers: number };
   proxy: {
     host: string;
+    /** The app servers it forwards to. */
+    upstreams: string[];
     httpsPort: number;
     httpPort: number;
     adminPort: number;
@@ -334,12 +375,16 @@ export interface Config {
   streams: { heartbeatMs: number; maxLifetimeMs: number; maxPerUser: number };
 }
 
-/** One RabbitMQ node of the local cluster and its listeners. */
+/** One RabbitMQ node of the cluster: its host and listeners. */
 export interface RabbitNode {
   index: number;
   name: string;
+  /** The address every listener of the node binds and clients connect to. */
+  host: string;
   amqpPort: number;
   webStompPort: number;
+  /** `ws://host:port/ws`: what the proxy forwards browsers' WebSockets to. */
+  webStompUrl: string;
   stompPort: number;
   prometheusPort: number;
   managementPort: number;
@@ -400,6 +445,7 @@ export const SECRET_SETTINGS = [
   'ROOMCAST_SMTP_PASSWORD',
   'ROOMCAST_LINK_SECRET',
   'ROOMCAST_ADMIN_TOKEN',
+  'ROOMCAST_RABBITMQ_COOKIE',
 ] as const;
 
 /**
@@ -420,6 +466,120 @@ function withSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
     delete out[`${name}_FILE`];
   }
   return out;
+}
+
+const isLoopback = (host: string): boolean => host === LOOPBACK || host === 'localhost' || host === '::1';
+
+/**
+ * Postgres from ROOMCAST_DATABASE_URL, or infra's local one. A URL with roles given explicitly
+ * (the data host of several) is also what infra runs here: it listens on the URL's host and port
+ * with its user and password, and a server reachable from other hosts must have a password.
+ */
+function postgresSettings(e: Env, rolesGiven: boolean): Omit<Config['postgres'], 'poolSize'> {
+  const given = e.ROOMCAST_DATABASE_URL;
+  const runsHere = e.ROOMCAST_INFRA_ROLES.includes('data');
+  if (given === undefined) {
+    const { ROOMCAST_PG_USER: user, ROOMCAST_PG_PORT: port, ROOMCAST_PG_DATABASE: database } = e;
+    return { host: LOOPBACK, port, database, user, password: null, url: `postgres://${user}@${LOOPBACK}:${port}/${database}`, managed: runsHere };
+  }
+  const url = new URL(given);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const settings = {
+    host,
+    port: Number(url.port || 5432),
+    database: decodeURIComponent(url.pathname.slice(1)) || 'postgres',
+    user: decodeURIComponent(url.username) || 'postgres',
+    password: url.password === '' ? null : decodeURIComponent(url.password),
+    url: given,
+    managed: runsHere && rolesGiven,
+  };
+  if (settings.managed) {
+    if (isIP(host) === 0) throw new ConfigError(`ROOMCAST_DATABASE_URL: on the data host its host is the address Postgres listens on, an IP address, not ${host}`);
+    if (settings.password === null && !isLoopback(host)) {
+      throw new ConfigError(`ROOMCAST_DATABASE_URL: Postgres listening on ${host} is reachable from other hosts and needs a password in the URL`);
+    }
+    if (!/^[a-z_][a-z0-9_]*$/.test(settings.user) || !/^[a-z_][a-z0-9_]*$/.test(settings.database)) {
+      throw new ConfigError('ROOMCAST_DATABASE_URL: the user and database infra creates must be lower-case SQL identifiers');
+    }
+  }
+  return settings;
+}
+
+/** Redis from ROOMCAST_REDIS_URL, or infra's local one; the same rule as postgresSettings. */
+function redisSettings(e: Env, rolesGiven: boolean): Config['redis'] {
+  const given = e.ROOMCAST_REDIS_URL;
+  const runsHere = e.ROOMCAST_INFRA_ROLES.includes('data');
+  if (given === undefined) {
+    return { host: LOOPBACK, port: e.ROOMCAST_REDIS_PORT, password: null, url: `redis://${LOOPBACK}:${e.ROOMCAST_REDIS_PORT}`, managed: runsHere };
+  }
+  const url = new URL(given);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const settings = { host, port: Number(url.port || 6379), password: url.password === '' ? null : decodeURIComponent(url.password), url: given, managed: runsHere && rolesGiven };
+  if (settings.managed) {
+    if (isIP(host) === 0) throw new ConfigError(`ROOMCAST_REDIS_URL: on the data host its host is the address Redis listens on, an IP address, not ${host}`);
+    if (url.protocol === 'rediss:') throw new ConfigError('ROOMCAST_REDIS_URL: infra runs Redis without TLS; rediss:// names a Redis run elsewhere');
+    if (settings.password === null && !isLoopback(host)) {
+      throw new ConfigError(`ROOMCAST_REDIS_URL: Redis listening on ${host} is reachable from other hosts and needs a password in the URL`);
+    }
+  }
+  return settings;
+}
+
+/**
+ * The broker nodes: from the two URL lists (one node per host, long names on addresses), or
+ * ROOMCAST_RABBITMQ_NODES nodes on loopback, each port moved by its index.
+ */
+function rabbitNodes(e: Env): { nodes: RabbitNode[]; longNames: boolean } {
+  const amqp = e.ROOMCAST_RABBITMQ_AMQP_URLS;
+  const webStomp = e.ROOMCAST_RABBITMQ_WEB_STOMP_URLS;
+  const fixed = (i: number, offset: number) => ({
+    index: i + 1,
+    stompPort: e.ROOMCAST_RABBITMQ_STOMP_PORT_BASE + offset,
+    prometheusPort: e.ROOMCAST_RABBITMQ_PROMETHEUS_PORT_BASE + offset,
+    managementPort: e.ROOMCAST_RABBITMQ_MANAGEMENT_PORT_BASE + offset,
+    distPort: e.ROOMCAST_RABBITMQ_DIST_PORT_BASE + offset,
+  });
+  if (amqp === undefined && webStomp === undefined) {
+    const nodes = Array.from({ length: e.ROOMCAST_RABBITMQ_NODES }, (_, i) => {
+      const webStompPort = e.ROOMCAST_RABBITMQ_WEB_STOMP_PORT_BASE + i;
+      return {
+        ...fixed(i, i),
+        name: `roomcast-${i + 1}@localhost`,
+        host: LOOPBACK,
+        amqpPort: e.ROOMCAST_RABBITMQ_AMQP_PORT_BASE + i,
+        webStompPort,
+        webStompUrl: `ws://${LOOPBACK}:${webStompPort}/ws`,
+      };
+    });
+    return { nodes, longNames: false };
+  }
+  if (amqp === undefined || webStomp === undefined || amqp.length !== webStomp.length) {
+    throw new ConfigError('ROOMCAST_RABBITMQ_AMQP_URLS and ROOMCAST_RABBITMQ_WEB_STOMP_URLS must be set together, one URL per node each, in the same order');
+  }
+  const nodes = amqp.map((a, i) => {
+    const amqpUrl = new URL(a);
+    const wsUrl = new URL(webStomp[i] ?? '');
+    const host = amqpUrl.hostname;
+    // Erlang's distribution is told its interface as an IPv4 tuple (infra/rabbitmq-ctl.ts).
+    if (isIP(host) !== 4) throw new ConfigError(`ROOMCAST_RABBITMQ_AMQP_URLS: node ${i + 1}'s host must be an IPv4 address, not ${host}`);
+    if (wsUrl.hostname !== host) {
+      throw new ConfigError(`ROOMCAST_RABBITMQ_WEB_STOMP_URLS: node ${i + 1} is on ${host} (its AMQP URL), not ${wsUrl.hostname}`);
+    }
+    if (!['/', '/ws'].includes(wsUrl.pathname)) throw new ConfigError(`ROOMCAST_RABBITMQ_WEB_STOMP_URLS: node ${i + 1}'s path must be /ws, RabbitMQ's Web-STOMP path`);
+    const webStompPort = Number(wsUrl.port || 80);
+    return {
+      ...fixed(i, 0),
+      name: `roomcast@${host}`,
+      host,
+      amqpPort: Number(amqpUrl.port || 5672),
+      webStompPort,
+      webStompUrl: `ws://${host}:${webStompPort}/ws`,
+    };
+  });
+  const hosts = nodes.map((n) => n.host);
+  const twice = hosts.find((h, i) => hosts.indexOf(h) !== i);
+  if (twice !== undefined) throw new ConfigError(`ROOMCAST_RABBITMQ_AMQP_URLS: ${twice} is listed twice; each node has a host of its own`);
+  return { nodes, longNames: true };
 }
 
 /** Reads and validates the environment once; throws ConfigError naming every bad variable. */
@@ -446,39 +606,26 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
-  const nodes: RabbitNode[] = [];
-  for (let i = 0; i < e.ROOMCAST_RABBITMQ_NODES; i++) {
-    nodes.push({
-      index: i + 1,
-      name: `roomcast-${i + 1}@localhost`,
-      amqpPort: e.ROOMCAST_RABBITMQ_AMQP_PORT_BASE + i,
-      webStompPort: e.ROOMCAST_RABBITMQ_WEB_STOMP_PORT_BASE + i,
-      stompPort: e.ROOMCAST_RABBITMQ_STOMP_PORT_BASE + i,
-      prometheusPort: e.ROOMCAST_RABBITMQ_PROMETHEUS_PORT_BASE + i,
-      managementPort: e.ROOMCAST_RABBITMQ_MANAGEMENT_PORT_BASE + i,
-      distPort: e.ROOMCAST_RABBITMQ_DIST_PORT_BASE + i,
-    });
+  const rolesGiven = env.ROOMCAST_INFRA_ROLES !== undefined;
+  const rabbitmq = rabbitNodes(e);
+  if (rabbitmq.longNames && e.ROOMCAST_INFRA_ROLES.includes('broker') && e.ROOMCAST_RABBITMQ_COOKIE === undefined) {
+    throw new ConfigError('ROOMCAST_RABBITMQ_COOKIE (or _FILE) must be set on a broker host: every node of a cluster on several hosts shares it');
   }
+  const brokerAuthUrl = e.ROOMCAST_BROKER_AUTH_URL ?? `http://${e.ROOMCAST_BROKER_AUTH_HOST}:${e.ROOMCAST_BROKER_AUTH_PORT}`;
   return {
+    roles: e.ROOMCAST_INFRA_ROLES,
     dataDir: path.resolve(e.ROOMCAST_DATA_DIR),
     logLevel: e.ROOMCAST_LOG_LEVEL,
-    postgres: {
-      host: LOOPBACK,
-      port: e.ROOMCAST_PG_PORT,
-      database: e.ROOMCAST_PG_DATABASE,
-      user: e.ROOMCAST_PG_USER,
-      poolSize: e.ROOMCAST_PG_POOL_SIZE,
-      url: e.ROOMCAST_DATABASE_URL ?? `postgres://${e.ROOMCAST_PG_USER}@${LOOPBACK}:${e.ROOMCAST_PG_PORT}/${e.ROOMCAST_PG_DATABASE}`,
-      managed: e.ROOMCAST_DATABASE_URL === undefined,
-    },
-    redis: { host: LOOPBACK, port: e.ROOMCAST_REDIS_PORT, url: e.ROOMCAST_REDIS_URL ?? `redis://${LOOPBACK}:${e.ROOMCAST_REDIS_PORT}`, managed: e.ROOMCAST_REDIS_URL === undefined },
+    postgres: { ...postgresSettings(e, rolesGiven), poolSize: e.ROOMCAST_PG_POOL_SIZE },
+    redis: redisSettings(e, rolesGiven),
     rabbitmq: {
-      nodes,
+      ...rabbitmq,
+      cookie: e.ROOMCAST_RABBITMQ_COOKIE ?? null,
       epmdPort: e.ROOMCAST_RABBITMQ_EPMD_PORT,
       user: e.ROOMCAST_BROKER_USER,
       password: e.ROOMCAST_BROKER_PASSWORD,
     },
-    brokerAuth: { host: LOOPBACK, port: e.ROOMCAST_BROKER_AUTH_PORT },
+    brokerAuth: { host: e.ROOMCAST_BROKER_AUTH_HOST, port: e.ROOMCAST_BROKER_AUTH_PORT, url: brokerAuthUrl.replace(/\/$/, '') },
     mail: {
       host: e.ROOMCAST_SMTP_HOST,
       port: e.ROOMCAST_SMTP_PORT,
@@ -523,9 +670,12 @@ export function loadConfig(given: NodeJS.ProcessEnv = process.env): Config {
       retryFirstMs: e.ROOMCAST_CAMPAIGN_RETRY_FIRST_MS,
       queueCommand: queueCommand(e.ROOMCAST_MAIL_QUEUE_COMMAND, e.ROOMCAST_SMTP_HOST, path.resolve(e.ROOMCAST_DATA_DIR)),
     },
-    app: { host: LOOPBACK, port: e.ROOMCAST_APP_PORT, servers: e.ROOMCAST_APP_SERVERS },
+    app: { host: e.ROOMCAST_APP_HOST, port: e.ROOMCAST_APP_PORT, servers: e.ROOMCAST_APP_SERVERS },
     proxy: {
       host: e.ROOMCAST_PROXY_HOST,
+      upstreams:
+        e.ROOMCAST_PROXY_UPSTREAMS?.map((u) => new URL(u).origin) ??
+        Array.from({ length: e.ROOMCAST_APP_SERVERS }, (_, i) => `http://${e.ROOMCAST_APP_HOST}:${e.ROOMCAST_APP_PORT + i}`),
       httpsPort: e.ROOMCAST_PROXY_HTTPS_PORT,
       httpPort: e.ROOMCAST_PROXY_HTTP_PORT,
       adminPort: e.ROOMCAST_PROXY_ADMIN_PORT,

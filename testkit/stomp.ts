@@ -19,7 +19,7 @@ export interface StompSession {
 export function webStompUrl(config: Config, node = 0): string {
   const n = config.rabbitmq.nodes[node % config.rabbitmq.nodes.length];
   if (!n) throw new Error('no RabbitMQ node configured');
-  return `ws://127.0.0.1:${n.webStompPort}/ws`;
+  return n.webStompUrl;
 }
 
 export interface StompConnectOptions {

@@ -3,7 +3,7 @@
  * straight to the Web-STOMP listeners and app servers (baseline (a): the proxy's cost).
  * The system runs as `npm start` runs it: app server processes, the proxy, the broker cluster.
  */
-import type { Config } from '../../runtime/config';
+import type { Config, RabbitNode } from '../../runtime/config';
 import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
 import type { Services } from '../../server/src/services';
 import { dropBenchQueues, makeBenchRooms, type BenchRoom } from '../../testkit/roomcast-fixtures';
@@ -24,7 +24,7 @@ export interface RoomcastSystem {
 export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'proxy' | 'direct'): Target & { memoryPids(): Record<string, number> } {
   const nodes = sys.config.rabbitmq.nodes;
   const wsUrl = (i: number): string =>
-    via === 'proxy' ? `${sys.proxyUrl.replace(/^https/, 'wss')}/ws` : `ws://127.0.0.1:${nodes[i % nodes.length]?.webStompPort}/ws`;
+    via === 'proxy' ? `${sys.proxyUrl.replace(/^https/, 'wss')}/ws` : (nodes[i % nodes.length] as RabbitNode).webStompUrl;
   let made: BenchRoom[] = [];
   const postBase = (i: number): string => (via === 'proxy' ? sys.proxyUrl : (sys.appUrls[i % sys.appUrls.length] as string));
   return {

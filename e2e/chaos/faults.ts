@@ -9,13 +9,8 @@ import { killNode, servicesStatus, startNode, type Logger } from '../../infra/in
 import { waitUntil } from '../../infra/processes';
 import { isPortOpen } from '../../infra/probes';
 import { ensureProxy, stopProxy } from '../../infra/proxy-service';
+import type { Fault } from './room-load';
 
-export interface Fault {
-  /** When, as a fraction of the posting phase. */
-  at: number;
-  name: string;
-  run(): Promise<void>;
-}
 
 /** Every process whose parent is `pid` (Postgres backends of the postmaster). */
 function childrenOf(pid: number): number[] {

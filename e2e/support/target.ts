@@ -23,7 +23,7 @@ export interface Target {
 export async function direct(harness: Harness): Promise<Target> {
   return {
     baseURL: harness.server.url,
-    stompUrls: harness.config.rabbitmq.nodes.map((n) => `ws://127.0.0.1:${n.webStompPort}/ws`),
+    stompUrls: harness.config.rabbitmq.nodes.map((n) => n.webStompUrl),
     ignoreHTTPSErrors: false,
     openSocketsByNodePort: () => null,
     close: async () => undefined,

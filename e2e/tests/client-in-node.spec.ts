@@ -15,7 +15,7 @@ test('in Node, a resync after a silence recovers messages whose frames were drop
   await api.login(ann.username, PASSWORD);
   const lossy = steeredSockets((frame) => frame.startsWith('MESSAGE') && frame.includes('lost in transit')).factory;
   // The library alone, straight to the Web-STOMP nodes: what is under test is its resync, not the proxy.
-  const stompUrls = harness.config.rabbitmq.nodes.map((n) => `ws://127.0.0.1:${n.webStompPort}/ws`);
+  const stompUrls = harness.config.rabbitmq.nodes.map((n) => n.webStompUrl);
   const client = new RoomClient({ api, roomId: room.id, stompUrls, webSocketFactory: lossy, silenceResyncMs: 1500 });
   const states: ConnectionState[] = [];
   client.on('state', (s) => states.push(s));

@@ -48,7 +48,7 @@ async function learnerClient(room: TestRoom, learner: TestUser) {
   const api = new RecordingApi({ baseUrl: h.server.url });
   await api.login(learner.username, PASSWORD);
   const sockets = steeredSockets();
-  const stompUrls = h.config.rabbitmq.nodes.map((n) => `ws://127.0.0.1:${n.webStompPort}/ws`);
+  const stompUrls = h.config.rabbitmq.nodes.map((n) => n.webStompUrl);
   const client = new RoomClient({
     api,
     roomId: room.id,

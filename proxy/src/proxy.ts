@@ -37,12 +37,9 @@ export interface UpstreamUrls {
   webStomp: readonly string[];
 }
 
-/** The upstreams the configuration describes: `app.servers` consecutive ports, every broker node. */
+/** The upstreams the configuration describes: ROOMCAST_PROXY_UPSTREAMS (or the local app servers), every broker node. */
 export function configuredUpstreams(config: Config): UpstreamUrls {
-  return {
-    app: Array.from({ length: config.app.servers }, (_, i) => `http://${config.app.host}:${config.app.port + i}`),
-    webStomp: config.rabbitmq.nodes.map((n) => `ws://127.0.0.1:${n.webStompPort}/ws`),
-  };
+  return { app: config.proxy.upstreams, webStomp: config.rabbitmq.nodes.map((n) => n.webStompUrl) };
 }
 
 export interface ProxyOptions {

@@ -1,11 +1,13 @@
 /**
  * The certificate the public port serves. Production names its files in the configuration;
- * development gets a self-signed certificate for localhost and 127.0.0.1, made once with the
- * `openssl` CLI under `<dataDir>/proxy/` and reused until it nears its end.
+ * development gets a self-signed certificate for localhost, 127.0.0.1 and the proxy's own bind
+ * address, made once with the `openssl` CLI under `<dataDir>/proxy/` and reused until it nears
+ * its end or no longer names that address.
  */
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Config } from '../../runtime/config';
@@ -49,17 +51,27 @@ function readPair(files: TlsFiles, setting: string): { cert: Buffer; key: Buffer
   return { cert: read(files.certFile), key: read(files.keyFile) };
 }
 
-function usable(certFile: string): boolean {
+/** What the development certificate names: localhost, 127.0.0.1, and the bind address when it is a specific other one. */
+function devNames(bindHost: string): { dns: string[]; ips: string[] } {
+  const names = { dns: ['localhost'], ips: ['127.0.0.1'] };
+  if (['0.0.0.0', '::', '127.0.0.1', 'localhost'].includes(bindHost)) return names;
+  if (isIP(bindHost) === 0) names.dns.push(bindHost);
+  else names.ips.push(bindHost);
+  return names;
+}
+
+function usable(certFile: string, names: { dns: string[]; ips: string[] }): boolean {
   if (!existsSync(certFile)) return false;
   try {
     const cert = new X509Certificate(readFileSync(certFile));
-    return Date.parse(cert.validTo) - Date.now() > RENEW_BEFORE_MS;
+    const covers = names.dns.every((d) => cert.checkHost(d) !== undefined) && names.ips.every((ip) => cert.checkIP(ip) !== undefined);
+    return covers && Date.parse(cert.validTo) - Date.now() > RENEW_BEFORE_MS;
   } catch {
     return false;
   }
 }
 
-async function generateDevCertificate(files: TlsFiles): Promise<void> {
+async function generateDevCertificate(files: TlsFiles, names: { dns: string[]; ips: string[] }): Promise<void> {
   mkdirSync(path.dirname(files.certFile), { recursive: true, mode: 0o700 });
   const tmp = { certFile: `${files.certFile}.tmp`, keyFile: `${files.keyFile}.tmp` };
   try {
@@ -69,7 +81,7 @@ async function generateDevCertificate(files: TlsFiles): Promise<void> {
       [
         'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
         '-days', String(DEV_VALIDITY_DAYS), '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-addext', `subjectAltName=${[...names.dns.map((d) => `DNS:${d}`), ...names.ips.map((ip) => `IP:${ip}`)].join(',')}`,
         '-addext', 'extendedKeyUsage=serverAuth',
         '-keyout', tmp.keyFile, '-out', tmp.certFile,
       ],
@@ -91,7 +103,8 @@ async function generateDevCertificate(files: TlsFiles): Promise<void> {
 export async function loadTlsMaterial(config: Pick<Config, 'dataDir' | 'proxy'>): Promise<TlsMaterial> {
   const files = tlsFiles(config);
   if (config.proxy.tls) return { ...files, ...readPair(files, 'ROOMCAST_PROXY_TLS_CERT and ROOMCAST_PROXY_TLS_KEY'), generated: false };
-  const generated = !(usable(files.certFile) && existsSync(files.keyFile));
-  if (generated) await generateDevCertificate(files);
+  const names = devNames(config.proxy.host);
+  const generated = !(usable(files.certFile, names) && existsSync(files.keyFile));
+  if (generated) await generateDevCertificate(files, names);
   return { ...files, ...readPair(files, `${path.dirname(files.certFile)} (delete it to make a new certificate)`), generated };
 }

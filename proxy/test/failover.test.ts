@@ -64,7 +64,7 @@ describe('a broker node dying', () => {
   beforeAll(async () => {
     h = await startHarness();
     p = await startTestProxy(certs, { app: [h.server.url] });
-    victimUrl = `ws://127.0.0.1:${h.config.rabbitmq.nodes[VICTIM - 1]!.webStompPort}/ws`;
+    victimUrl = h.config.rabbitmq.nodes[VICTIM - 1]!.webStompUrl;
   });
   afterAll(async () => {
     await p?.close();

@@ -9,6 +9,7 @@ import express from 'express';
 import { repoRoot, type Config } from '../../runtime/config';
 import type { BrokerConnection } from './broker/broker-connection';
 import { migrate } from './db/migrate';
+import { checkDependencies } from './dependencies';
 import { errorHandler, notFound } from './http/error-handler';
 import { jsonGuard, refuseInvalidUtf8 } from './http/json-guard';
 import { openApiRoutes } from './http/openapi';
@@ -95,6 +96,7 @@ export async function startAppServer(config: Config, options: AppServerOptions =
   const services = buildServices(config, logger);
   const { pool, redis, broker, metrics, users, sessions, rooms, roomService, messages, sendMessage, presence } = services;
 
+  await checkDependencies(config, { pool, redis });
   await migrate(pool);
   logger.info({ memberships: await services.mirror.rebuild(pool) }, 'membership mirror rebuilt');
 

@@ -55,10 +55,17 @@ export interface Services {
  */
 const MAX_PUBLISH_HOLD_MS = 15_000;
 
+/**
+ * AMQP heart-beat, in seconds. A node cut off by a partition sends no close: without heart-beats
+ * the connection looked alive for the broker's 60 s default while every publish on it waited;
+ * with 5 s, two missed beats end it and the server connects to another node.
+ */
+const AMQP_HEARTBEAT_S = 5;
+
 /** AMQP URLs of every cluster node, for the server's own broker user. */
 export function brokerUrls(config: Config): string[] {
   const { user, password, nodes } = config.rabbitmq;
-  return nodes.map((n) => `amqp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${n.amqpPort}`);
+  return nodes.map((n) => `amqp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${n.host}:${n.amqpPort}?heartbeat=${AMQP_HEARTBEAT_S}`);
 }
 
 export function buildServices(config: Config, logger: Logger): Services {

@@ -85,9 +85,9 @@ interface QueueInfo {
 }
 
 async function queueInfo(name: string): Promise<QueueInfo | null> {
-  const { managementPort } = h.config.rabbitmq.nodes[0]!;
+  const { host, managementPort } = h.config.rabbitmq.nodes[0]!;
   const auth = Buffer.from(`${h.config.rabbitmq.user}:${h.config.rabbitmq.password}`).toString('base64');
-  const res = await fetch(`http://127.0.0.1:${managementPort}/api/queues/%2F/${encodeURIComponent(name)}?disable_stats=true`, {
+  const res = await fetch(`http://${host}:${managementPort}/api/queues/%2F/${encodeURIComponent(name)}?disable_stats=true`, {
     headers: { authorization: `Basic ${auth}` },
   });
   if (res.status === 404) return null;

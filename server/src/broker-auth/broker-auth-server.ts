@@ -10,6 +10,7 @@ import express from 'express';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../../../runtime/config';
 import { createLogger, type Logger } from '../logger';
+import { checkDependencies } from '../dependencies';
 import { createRedis } from '../redis';
 import { MembershipMirror } from '../rooms/membership-mirror';
 import { SessionStore } from '../sessions/session-store';
@@ -28,6 +29,10 @@ export interface BrokerAuthServer {
 export async function startBrokerAuthServer(config: Config, port = config.brokerAuth.port): Promise<BrokerAuthServer> {
   const logger = createLogger(config, 'broker-auth');
   const redis = createRedis(config, (err) => logger.warn({ err: err.message }, 'redis error'));
+  await checkDependencies(config, { redis }).catch((err: unknown) => {
+    redis.disconnect();
+    throw err;
+  });
   const sessions = new SessionStore(redis, {
     sessionSeconds: config.sessionTtlSeconds,
     brokerTokenSeconds: config.brokerTokenTtlSeconds,

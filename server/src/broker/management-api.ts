@@ -17,7 +17,7 @@ const FAILED_NODE_BACKOFF_MS = 5000;
 
 /** Management API base URLs of every node, in node order. */
 export function managementUrls(config: Config): string[] {
-  return config.rabbitmq.nodes.map((n) => `http://127.0.0.1:${n.managementPort}`);
+  return config.rabbitmq.nodes.map((n) => `http://${n.host}:${n.managementPort}`);
 }
 
 export class ManagementApi {
