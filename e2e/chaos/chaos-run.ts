@@ -63,7 +63,7 @@ async function main(): Promise<number> {
       // Whatever a fault left broken is repaired before the final check (it reuses what runs).
       async () => void (await ensureSystem(config, log)),
     );
-    for (const l of report.lines) say(l);
+    for (const l of [...report.lines, report.pass ? 'PASS' : 'FAIL']) say(l);
     return report.pass ? 0 : 1;
   } finally {
     await services.close();

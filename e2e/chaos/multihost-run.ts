@@ -18,6 +18,8 @@
  *   npm run test:multihost -- [--duration 90] [--rooms 4] [--viewers 12] [--rate 10]
  */
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import pg from 'pg';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseCli } from '../../runtime/cli-args';
@@ -120,6 +122,45 @@ async function runningNodes(shared: Record<string, string>, seed: Host): Promise
   return ((await res.json()) as { name: string; running: boolean }[]).filter((n) => n.running).map((n) => n.name);
 }
 
+/**
+ * What a wrong or missing secret meets, checked on the running hosts: an app server given a wrong
+ * password stops at once naming the setting and the host; Postgres and Redis refuse a client
+ * from the network that brings none. Returns the problems found.
+ */
+async function secretChecks(shared: Record<string, string>, app: Host, data: Host): Promise<string[]> {
+  const problems: string[] = [];
+  const wrong = (url: string): string => url.replace(/:[^:@/]+@/, ':wrong-password@');
+  const cases = [
+    { setting: 'ROOMCAST_DATABASE_URL', expect: new RegExp(`Postgres at ${data.address}:${PORTS.pg} refused the login .*ROOMCAST_DATABASE_URL`) },
+    { setting: 'ROOMCAST_REDIS_URL', expect: new RegExp(`Redis at ${data.address}:${PORTS.redis} refused the login .*ROOMCAST_REDIS_URL`) },
+  ];
+  for (const c of cases) {
+    const env = { ...hostEnv(shared, app), [c.setting]: wrong(shared[c.setting] ?? ''), ROOMCAST_APP_PORT: '3999', ROOMCAST_LMTP_PORT: '3998' };
+    const started = Date.now();
+    const { code, output } = await runIn(app, process.execPath, [path.join(repoRoot, 'dist', 'server', 'src', 'main.js')], env, 60_000);
+    const line = output.split('\n').find((l) => l.includes('failed to start')) ?? output.trim().split('\n').at(-1) ?? '';
+    say(`  a wrong password in ${c.setting}: exit ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s: ${line}`);
+    if (code !== 1 || !c.expect.test(line)) problems.push(`an app server with a wrong ${c.setting} did not stop with a message naming it and the host`);
+  }
+  const client = new pg.Client({ host: data.address, port: PORTS.pg, user: 'roomcast', database: 'roomcast', connectionTimeoutMillis: 3000 });
+  const pgAnswer = await client.connect().then(() => 'connected', (err: Error) => err.message);
+  await client.end().catch(() => undefined);
+  say(`  Postgres from the network without a password: ${pgAnswer}`);
+  if (pgAnswer === 'connected') problems.push('Postgres let a client in without a password');
+  const redisAnswer = await new Promise<string>((resolve) => {
+    const socket = connect(PORTS.redis, data.address, () => socket.write('GET anything\r\n'));
+    socket.setTimeout(3000, () => socket.destroy());
+    socket.once('data', (d) => {
+      resolve(d.toString().trim());
+      socket.destroy();
+    });
+    socket.once('error', (err) => resolve(err.message));
+  });
+  say(`  Redis from the network without a password: ${redisAnswer}`);
+  if (!redisAnswer.startsWith('-NOAUTH')) problems.push(`Redis answered a client without a password: ${redisAnswer}`);
+  return problems;
+}
+
 async function main(): Promise<number> {
   const missing = labUnavailable();
   if (missing) {
@@ -157,6 +198,8 @@ async function main(): Promise<number> {
     const nodes = await runningNodes(shared, b1);
     say(`cluster: ${nodes.join(', ')}`);
     if (nodes.length !== 3) throw new Error(`the cluster runs ${nodes.length} nodes, not 3`);
+    say('secrets: what a wrong or missing password meets');
+    const secretProblems = await secretChecks(shared, b1, data);
 
     // The vantage point's own view of the system: the same settings, roles it does not run.
     const config = loadConfig({ ...shared, ROOMCAST_LOG_LEVEL: 'silent', ROOMCAST_INFRA_ROLES: 'app' });
@@ -215,8 +258,10 @@ async function main(): Promise<number> {
           for (const h of [b1, b2, b3, edge]) await infra(shared, h, ['start', '--detach']);
         },
       );
-      for (const l of report.lines) say(l);
-      return report.pass ? 0 : 1;
+      for (const l of [...report.lines, ...secretProblems.map((p) => `problem: ${p}`)]) say(l);
+      const pass = report.pass && secretProblems.length === 0;
+      say(pass ? 'PASS' : 'FAIL');
+      return pass ? 0 : 1;
     } finally {
       await services.close();
     }

@@ -74,9 +74,12 @@ export class UnavailableError extends AppError {
 }
 
 /** Network-level failures of Postgres, Redis or the broker: the request may be retried. */
-const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH']);
-/** Postgres SQLSTATE classes that mean "try again" (connection, shutdown, serialization). */
-const RETRIABLE_SQLSTATE = /^(08|53|57P|40)/;
+const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/**
+ * Postgres SQLSTATEs that mean "try again": connection, resources, shutdown, serialization, and
+ * 25006 (read-only transaction), which a standby answers while a failover moves the primary.
+ */
+const RETRIABLE_SQLSTATE = /^(08|53|57P|40|25006$)/;
 
 /** Maps any thrown value to an AppError; unknown failures become a 500 `internal`. */
 export function toAppError(err: unknown): AppError {
@@ -86,7 +89,7 @@ export function toAppError(err: unknown): AppError {
   if (UNAVAILABLE_ERRNOS.has(code) || RETRIABLE_SQLSTATE.test(code) || e?.name === 'MaxRetriesPerRequestError') {
     return new UnavailableError('service_unavailable', 'a backing service is unavailable; retry shortly', err);
   }
-  if (typeof e?.message === 'string' && /Connection terminated|timeout exceeded when trying to connect/i.test(e.message)) {
+  if (typeof e?.message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Query read timeout/i.test(e.message)) {
     return new UnavailableError('service_unavailable', 'a backing service is unavailable; retry shortly', err);
   }
   return new AppError(500, 'internal', 'internal error', { cause: err });

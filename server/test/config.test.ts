@@ -89,4 +89,76 @@ describe('configuration', () => {
     expect(loadConfig({ ROOMCAST_PROFILE: 'test', ROOMCAST_APP_PORT: '8081' }).app.port).toBe(8081);
     expect(() => loadConfig({ ROOMCAST_PROFILE: 'staging' })).toThrow(/ROOMCAST_PROFILE/);
   });
+  describe('several hosts (docs/operations.md)', () => {
+    const cluster = {
+      ROOMCAST_RABBITMQ_AMQP_URLS: 'amqp://10.0.0.11:5672, amqp://10.0.0.12:5672,amqp://10.0.0.13:5672',
+      ROOMCAST_RABBITMQ_WEB_STOMP_URLS: 'ws://10.0.0.11:15674/ws,ws://10.0.0.12:15674/ws,ws://10.0.0.13:15674',
+      ROOMCAST_RABBITMQ_COOKIE: 'ABCDEFGHIJKLMNOPQRSTUVWX',
+    };
+
+    it('names each broker node by its host, with the listeners of that host', () => {
+      const c = loadConfig(cluster);
+      expect(c.rabbitmq.longNames).toBe(true);
+      expect(c.rabbitmq.cookie).toBe('ABCDEFGHIJKLMNOPQRSTUVWX');
+      expect(c.rabbitmq.nodes.map((n) => [n.index, n.name, n.host, n.amqpPort, n.webStompUrl])).toEqual([
+        [1, 'roomcast@10.0.0.11', '10.0.0.11', 5672, 'ws://10.0.0.11:15674/ws'],
+        [2, 'roomcast@10.0.0.12', '10.0.0.12', 5672, 'ws://10.0.0.12:15674/ws'],
+        [3, 'roomcast@10.0.0.13', '10.0.0.13', 5672, 'ws://10.0.0.13:15674/ws'],
+      ]);
+      // One machine: loopback, ports moved by the node's index, no long names.
+      const local = loadConfig({});
+      expect(local.rabbitmq.longNames).toBe(false);
+      expect(local.rabbitmq.nodes.map((n) => n.webStompUrl)).toEqual(['ws://127.0.0.1:25680/ws', 'ws://127.0.0.1:25681/ws', 'ws://127.0.0.1:25682/ws']);
+    });
+
+    it('refuses broker lists that do not pair up, repeat a host, name no IPv4 address or carry credentials, and a broker host without the cookie', () => {
+      const noCookie = { ...cluster, ROOMCAST_RABBITMQ_COOKIE: undefined };
+      expect(() => loadConfig({ ...cluster, ROOMCAST_RABBITMQ_WEB_STOMP_URLS: 'ws://10.0.0.11:15674/ws' })).toThrow(/must be set together, one URL per node/);
+      expect(() => loadConfig({ ROOMCAST_RABBITMQ_AMQP_URLS: 'amqp://10.0.0.11:5672' })).toThrow(/must be set together/);
+      expect(() =>
+        loadConfig({
+          ...cluster,
+          ROOMCAST_RABBITMQ_AMQP_URLS: 'amqp://10.0.0.11:5672,amqp://10.0.0.11:5673',
+          ROOMCAST_RABBITMQ_WEB_STOMP_URLS: 'ws://10.0.0.11:15674/ws,ws://10.0.0.11:15675/ws',
+        }),
+      ).toThrow(/10.0.0.11 is listed twice/);
+      expect(() => loadConfig({ ...cluster, ROOMCAST_RABBITMQ_AMQP_URLS: 'amqp://broker1:5672,amqp://10.0.0.12:5672,amqp://10.0.0.13:5672' })).toThrow(/ROOMCAST_RABBITMQ_AMQP_URLS.*an IP address/);
+      expect(() => loadConfig({ ...cluster, ROOMCAST_RABBITMQ_AMQP_URLS: 'amqp://u:p@10.0.0.11:5672,amqp://10.0.0.12:5672,amqp://10.0.0.13:5672' })).toThrow(/no credentials/);
+      expect(() => loadConfig({ ...cluster, ROOMCAST_RABBITMQ_WEB_STOMP_URLS: 'ws://10.0.0.12:15674/ws,ws://10.0.0.11:15674/ws,ws://10.0.0.13:15674/ws' })).toThrow(/node 1 is on 10.0.0.11/);
+      expect(() => loadConfig({ ...cluster, ROOMCAST_RABBITMQ_WEB_STOMP_URLS: 'ws://10.0.0.11:15674/stomp,ws://10.0.0.12:15674/ws,ws://10.0.0.13:15674/ws' })).toThrow(/path must be \/ws/);
+      expect(() => loadConfig(noCookie)).toThrow(/ROOMCAST_RABBITMQ_COOKIE/);
+      // A host that runs no broker node does not need the cookie.
+      expect(loadConfig({ ...noCookie, ROOMCAST_INFRA_ROLES: 'app' }).rabbitmq.cookie).toBeNull();
+      expect(() => loadConfig({ ...cluster, ROOMCAST_RABBITMQ_COOKIE: 'short' })).toThrow(/ROOMCAST_RABBITMQ_COOKIE: 20 to 255/);
+    });
+
+    it('runs Postgres and Redis from their URLs on the data host, with the password those require off loopback', () => {
+      const urls = { ROOMCAST_DATABASE_URL: 'postgres://rc:pw%2Fx@10.0.0.10:5433/rooms', ROOMCAST_REDIS_URL: 'redis://:rpw@10.0.0.10:6380' };
+      const data = loadConfig({ ...urls, ROOMCAST_INFRA_ROLES: 'data' });
+      expect(data.roles).toEqual(['data']);
+      expect(data.postgres).toMatchObject({ host: '10.0.0.10', port: 5433, user: 'rc', password: 'pw/x', database: 'rooms', managed: true });
+      expect(data.redis).toMatchObject({ host: '10.0.0.10', port: 6380, password: 'rpw', managed: true });
+      // Another host's roles: the same URLs only say where they are.
+      expect(loadConfig({ ...urls, ROOMCAST_INFRA_ROLES: 'app,proxy' }).postgres.managed).toBe(false);
+      expect(() => loadConfig({ ROOMCAST_DATABASE_URL: 'postgres://rc@10.0.0.10:5432/rooms', ROOMCAST_INFRA_ROLES: 'data' })).toThrow(/reachable from other hosts and needs a password/);
+      expect(() => loadConfig({ ROOMCAST_REDIS_URL: 'redis://10.0.0.10:6379', ROOMCAST_INFRA_ROLES: 'data' })).toThrow(/ROOMCAST_REDIS_URL: Redis listening on 10.0.0.10/);
+      expect(() => loadConfig({ ROOMCAST_DATABASE_URL: 'postgres://rc:pw@db.internal/rooms', ROOMCAST_INFRA_ROLES: 'data' })).toThrow(/an IP address, not db.internal/);
+      expect(() => loadConfig({ ROOMCAST_REDIS_URL: 'rediss://:pw@10.0.0.10:6379', ROOMCAST_INFRA_ROLES: 'data' })).toThrow(/without TLS/);
+      // Loopback without a password stays the one-machine way.
+      expect(loadConfig({ ROOMCAST_DATABASE_URL: 'postgres://rc@127.0.0.1:5432/rooms', ROOMCAST_INFRA_ROLES: 'all' }).postgres.managed).toBe(true);
+    });
+
+    it('reads roles, bind addresses and the proxy upstreams, and refuses bad ones', () => {
+      expect(loadConfig({}).roles).toEqual(['data', 'broker', 'app', 'proxy']);
+      expect(loadConfig({ ROOMCAST_INFRA_ROLES: 'broker, app,broker' }).roles).toEqual(['broker', 'app']);
+      expect(() => loadConfig({ ROOMCAST_INFRA_ROLES: 'web' })).toThrow(/ROOMCAST_INFRA_ROLES.*one of all, data, broker, app, proxy/);
+      const c = loadConfig({ ROOMCAST_APP_HOST: '10.0.0.11', ROOMCAST_APP_SERVERS: '2', ROOMCAST_BROKER_AUTH_HOST: '10.0.0.11' });
+      expect(c.proxy.upstreams).toEqual(['http://10.0.0.11:3000', 'http://10.0.0.11:3001']);
+      expect(c.brokerAuth.url).toBe('http://10.0.0.11:25800');
+      expect(loadConfig({ ROOMCAST_PROXY_UPSTREAMS: 'http://10.0.0.11:3000/,http://10.0.0.12:3000' }).proxy.upstreams).toEqual(['http://10.0.0.11:3000', 'http://10.0.0.12:3000']);
+      expect(loadConfig({ ROOMCAST_BROKER_AUTH_URL: 'http://10.0.0.11:25800/' }).brokerAuth.url).toBe('http://10.0.0.11:25800');
+      expect(() => loadConfig({ ROOMCAST_APP_HOST: 'app1.internal' })).toThrow(/ROOMCAST_APP_HOST: must be an IP address/);
+      expect(() => loadConfig({ ROOMCAST_PROXY_UPSTREAMS: 'https://10.0.0.11:3000' })).toThrow(/ROOMCAST_PROXY_UPSTREAMS/);
+    });
+  });
 });

@@ -10,6 +10,11 @@ import type { Pool } from './pool';
 // From the checkout's root, not from this module: the compiled bundle lives elsewhere (dist/).
 const MIGRATIONS_DIR = path.join(repoRoot, 'server', 'src', 'db', 'migrations');
 const LOCK_ID = 7_310_001;
+/**
+ * The pool's client-side query timeout is for requests; waiting for another server's migrations
+ * and running one (a backfill sets its own statement_timeout) may take longer. setTimeout's most.
+ */
+const NO_CLIENT_TIMEOUT = { query_timeout: 2 ** 31 - 1 };
 
 /** Applies pending migrations; returns the names it applied. */
 export async function migrate(pool: Pool): Promise<string[]> {
@@ -17,7 +22,7 @@ export async function migrate(pool: Pool): Promise<string[]> {
   const client = await pool.connect();
   const applied: string[] = [];
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [LOCK_ID]);
+    await client.query({ text: 'SELECT pg_advisory_lock($1)', values: [LOCK_ID], ...NO_CLIENT_TIMEOUT });
     await client.query(
       'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
     );
@@ -27,7 +32,7 @@ export async function migrate(pool: Pool): Promise<string[]> {
       const sql = await readFile(path.join(MIGRATIONS_DIR, file), 'utf8');
       await client.query('BEGIN');
       try {
-        await client.query(sql);
+        await client.query({ text: sql, ...NO_CLIENT_TIMEOUT });
         await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file]);
         await client.query('COMMIT');
       } catch (err) {

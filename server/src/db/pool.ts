@@ -14,6 +14,10 @@ export function createPool(config: Config, onError: (err: Error) => void): Pool 
     connectionTimeoutMillis: 3000,
     // A statement stuck behind a paused database fails the request instead of hanging it.
     statement_timeout: 10_000,
+    // The same when the database host is cut off: no answer at all comes back, so the client
+    // gives up itself; keepalive lets the kernel notice a dead peer on an idle connection.
+    query_timeout: 15_000,
+    keepAlive: true,
     application_name: 'roomcast',
   });
   // An idle client losing its connection emits here; without a listener it would crash the process.
