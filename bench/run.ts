@@ -24,11 +24,13 @@ import { runConnections } from './scenarios/connections';
 import { runFanout } from './scenarios/fanout';
 import { runIngest } from './scenarios/ingest';
 import { runRecovery } from './scenarios/recovery';
+import { runSaturation } from './scenarios/saturation';
+import { charts } from './lib/charts';
 import { socketIoTarget, wsTarget } from './targets/baselines';
 import { roomcastTarget } from './targets/roomcast';
 import { progress } from './lib/progress';
 
-const SCENARIOS = ['fanout', 'throughput', 'ingest', 'connections', 'recovery', 'proxy'] as const;
+const SCENARIOS = ['fanout', 'throughput', 'saturation', 'ingest', 'connections', 'recovery', 'proxy'] as const;
 const TARGETS = ['proxy', 'direct', 'socketio', 'ws'] as const;
 const USAGE = `
 npm run bench -- [options]
@@ -113,6 +115,24 @@ async function main(): Promise<void> {
         );
       });
     }
+    if (chosen.includes('saturation')) {
+      results.saturation = [];
+      await allTargets(async (t) => {
+        results.saturation?.push(
+          await runSaturation(t, {
+            rooms: 10,
+            subscribersPerRoom: q ? 20 : 50,
+            startRate: 20,
+            maxRate: 2560,
+            stepMs: q ? 4000 : 8000,
+            p99LimitMs: 100,
+            refineSteps: q ? 1 : 2,
+            subscriberProcesses: 2,
+            progress: say,
+          }),
+        );
+      });
+    }
     if (chosen.includes('ingest')) {
       results.ingest = [];
       await allTargets(async (t) => {
@@ -149,7 +169,9 @@ async function main(): Promise<void> {
   const md = markdown(results);
   writeFileSync(path.join(dir, `bench-${stamp}.json`), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(path.join(dir, `bench-${stamp}.md`), md);
-  process.stdout.write(`\n${md}\nresults: bench/results/bench-${stamp}.{json,md}\n`);
+  const pictures = charts(results);
+  for (const [name, svg] of Object.entries(pictures)) writeFileSync(path.join(dir, `bench-${stamp}-${name}.svg`), svg);
+  process.stdout.write(`\n${md}\nresults: bench/results/bench-${stamp}.{json,md}${Object.keys(pictures).map((n) => `, bench-${stamp}-${n}.svg`).join('')}\n`);
 }
 
 main().catch((err: unknown) => {

@@ -29,3 +29,14 @@ export const roundSummary = (s: LatencySummary): LatencySummary => ({
   max: round(s.max),
   mean: round(s.mean),
 });
+
+/** Quantiles at which a latency CDF is drawn: every percent, then the tail. */
+const CDF_POINTS = [...Array.from({ length: 99 }, (_, i) => (i + 1) / 100), 0.995, 0.999, 1];
+
+/** The latency CDF as [fraction, ms] pairs (nearest rank), for the report's pictures. */
+export function cdf(samples: ArrayLike<number>): [number, number][] {
+  const sorted = Float64Array.from(samples).sort();
+  const n = sorted.length;
+  if (n === 0) return [];
+  return CDF_POINTS.map((q) => [q, round(sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))] as number)]);
+}

@@ -6,6 +6,7 @@ import type { ConnectionsResult } from '../scenarios/connections';
 import type { FanoutResult } from '../scenarios/fanout';
 import type { IngestResult } from '../scenarios/ingest';
 import type { RecoveryResult } from '../scenarios/recovery';
+import type { SaturationResult } from '../scenarios/saturation';
 
 export interface Results {
   machine: Record<string, string | number>;
@@ -16,6 +17,7 @@ export interface Results {
   quick: boolean;
   fanout?: FanoutResult[];
   throughput?: FanoutResult[];
+  saturation?: SaturationResult[];
   ingest?: IngestResult[];
   connections?: ConnectionsResult;
   proxy?: FanoutResult[];
@@ -63,6 +65,23 @@ export function markdown(r: Results): string {
   }
   if (r.fanout) fanTable('Fan-out latency (one room)', r.fanout);
   if (r.throughput) fanTable('Fan-out throughput (10 rooms)', r.throughput);
+  if (r.saturation) {
+    const base = (name: string): SaturationResult | undefined => r.saturation?.find((x) => x.target.startsWith(name));
+    const sio = base('socket.io');
+    const ws = base('bare ws');
+    out.push(
+      `## Saturation (p99 ≤ ${r.saturation[0]?.p99LimitMs ?? 100} ms, nothing lost, keeping up)`,
+      '',
+      '| target | subscribers | sustained deliveries/s | ×socket.io | ×bare ws | steps (msg/s: p99 ms) |',
+      '|---|---|---|---|---|---|',
+    );
+    for (const x of r.saturation) {
+      const steps = x.points.map((p) => `${p.ratePerSecond}: ${p.p99Ms}${p.ok ? '' : ' ✗'}`).join(', ');
+      const sustained = `${x.sustainedDeliveriesPerSecond}${x.reachedMaxRate ? ' (every rate passed)' : ''}`;
+      out.push(`| ${x.target} | ${x.subscribers} | ${sustained} | ${ratio(x.sustainedDeliveriesPerSecond, sio?.sustainedDeliveriesPerSecond)} | ${ratio(x.sustainedDeliveriesPerSecond, ws?.sustainedDeliveriesPerSecond)} | ${steps} |`);
+    }
+    out.push('');
+  }
   if (r.ingest) {
     const sio = r.ingest.find((x) => x.target.startsWith('socket.io'));
     out.push('## Ingest', '', '| target | offered/s | persisted/s | ×socket.io | POST p50 ms | POST p99 ms | errors | SUT CPU % | load-gen CPU % |', '|---|---|---|---|---|---|---|---|---|');

@@ -4,7 +4,7 @@
  * accepted for its room exactly once (loss and duplicates must be 0).
  */
 import { cpuPercent, cpuPercentByName, ProcMeter } from '../lib/proc-usage';
-import { round, roundSummary, summarize, type LatencySummary } from '../../testkit/stats';
+import { cdf, round, roundSummary, summarize, type LatencySummary } from '../../testkit/stats';
 import type { Target } from '../lib/target';
 import { startWorker } from '../../testkit/workers';
 import type { PosterParams, PosterResult } from '../workers/poster';
@@ -33,6 +33,8 @@ export interface FanoutResult {
   duplicates: number;
   deliveriesPerSecond: number;
   latencyMs: LatencySummary;
+  /** POST→receive latency CDF, [fraction, ms], for the report's picture. */
+  latencyCdf: [number, number][];
   postLatencyMs: LatencySummary;
   sutCpuPercent: number;
   /** CPU of each named process of the system under test (100 = one core). */
@@ -42,7 +44,8 @@ export interface FanoutResult {
   connectFailures: number;
 }
 
-const DRAIN_MS = 3000;
+/** Time after the last post for deliveries to arrive; deliveries per second count it. */
+export const DRAIN_MS = 3000;
 
 export async function runFanout(target: Target, o: FanoutOptions): Promise<FanoutResult> {
   o.progress(`${target.name}: preparing ${o.rooms} rooms × ${o.subscribersPerRoom} subscribers`);
@@ -97,6 +100,7 @@ export async function runFanout(target: Target, o: FanoutOptions): Promise<Fanou
     // Deliveries over the posting window plus the drain: the offered load when keeping up.
     deliveriesPerSecond: round(deliveries / ((posted.wallMs + DRAIN_MS) / 1000), 0),
     latencyMs: roundSummary(summarize(latencies)),
+    latencyCdf: cdf(latencies),
     postLatencyMs: roundSummary(summarize(posted.latencies)),
     sutCpuPercent: cpuPercent(sutUse.cpuSeconds, elapsedS),
     cpuPercentByProcess: cpuPercentByName(sutUse.cpuSecondsByName, elapsedS),

@@ -8,7 +8,7 @@ const latency = (p99: number) => ({ count: 1, p50: p99 / 2, p95: p99, p99, max: 
 function fanout(target: string, deliveriesPerSecond: number, p99: number, lost = 0): FanoutResult {
   return {
     target, rooms: 1, subscribers: 500, ratePerSecond: 10, posted: 200, postErrors: 0, expectedDeliveries: 100_000, deliveries: 100_000 - lost,
-    lost, duplicates: 0, deliveriesPerSecond, latencyMs: latency(p99), postLatencyMs: latency(5), sutCpuPercent: 50, cpuPercentByProcess: {},
+    lost, duplicates: 0, deliveriesPerSecond, latencyMs: latency(p99), latencyCdf: [], postLatencyMs: latency(5), sutCpuPercent: 50, cpuPercentByProcess: {},
     sutRssMiB: 100, loadGenCpuPercent: 10, connectFailures: 0,
   };
 }

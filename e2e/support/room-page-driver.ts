@@ -149,8 +149,11 @@ export class RoomPageDriver {
 
   /** The network goes away: HTTP fails and the broker socket is closed; reconnects fail until `restoreNetwork`. */
   async cutNetwork(): Promise<void> {
-    await this.context.setOffline(true);
+    // Sockets first, while the network still carries their close handshake: offline, Chromium
+    // sends no Close frame and gets no reply, so a socket hangs in CLOSING until the STOMP
+    // heart-beat gives up (20 s or more, seen in CI) and the page stays "live" meanwhile.
     await this.page.evaluate(() => (window as any).roomcastNet.cut());
+    await this.context.setOffline(true);
   }
 
   async restoreNetwork(): Promise<void> {

@@ -1,8 +1,8 @@
 /**
- * The record of every message. One transaction per send, run by the `roomcast_send` function
- * (migration 002) in a single round trip: lock the room row, return the earlier copy if this
- * client message id was already stored, else take the next seq and insert the message with its
- * outbox row. The room lock serializes sends per room, which is what makes seqs gapless and
+ * The record of every message. Each send is the `roomcast_send` function (migration 005): lock
+ * the room row, return the earlier copy if this client message id was already stored, else take
+ * the next seq and insert the message with its publish job. Sends from the API are committed in
+ * groups, several in one transaction and round trip (send-batcher.ts, migration 015). The room lock serializes sends per room, which is what makes seqs gapless and
  * makes concurrent retries of one client id store it once. The message's publish job (migration
  * 005) commits with it, leased to the send request for `publishLeaseMs`.
  */
@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Role, RoomMessage, SendMessageRequest } from '../../../shared/protocol/messages';
 import { inTransaction, type Pool, type PoolClient } from '../db/pool';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors';
+import { SendBatcher } from './send-batcher';
 
 export interface MessageRow {
   id: string;
@@ -55,20 +56,45 @@ export type StoreResult =
   /** This client message id was stored by an earlier request. */
   | { replayed: true; message: RoomMessage };
 
+type SendRow = MessageRow & { outcome: SendOutcome; job_id: number | null };
+
 export class MessageStore {
+  private readonly batcher: SendBatcher<SendRow & { ord: number }>;
+
   constructor(
     private readonly pool: Pool,
     /** How long a new message's publish job is the send request's before a relay may take it. */
     readonly publishLeaseMs: number,
-  ) {}
+  ) {
+    this.batcher = new SendBatcher(pool, publishLeaseMs);
+  }
 
-  /** Stores one message (`db`: inside the caller's transaction, which then holds the room's lock). */
-  async insert(roomId: string, senderId: string, req: SendMessageRequest, db: Pick<Pool | PoolClient, 'query'> = this.pool): Promise<StoreResult> {
-    const { rows } = await db.query<MessageRow & { outcome: SendOutcome; job_id: number | null }>(
+  /** Stores one message, committed with whatever other sends are waiting (group commit). */
+  async insert(roomId: string, senderId: string, req: SendMessageRequest): Promise<StoreResult> {
+    const row = await this.batcher.send({
+      room: roomId,
+      sender: senderId,
+      clientMsgId: req.clientMsgId,
+      hash: requestHash(req),
+      audience: req.audience,
+      recipient: req.recipientId ?? null,
+      kind: req.kind,
+      body: req.body,
+    });
+    return this.result(row, req);
+  }
+
+  /** Stores one message inside the caller's transaction, which then holds the room's lock. */
+  private async insertIn(tx: PoolClient, roomId: string, senderId: string, req: SendMessageRequest): Promise<StoreResult> {
+    const { rows } = await tx.query<SendRow>(
       'SELECT * FROM roomcast_send($1, $2, $3, $4, $5, $6, $7, $8, $9)',
       [roomId, senderId, req.clientMsgId, requestHash(req), req.audience, req.recipientId ?? null, req.kind, JSON.stringify(req.body), this.publishLeaseMs],
     );
-    const row = rows[0] as MessageRow & { outcome: SendOutcome; job_id: number | null };
+    return this.result(rows[0] as SendRow, req);
+  }
+
+  /** The outcome `roomcast_send` reported, as a result or the error it stands for. */
+  private result(row: SendRow, req: SendMessageRequest): StoreResult {
     switch (row.outcome) {
       case 'created':
         return { replayed: false, message: toMessage(row), publishJob: { id: row.job_id as number, attempts: 1 } };
@@ -104,7 +130,7 @@ export class MessageStore {
       const earlier = rows[0];
       if (earlier && earlier.id !== null) return [{ replayed: true, message: toMessage(earlier as MessageRow) }];
       const results: StoreResult[] = [];
-      for (const req of await build(tx)) results.push(await this.insert(roomId, senderId, req, tx));
+      for (const req of await build(tx)) results.push(await this.insertIn(tx, roomId, senderId, req));
       return results;
     });
   }
