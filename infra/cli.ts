@@ -74,8 +74,9 @@ async function startAll(config: Config, detach: boolean): Promise<void> {
   const servicesWereUp = (await servicesStatus(config)).every((s) => s.up);
   const share = await ensureHostShare(config, log);
   const { appUrls, proxy } = share;
-  if (INFRA_ROLES.some((r) => !config.roles.includes(r)) || proxy === null) {
-    // One host of several: no demo (the data host may not be up yet), just what runs here.
+  const oneHostOfSeveral = INFRA_ROLES.some((r) => !config.roles.includes(r)) || proxy === null;
+  if (oneHostOfSeveral) {
+    // No demo (the data host may not be up yet), just what runs here.
     log.info(`this host runs ${config.roles.join(', ')}${appUrls.length > 0 ? `; app servers ${appUrls.join(', ')}` : ''}${proxy ? `; proxy ${proxy.url}` : ''}`);
   } else {
     await printWelcome(config, proxy, appUrls);
@@ -84,7 +85,10 @@ async function startAll(config: Config, detach: boolean): Promise<void> {
     log.info('running in the background; `npm stop` (infra stop) stops it');
     return;
   }
-  await runUntilStopped(config, share.started, servicesWereUp);
+  // A host of several stays in the foreground whatever it found running, and stops its share on
+  // SIGTERM: a service manager that sees it exit would take the host's services down with it.
+  if (oneHostOfSeveral) await runUntilStopped(config, true, false);
+  else await runUntilStopped(config, share.started, servicesWereUp);
 }
 
 async function printWelcome(config: Config, proxy: ProxyInfo, appUrls: string[]): Promise<void> {

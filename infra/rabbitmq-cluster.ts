@@ -99,22 +99,32 @@ export async function ensureRabbitCluster(config: Config, log: Logger): Promise<
 /**
  * One host of a cluster on several: starts this host's node; on its first boot, a node other
  * than node 1 waits for node 1 to answer and joins it. A member restarting (its data says it
- * joined) rejoins by itself, waiting for its peers' tables.
+ * joined) rejoins by itself, waiting for its peers' tables. Node 1 without data while other
+ * nodes run (its disk replaced or wiped) joins them: booting alone it would form a second
+ * cluster beside theirs, and messages published on one would never reach the other.
  */
 async function ensureHostNode(config: Config, seed: RabbitNode, log: Logger): Promise<void> {
   const [node] = localNodes(config);
   if (!node) throw new RabbitError(`this host has none of the addresses in ROOMCAST_RABBITMQ_AMQP_URLS (${config.rabbitmq.nodes.map((n) => n.host).join(', ')})`);
   writeDefinitions(config);
-  const joined = node === seed || existsSync(nodePaths(config, node).joinedMarker);
+  let target = seed;
+  let joined = existsSync(nodePaths(config, node).joinedMarker);
+  if (node === seed) {
+    const peers = config.rabbitmq.nodes.filter((n) => n !== node);
+    const running = hasNodeData(config, node) ? [] : await Promise.all(peers.map((p) => isPortOpen(p.host, p.amqpPort)));
+    const peer = peers.find((_, i) => running[i]);
+    if (peer) target = peer;
+    else joined = true;
+  }
   await bringUp(config, node, log);
   if (!joined) {
-    log.info(`rabbitmq: ${node.name} waits for ${seed.name} to join it`);
-    await waitUntil(() => rabbitmqctl(config, seed, ['await_startup'], 10_000).then(() => true, () => false), {
+    log.info(`rabbitmq: ${node.name} waits for ${target.name} to join it`);
+    await waitUntil(() => rabbitmqctl(config, target, ['await_startup'], 10_000).then(() => true, () => false), {
       timeoutMs: BOOT_TIMEOUT_MS,
       intervalMs: 2000,
-      onTimeout: () => new RabbitError(`${seed.name} (node 1) does not answer; start the broker role on ${seed.host} first`),
+      onTimeout: () => new RabbitError(`${target.name} does not answer; start the broker role on ${target.host} first`),
     });
-    await joinSeed(config, [node], seed, log);
+    await joinSeed(config, [node], target, log);
   }
   await waitUntil(() => allRunning(config, [node]), {
     timeoutMs: 60_000,

@@ -2,7 +2,7 @@
  * roomcast's own redis-server on loopback, with its configuration generated from `Config`
  * and persistence (AOF, fsync every second) in `.data/redis`.
  */
-import { chmodSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Config } from '../runtime/config';
@@ -48,9 +48,11 @@ function writeConfig(config: Config): string {
     // ROOMCAST_REDIS_URL's password: required when Redis listens on another address than loopback.
     ...(config.redis.password === null ? [] : [`requirepass ${q(config.redis.password)}`]),
   ];
-  // 0600: it may hold the password.
-  writeFileSync(p.confFile, `${lines.join('\n')}\n`, { mode: 0o600 });
-  chmodSync(p.confFile, 0o600);
+  // 0600 from its first byte, in a new file renamed over the old: it may hold the password.
+  const tmp = `${p.confFile}.tmp`;
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, `${lines.join('\n')}\n`, { mode: 0o600 });
+  renameSync(tmp, p.confFile);
   return p.confFile;
 }
 

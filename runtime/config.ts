@@ -51,6 +51,8 @@ const positiveInt = z.coerce.number().int().positive();
 const list = z.string().transform((v) => v.split(',').map((item) => item.trim()));
 /** An IP address (what a bind setting and a multi-host RabbitMQ URL must name). */
 const ipAddress = z.string().refine((h) => isIP(h) !== 0, 'must be an IP address such as 127.0.0.1 or 10.0.0.5');
+/** An IPv4 address: the bind settings that URLs are made from (`http://<host>:<port>`). */
+const ipv4Address = z.string().refine((h) => isIP(h) === 4, 'must be an IPv4 address such as 127.0.0.1 or 10.0.0.5');
 /** A URL of one of `protocols` whose host is an IP address, e.g. amqp://10.0.0.11:5672. */
 const urlOnIp = (protocols: string[], example: string) =>
   z.string().refine((u) => {
@@ -110,9 +112,13 @@ const schema = z.object({
     .optional(),
   ROOMCAST_REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'a redis:// or rediss:// URL, e.g. rediss://:secret@cache.school.internal:6379' }).optional(),
   ROOMCAST_BROKER_AUTH_PORT: port.default(25800),
-  ROOMCAST_BROKER_AUTH_HOST: ipAddress.default('127.0.0.1'),
+  ROOMCAST_BROKER_AUTH_HOST: ipv4Address.default('127.0.0.1'),
   // What the broker nodes call; unset: http://<ROOMCAST_BROKER_AUTH_HOST>:<ROOMCAST_BROKER_AUTH_PORT>.
-  ROOMCAST_BROKER_AUTH_URL: z.url({ protocol: /^https?$/, error: 'an http:// URL, e.g. http://127.0.0.1:25800' }).optional(),
+  // The nodes append /auth/user and the like, so it has no query or fragment.
+  ROOMCAST_BROKER_AUTH_URL: z
+    .url({ protocol: /^https?$/, error: 'an http:// URL, e.g. http://127.0.0.1:25800' })
+    .refine((u) => !/[?#]/.test(u), 'an http:// URL without ? or #, e.g. http://127.0.0.1:25800')
+    .optional(),
   // The SMTP relay mail leaves through: in development and tests infra's own Exim on loopback.
   ROOMCAST_SMTP_HOST: z.string().min(1).default('127.0.0.1'),
   ROOMCAST_SMTP_PORT: port.default(25025),
@@ -195,7 +201,7 @@ const schema = z.object({
   ROOMCAST_APP_PORT: port.default(3000),
   ROOMCAST_APP_SERVERS: z.coerce.number().int().min(1).max(8).default(2),
   // The address the app servers bind; another than loopback when the proxy runs on another host.
-  ROOMCAST_APP_HOST: ipAddress.default('127.0.0.1'),
+  ROOMCAST_APP_HOST: ipv4Address.default('127.0.0.1'),
   // The app servers the proxy forwards to; unset: this host's, http://<APP_HOST>:<APP_PORT + i>.
   ROOMCAST_PROXY_UPSTREAMS: list.pipe(z.array(urlOnIp(['http:'], 'http://10.0.0.11:3000')).min(1)).optional(),
 

@@ -41,7 +41,10 @@ export interface SaturationResult {
   subscribers: number;
   p99LimitMs: number;
   points: SaturationPoint[];
-  /** Deliveries per second at the highest rate that passed; 0 when none did. */
+  /**
+   * Deliveries per second offered at the highest rate that passed (which it kept up with, nothing
+   * lost); 0 when none did. `deliveriesPerSecond` of a point counts the drain too, so it reads lower.
+   */
   sustainedDeliveriesPerSecond: number;
   /** True when even maxRate passed: the figure is a floor, not the saturation point. */
   reachedMaxRate: boolean;
@@ -97,7 +100,7 @@ export async function runSaturation(target: Target, o: SaturationOptions): Promi
     subscribers: o.rooms * o.subscribersPerRoom,
     p99LimitMs: o.p99LimitMs,
     points: points.sort((a, b) => a.ratePerSecond - b.ratePerSecond),
-    sustainedDeliveriesPerSecond: round(good?.deliveriesPerSecond ?? 0, 0),
+    sustainedDeliveriesPerSecond: round(good?.offeredDeliveriesPerSecond ?? 0, 0),
     reachedMaxRate: bad === null,
   };
 }

@@ -157,7 +157,9 @@ describe('configuration', () => {
       expect(c.brokerAuth.url).toBe('http://10.0.0.11:25800');
       expect(loadConfig({ ROOMCAST_PROXY_UPSTREAMS: 'http://10.0.0.11:3000/,http://10.0.0.12:3000' }).proxy.upstreams).toEqual(['http://10.0.0.11:3000', 'http://10.0.0.12:3000']);
       expect(loadConfig({ ROOMCAST_BROKER_AUTH_URL: 'http://10.0.0.11:25800/' }).brokerAuth.url).toBe('http://10.0.0.11:25800');
-      expect(() => loadConfig({ ROOMCAST_APP_HOST: 'app1.internal' })).toThrow(/ROOMCAST_APP_HOST: must be an IP address/);
+      expect(() => loadConfig({ ROOMCAST_APP_HOST: 'app1.internal' })).toThrow(/ROOMCAST_APP_HOST: must be an IPv4 address/);
+      expect(() => loadConfig({ ROOMCAST_BROKER_AUTH_HOST: '::1' })).toThrow(/ROOMCAST_BROKER_AUTH_HOST: must be an IPv4 address/);
+      expect(() => loadConfig({ ROOMCAST_BROKER_AUTH_URL: 'http://10.0.0.11:25800/?x=1' })).toThrow(/ROOMCAST_BROKER_AUTH_URL: an http:\/\/ URL without \? or #/);
       expect(() => loadConfig({ ROOMCAST_PROXY_UPSTREAMS: 'https://10.0.0.11:3000' })).toThrow(/ROOMCAST_PROXY_UPSTREAMS/);
     });
   });

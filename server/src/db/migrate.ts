@@ -11,8 +11,10 @@ import type { Pool } from './pool';
 const MIGRATIONS_DIR = path.join(repoRoot, 'server', 'src', 'db', 'migrations');
 const LOCK_ID = 7_310_001;
 /**
- * The pool's client-side query timeout is for requests; waiting for another server's migrations
- * and running one (a backfill sets its own statement_timeout) may take longer. setTimeout's most.
+ * The pool's timeouts are for requests; waiting for another server's migrations and running one
+ * may take longer. Client side: setTimeout's most (pg reads a query's own `query_timeout`,
+ * though its QueryConfig type leaves it out); server side: statement_timeout 0 on this
+ * connection while it migrates.
  */
 const NO_CLIENT_TIMEOUT = { query_timeout: 2 ** 31 - 1 };
 
@@ -22,6 +24,7 @@ export async function migrate(pool: Pool): Promise<string[]> {
   const client = await pool.connect();
   const applied: string[] = [];
   try {
+    await client.query('SET statement_timeout = 0');
     await client.query({ text: 'SELECT pg_advisory_lock($1)', values: [LOCK_ID], ...NO_CLIENT_TIMEOUT });
     await client.query(
       'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
@@ -43,6 +46,7 @@ export async function migrate(pool: Pool): Promise<string[]> {
     }
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [LOCK_ID]).catch(() => undefined);
+    await client.query('RESET statement_timeout').catch(() => undefined);
     client.release();
   }
   return applied;

@@ -15,9 +15,11 @@ export function createPool(config: Config, onError: (err: Error) => void): Pool 
     // A statement stuck behind a paused database fails the request instead of hanging it.
     statement_timeout: 10_000,
     // The same when the database host is cut off: no answer at all comes back, so the client
-    // gives up itself; keepalive lets the kernel notice a dead peer on an idle connection.
+    // gives up itself (and the pool drops that connection: pg-pool releases it with the error).
     query_timeout: 15_000,
+    // Probes an idle connection after 10 s instead of the kernel's two hours.
     keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     application_name: 'roomcast',
   });
   // An idle client losing its connection emits here; without a listener it would crash the process.
@@ -28,15 +30,19 @@ export function createPool(config: Config, onError: (err: Error) => void): Pool 
 /** Runs `fn` in one transaction: COMMIT on success, ROLLBACK on any error. */
 export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let broken = false;
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    // A connection whose query timed out, or that cannot even roll back, may still have a query
+    // in flight: it is destroyed rather than handed to the next request.
+    const rolledBack = await client.query('ROLLBACK').then(() => true, () => false);
+    broken = !rolledBack || /Query read timeout/i.test((err as Error).message);
     throw err;
   } finally {
-    client.release();
+    client.release(broken ? true : undefined);
   }
 }

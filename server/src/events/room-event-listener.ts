@@ -3,13 +3,18 @@
  * dedicated connection per app server, and tells whoever follows that room. Followers always read
  * the events themselves from Postgres after their own position: a notification only says "look
  * now", so one lost while the connection was down costs latency, not events. After a reconnect
- * every follower is told to look, for what may have committed meanwhile.
+ * every follower is told to look, for what may have committed meanwhile. A listening connection
+ * only receives, so a database host cut off would leave it waiting forever: it is probed, and
+ * replaced when the probe gets no answer.
  */
 import pg from 'pg';
 import type { Logger } from '../logger';
 
 const CHANNEL = 'roomcast_room_events';
 const MAX_BACKOFF_MS = 5000;
+const PROBE_EVERY_MS = 30_000;
+/** pg reads a query's own `query_timeout` (client.js), though its QueryConfig type leaves it out. */
+const PROBE = { text: 'SELECT 1', query_timeout: 10_000 };
 
 export type RoomListener = () => void;
 
@@ -20,6 +25,7 @@ export class RoomEventListener {
   private closed = false;
   private attempt = 0;
   private timer: NodeJS.Timeout | null = null;
+  private probe: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly url: string,
@@ -28,7 +34,24 @@ export class RoomEventListener {
 
   /** Connects (and keeps reconnecting); resolves once the first LISTEN is in place or failed. */
   async start(): Promise<void> {
+    this.probe = setInterval(() => void this.check(), PROBE_EVERY_MS);
+    this.probe.unref();
     await this.connect();
+  }
+
+  /** A `SELECT 1` on the listening connection; no answer in time, and it is replaced. */
+  private async check(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    try {
+      await client.query(PROBE);
+    } catch (err) {
+      if (this.client !== client) return;
+      this.logger.warn({ err: (err as Error).message }, 'event listener connection does not answer; reconnecting');
+      this.client = null;
+      void client.end().catch(() => undefined);
+      this.retry();
+    }
   }
 
   /** Calls `fn` whenever `roomId` may have new events; returns the unfollow. */
@@ -51,6 +74,7 @@ export class RoomEventListener {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.probe) clearInterval(this.probe);
     const client = this.client;
     this.client = null;
     await client?.end().catch(() => undefined);

@@ -5,11 +5,14 @@
  * once, alone, so a quiet room pays no latency for batching; under load the batches grow by
  * themselves to whatever queued meanwhile (up to `maxBatch`).
  *
- * A batch that fails as a whole (a statement error, a lost connection) commits nothing; its sends
- * are then run one by one, so one bad send fails only itself. Running one again is safe: each is
- * idempotent by its client message id.
+ * A batch that fails as a whole commits nothing. When the database is unreachable or overloaded
+ * (a connection, timeout or shutdown error) every send of it fails with that error: running them
+ * again at once would only add load to a database in trouble. Any other error (one malformed
+ * send) reruns the sends one after another on the batch's own slot, so one bad send fails only
+ * itself. Running one again is safe: each is idempotent by its client message id.
  */
 import type { Pool } from '../db/pool';
+import { UnavailableError, toAppError } from '../errors';
 
 /** One send as `roomcast_send_batch` reads it (JSON field names are the function's). */
 export interface BatchedSend {
@@ -74,9 +77,11 @@ export class SendBatcher<Row extends { ord: number }> {
         values: [JSON.stringify(batch.map((w) => w.send)), this.leaseMs],
       }));
     } catch (err) {
-      const [only] = batch;
-      if (batch.length === 1 && only) only.reject(err);
-      else await Promise.all(batch.map((w) => this.commit([w])));
+      if (batch.length === 1 || toAppError(err) instanceof UnavailableError) {
+        for (const w of batch) w.reject(err);
+        return;
+      }
+      for (const w of batch) await this.commit([w]);
       return;
     }
     const byOrd = new Map(rows.map((r) => [r.ord, r]));
