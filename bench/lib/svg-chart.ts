@@ -19,9 +19,9 @@ export interface ChartOptions {
   yMark?: { value: number; label: string };
 }
 
-const WIDTH = 720;
+const WIDTH = 780;
 const HEIGHT = 420;
-const MARGIN = { left: 70, right: 190, top: 40, bottom: 50 };
+const MARGIN = { left: 70, right: 240, top: 40, bottom: 50 };
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
 const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
