@@ -12,8 +12,9 @@
  * pause_minority must pause node 3; the link returns and it must rejoin), then kills every
  * process of b2 and starts the host again. The verdict is the chaos run's: every 201 stored once,
  * every client's view exact, instructors complete, the time to converge. Every namespace and
- * link it made is removed at the end, also on failure. Exit 0 only on PASS; 2 when namespaces
- * cannot be made here (it says what is missing).
+ * link it made is removed at the end, also on failure. Exit 0 only on PASS. Where namespaces
+ * cannot be made (not root, no `ip`) it says what is missing and exits 2 under CI, which must run
+ * it; elsewhere (a developer's `npm test` as a normal user) it says SKIPPED and exits 0.
  *
  *   npm run test:multihost -- [--duration 90] [--rooms 4] [--viewers 12] [--rate 10]
  */
@@ -164,8 +165,12 @@ async function secretChecks(shared: Record<string, string>, app: Host, data: Hos
 async function main(): Promise<number> {
   const missing = labUnavailable();
   if (missing) {
-    say(`cannot run: ${missing}`);
-    return 2;
+    if (process.env.CI === 'true') {
+      say(`cannot run: ${missing}`);
+      return 2;
+    }
+    say(`SKIPPED, not passed: ${missing}. The multi-host proof runs in CI (as root); run \`sudo npm run test:multihost\` to include it here.`);
+    return 0;
   }
   say('building the production bundle (npm run build)');
   await runChecked('npm', ['run', '--silent', 'build'], { cwd: repoRoot, timeoutMs: 300_000 });
