@@ -476,6 +476,22 @@ function withSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 const isLoopback = (host: string): boolean => host === LOOPBACK || host === 'localhost' || host === '::1';
 
+/** A dependency URL's host (an IPv6 one without its brackets), port and password. */
+function urlParts(url: URL, defaultPort: number): { host: string; port: number; password: string | null } {
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || defaultPort), password: url.password === '' ? null : decodeURIComponent(url.password) };
+}
+
+/**
+ * A URL that also says what infra runs on this host: its host is the address to listen on, and
+ * a server reachable from other hosts must have a password.
+ */
+function checkServedHere(setting: string, service: string, host: string, password: string | null): void {
+  if (isIP(host) === 0) throw new ConfigError(`${setting}: on the data host its host is the address ${service} listens on, an IP address, not ${host}`);
+  if (password === null && !isLoopback(host)) {
+    throw new ConfigError(`${setting}: ${service} listening on ${host} is reachable from other hosts and needs a password in the URL`);
+  }
+}
+
 /**
  * Postgres from ROOMCAST_DATABASE_URL, or infra's local one. A URL with roles given explicitly
  * (the data host of several) is also what infra runs here: it listens on the URL's host and port
@@ -489,21 +505,15 @@ function postgresSettings(e: Env, rolesGiven: boolean): Omit<Config['postgres'],
     return { host: LOOPBACK, port, database, user, password: null, url: `postgres://${user}@${LOOPBACK}:${port}/${database}`, managed: runsHere };
   }
   const url = new URL(given);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
   const settings = {
-    host,
-    port: Number(url.port || 5432),
+    ...urlParts(url, 5432),
     database: decodeURIComponent(url.pathname.slice(1)) || 'postgres',
     user: decodeURIComponent(url.username) || 'postgres',
-    password: url.password === '' ? null : decodeURIComponent(url.password),
     url: given,
     managed: runsHere && rolesGiven,
   };
   if (settings.managed) {
-    if (isIP(host) === 0) throw new ConfigError(`ROOMCAST_DATABASE_URL: on the data host its host is the address Postgres listens on, an IP address, not ${host}`);
-    if (settings.password === null && !isLoopback(host)) {
-      throw new ConfigError(`ROOMCAST_DATABASE_URL: Postgres listening on ${host} is reachable from other hosts and needs a password in the URL`);
-    }
+    checkServedHere('ROOMCAST_DATABASE_URL', 'Postgres', settings.host, settings.password);
     if (!/^[a-z_][a-z0-9_]*$/.test(settings.user) || !/^[a-z_][a-z0-9_]*$/.test(settings.database)) {
       throw new ConfigError('ROOMCAST_DATABASE_URL: the user and database infra creates must be lower-case SQL identifiers');
     }
@@ -519,14 +529,10 @@ function redisSettings(e: Env, rolesGiven: boolean): Config['redis'] {
     return { host: LOOPBACK, port: e.ROOMCAST_REDIS_PORT, password: null, url: `redis://${LOOPBACK}:${e.ROOMCAST_REDIS_PORT}`, managed: runsHere };
   }
   const url = new URL(given);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const settings = { host, port: Number(url.port || 6379), password: url.password === '' ? null : decodeURIComponent(url.password), url: given, managed: runsHere && rolesGiven };
+  const settings = { ...urlParts(url, 6379), url: given, managed: runsHere && rolesGiven };
   if (settings.managed) {
-    if (isIP(host) === 0) throw new ConfigError(`ROOMCAST_REDIS_URL: on the data host its host is the address Redis listens on, an IP address, not ${host}`);
+    checkServedHere('ROOMCAST_REDIS_URL', 'Redis', settings.host, settings.password);
     if (url.protocol === 'rediss:') throw new ConfigError('ROOMCAST_REDIS_URL: infra runs Redis without TLS; rediss:// names a Redis run elsewhere');
-    if (settings.password === null && !isLoopback(host)) {
-      throw new ConfigError(`ROOMCAST_REDIS_URL: Redis listening on ${host} is reachable from other hosts and needs a password in the URL`);
-    }
   }
   return settings;
 }

@@ -43,14 +43,14 @@ function ip(...args: string[]): void {
 const ipQuiet = (...args: string[]): void => void spawnSync('ip', args, { encoding: 'utf8' });
 
 /** Pids of every process in the namespace. */
-export function pidsOf(host: LabHost): number[] {
-  const r = spawnSync('ip', ['netns', 'pids', host.ns], { encoding: 'utf8' });
+function pidsOf(ns: string): number[] {
+  const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.split(/\s+/).filter(Boolean).map(Number) : [];
 }
 
 /** SIGKILL to every process in the namespace: the host's crash. Returns how many there were. */
-export function killAll(host: LabHost): number {
-  const pids = pidsOf(host);
+export function killAll(host: Pick<LabHost, 'ns'>): number {
+  const pids = pidsOf(host.ns);
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -65,7 +65,7 @@ export function killAll(host: LabHost): number {
 export function removeLab(): void {
   const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
   for (const ns of list.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`${PREFIX}-`))) {
-    killAll({ name: ns, ns, address: '', link: '' });
+    killAll({ ns });
     ipQuiet('netns', 'del', ns);
   }
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout ?? '';

@@ -24,10 +24,11 @@ import pg from 'pg';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseCli } from '../../runtime/cli-args';
-import { loadConfig, repoRoot } from '../../runtime/config';
+import { loadConfig, repoRoot, type Config } from '../../runtime/config';
 import { runChecked, waitUntil } from '../../infra/processes';
 import { isPortOpen } from '../../infra/probes';
 import { createLogger } from '../../server/src/logger';
+import { ManagementApi, managementUrls } from '../../server/src/broker/management-api';
 import { buildServices } from '../../server/src/services';
 import { createLab, cut, heal, killAll, labUnavailable, removeLab, routesOf, runIn, VANTAGE_ADDRESS, type LabHost } from '../../testkit/netns';
 import { runRoomLoad, type Fault } from './room-load';
@@ -115,12 +116,12 @@ async function openFrom(host: Host, address: string, port: number): Promise<bool
   return (await runIn(host, process.execPath, ['-e', probe], process.env, 10_000)).code === 0;
 }
 
-/** Nodes node 1's management API lists as running. */
-async function runningNodes(shared: Record<string, string>, seed: Host): Promise<string[]> {
-  const auth = Buffer.from(`roomcast-server:${shared.ROOMCAST_BROKER_PASSWORD}`).toString('base64');
-  const res = await fetch(`http://${seed.address}:25710/api/nodes`, { headers: { authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(3000) });
-  if (!res.ok) return [];
-  return ((await res.json()) as { name: string; running: boolean }[]).filter((n) => n.running).map((n) => n.name);
+/** Nodes node 1's management API lists as running; none while it does not answer. */
+async function runningNodes(config: Config): Promise<string[]> {
+  const { user, password } = config.rabbitmq;
+  const nodeOne = new ManagementApi(managementUrls(config).slice(0, 1), { user, password }, 3000);
+  const answer = await nodeOne.request('GET', '/api/nodes').catch(() => null);
+  return ((answer?.body ?? []) as { name: string; running: boolean }[]).filter((n) => n.running).map((n) => n.name);
 }
 
 /**
@@ -193,6 +194,8 @@ async function main(): Promise<number> {
   say(`hosts: ${lab.map((h) => `${h.name} ${h.address} (${hosts[h.name]?.roles})`).join(', ')}; the bridge ${VANTAGE_ADDRESS} is this run's vantage point; no route leads out`);
 
   const shared = sharedSettings(hosts);
+  // The vantage point's own view of the system: the same settings, roles it does not run.
+  const config = loadConfig({ ...shared, ROOMCAST_LOG_LEVEL: 'silent', ROOMCAST_INFRA_ROLES: 'app' });
   try {
     say('starting the data host');
     await infra(shared, data, ['start', '--detach']);
@@ -200,14 +203,12 @@ async function main(): Promise<number> {
     await Promise.all([b1, b2, b3].map((h) => infra(shared, h, ['start', '--detach'])));
     say('starting the proxy host');
     await infra(shared, edge, ['start', '--detach']);
-    const nodes = await runningNodes(shared, b1);
+    const nodes = await runningNodes(config);
     say(`cluster: ${nodes.join(', ')}`);
     if (nodes.length !== 3) throw new Error(`the cluster runs ${nodes.length} nodes, not 3`);
     say('secrets: what a wrong or missing password meets');
     const secretProblems = await secretChecks(shared, b1, data);
 
-    // The vantage point's own view of the system: the same settings, roles it does not run.
-    const config = loadConfig({ ...shared, ROOMCAST_LOG_LEVEL: 'silent', ROOMCAST_INFRA_ROLES: 'app' });
     const services = buildServices(config, createLogger({ logLevel: 'silent' }, 'multihost'));
     await services.broker.ready(10_000);
     const certFile = path.join(DATA_ROOT, 'edge', 'proxy', 'dev-cert.pem');
@@ -234,7 +235,7 @@ async function main(): Promise<number> {
         name: 'heal b3',
         run: async () => {
           heal(b3);
-          await waitUntil(async () => (await runningNodes(shared, b1)).includes(node3) && (await isPortOpen(b3.address, PORTS.amqp)), {
+          await waitUntil(async () => (await runningNodes(config)).includes(node3) && (await isPortOpen(b3.address, PORTS.amqp)), {
             timeoutMs: 120_000,
             intervalMs: 1000,
             onTimeout: () => new Error('node 3 did not rejoin the cluster after its link came back'),
@@ -248,7 +249,7 @@ async function main(): Promise<number> {
         name: 'restart b2',
         run: async () => {
           await infra(shared, b2, ['start', '--detach']);
-          const running = await runningNodes(shared, b1);
+          const running = await runningNodes(config);
           if (running.length !== 3) throw new Error(`after b2's restart the cluster runs ${running.join(', ')}`);
         },
       },

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Role, RoomMessage, SendMessageRequest } from '../../../shared/protocol/messages';
 import { inTransaction, type Pool, type PoolClient } from '../db/pool';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors';
-import { SendBatcher } from './send-batcher';
+import { SendBatcher, sendBatch, type BatchedSend } from './send-batcher';
 
 export interface MessageRow {
   id: string;
@@ -58,6 +58,18 @@ export type StoreResult =
 
 type SendRow = MessageRow & { outcome: SendOutcome; job_id: number | null };
 
+/** A send as `roomcast_send_batch` reads it. */
+const batchedSend = (roomId: string, senderId: string, req: SendMessageRequest): BatchedSend => ({
+  room: roomId,
+  sender: senderId,
+  clientMsgId: req.clientMsgId,
+  hash: requestHash(req),
+  audience: req.audience,
+  recipient: req.recipientId ?? null,
+  kind: req.kind,
+  body: req.body,
+});
+
 export class MessageStore {
   private readonly batcher: SendBatcher<SendRow & { ord: number }>;
 
@@ -71,26 +83,13 @@ export class MessageStore {
 
   /** Stores one message, committed with whatever other sends are waiting (group commit). */
   async insert(roomId: string, senderId: string, req: SendMessageRequest): Promise<StoreResult> {
-    const row = await this.batcher.send({
-      room: roomId,
-      sender: senderId,
-      clientMsgId: req.clientMsgId,
-      hash: requestHash(req),
-      audience: req.audience,
-      recipient: req.recipientId ?? null,
-      kind: req.kind,
-      body: req.body,
-    });
-    return this.result(row, req);
+    return this.result(await this.batcher.send(batchedSend(roomId, senderId, req)), req);
   }
 
   /** Stores one message inside the caller's transaction, which then holds the room's lock. */
   private async insertIn(tx: PoolClient, roomId: string, senderId: string, req: SendMessageRequest): Promise<StoreResult> {
-    const { rows } = await tx.query<SendRow>(
-      'SELECT * FROM roomcast_send($1, $2, $3, $4, $5, $6, $7, $8, $9)',
-      [roomId, senderId, req.clientMsgId, requestHash(req), req.audience, req.recipientId ?? null, req.kind, JSON.stringify(req.body), this.publishLeaseMs],
-    );
-    return this.result(rows[0] as SendRow, req);
+    const [row] = await sendBatch<SendRow & { ord: number }>(tx, [batchedSend(roomId, senderId, req)], this.publishLeaseMs);
+    return this.result(row as SendRow, req);
   }
 
   /** The outcome `roomcast_send` reported, as a result or the error it stands for. */

@@ -11,7 +11,7 @@
  * send) reruns the sends one after another on the batch's own slot, so one bad send fails only
  * itself. Running one again is safe: each is idempotent by its client message id.
  */
-import type { Pool } from '../db/pool';
+import type { Pool, PoolClient } from '../db/pool';
 import { UnavailableError, toAppError } from '../errors';
 
 /** One send as `roomcast_send_batch` reads it (JSON field names are the function's). */
@@ -24,6 +24,19 @@ export interface BatchedSend {
   recipient: string | null;
   kind: string;
   body: unknown;
+}
+
+/**
+ * Runs `sends` in order in one call of `roomcast_send_batch` (on `db`: the pool, or the caller's
+ * transaction); each row's `ord` is its send's 1-based place in `sends`.
+ */
+export async function sendBatch<Row extends { ord: number }>(db: Pick<Pool | PoolClient, 'query'>, sends: BatchedSend[], leaseMs: number): Promise<Row[]> {
+  const { rows } = await db.query<Row>({
+    name: 'roomcast-send-batch',
+    text: 'SELECT * FROM roomcast_send_batch($1, $2)',
+    values: [JSON.stringify(sends), leaseMs],
+  });
+  return rows;
 }
 
 export interface BatcherOptions {
@@ -71,11 +84,7 @@ export class SendBatcher<Row extends { ord: number }> {
   private async commit(batch: Waiting<Row>[]): Promise<void> {
     let rows: Row[];
     try {
-      ({ rows } = await this.pool.query<Row>({
-        name: 'roomcast-send-batch',
-        text: 'SELECT * FROM roomcast_send_batch($1, $2)',
-        values: [JSON.stringify(batch.map((w) => w.send)), this.leaseMs],
-      }));
+      rows = await sendBatch<Row>(this.pool, batch.map((w) => w.send), this.leaseMs);
     } catch (err) {
       if (batch.length === 1 || toAppError(err) instanceof UnavailableError) {
         for (const w of batch) w.reject(err);
