@@ -261,9 +261,10 @@ export interface Config {
   /**
    * `url` is what every process connects to. `managed`: infra runs it on this host, listening on
    * `host`:`port` (from the URL when one is given, with its password); otherwise it is another host's.
+   * `setting`: the one that says where it is, for messages (the URL, or the local port).
    */
-  postgres: { host: string; port: number; database: string; user: string; password: string | null; poolSize: number; url: string; managed: boolean };
-  redis: { host: string; port: number; password: string | null; url: string; managed: boolean };
+  postgres: { host: string; port: number; database: string; user: string; password: string | null; poolSize: number; url: string; managed: boolean; setting: string };
+  redis: { host: string; port: number; password: string | null; url: string; managed: boolean; setting: string };
   rabbitmq: {
     nodes: RabbitNode[];
     /** Nodes named by IP address (`roomcast@10.0.0.11`), on several hosts: Erlang long names. */
@@ -502,7 +503,7 @@ function postgresSettings(e: Env, rolesGiven: boolean): Omit<Config['postgres'],
   const runsHere = e.ROOMCAST_INFRA_ROLES.includes('data');
   if (given === undefined) {
     const { ROOMCAST_PG_USER: user, ROOMCAST_PG_PORT: port, ROOMCAST_PG_DATABASE: database } = e;
-    return { host: LOOPBACK, port, database, user, password: null, url: `postgres://${user}@${LOOPBACK}:${port}/${database}`, managed: runsHere };
+    return { host: LOOPBACK, port, database, user, password: null, url: `postgres://${user}@${LOOPBACK}:${port}/${database}`, managed: runsHere, setting: 'ROOMCAST_PG_PORT' };
   }
   const url = new URL(given);
   const settings = {
@@ -511,6 +512,7 @@ function postgresSettings(e: Env, rolesGiven: boolean): Omit<Config['postgres'],
     user: decodeURIComponent(url.username) || 'postgres',
     url: given,
     managed: runsHere && rolesGiven,
+    setting: 'ROOMCAST_DATABASE_URL',
   };
   if (settings.managed) {
     checkServedHere('ROOMCAST_DATABASE_URL', 'Postgres', settings.host, settings.password);
@@ -526,10 +528,10 @@ function redisSettings(e: Env, rolesGiven: boolean): Config['redis'] {
   const given = e.ROOMCAST_REDIS_URL;
   const runsHere = e.ROOMCAST_INFRA_ROLES.includes('data');
   if (given === undefined) {
-    return { host: LOOPBACK, port: e.ROOMCAST_REDIS_PORT, password: null, url: `redis://${LOOPBACK}:${e.ROOMCAST_REDIS_PORT}`, managed: runsHere };
+    return { host: LOOPBACK, port: e.ROOMCAST_REDIS_PORT, password: null, url: `redis://${LOOPBACK}:${e.ROOMCAST_REDIS_PORT}`, managed: runsHere, setting: 'ROOMCAST_REDIS_PORT' };
   }
   const url = new URL(given);
-  const settings = { ...urlParts(url, 6379), url: given, managed: runsHere && rolesGiven };
+  const settings = { ...urlParts(url, 6379), url: given, managed: runsHere && rolesGiven, setting: 'ROOMCAST_REDIS_URL' };
   if (settings.managed) {
     checkServedHere('ROOMCAST_REDIS_URL', 'Redis', settings.host, settings.password);
     if (url.protocol === 'rediss:') throw new ConfigError('ROOMCAST_REDIS_URL: infra runs Redis without TLS; rediss:// names a Redis run elsewhere');

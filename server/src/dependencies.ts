@@ -44,11 +44,10 @@ async function reach(what: string, setting: string, host: string, port: number, 
 
 /** Waits (a bounded time) until Postgres and Redis answer; throws DependencyError otherwise. */
 export async function checkDependencies(config: Config, deps: { pool?: Pool; redis?: Redis }, waitMs = DEFAULT_WAIT_MS): Promise<void> {
-  const dbSetting = config.postgres.managed ? 'ROOMCAST_PG_PORT' : 'ROOMCAST_DATABASE_URL';
-  const redisSetting = config.redis.managed ? 'ROOMCAST_REDIS_PORT' : 'ROOMCAST_REDIS_URL';
   const { pool, redis } = deps;
+  const { postgres: pg, redis: rd } = config;
   await Promise.all([
-    pool && reach('Postgres', dbSetting, config.postgres.host, config.postgres.port, () => pool.query('SELECT 1'), waitMs),
-    redis && reach('Redis', redisSetting, config.redis.host, config.redis.port, () => redis.ping(), waitMs),
+    pool && reach('Postgres', pg.setting, pg.host, pg.port, () => pool.query('SELECT 1'), waitMs),
+    redis && reach('Redis', rd.setting, rd.host, rd.port, () => redis.ping(), waitMs),
   ]);
 }

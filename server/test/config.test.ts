@@ -136,8 +136,10 @@ describe('configuration', () => {
       const urls = { ROOMCAST_DATABASE_URL: 'postgres://rc:pw%2Fx@10.0.0.10:5433/rooms', ROOMCAST_REDIS_URL: 'redis://:rpw@10.0.0.10:6380' };
       const data = loadConfig({ ...urls, ROOMCAST_INFRA_ROLES: 'data' });
       expect(data.roles).toEqual(['data']);
-      expect(data.postgres).toMatchObject({ host: '10.0.0.10', port: 5433, user: 'rc', password: 'pw/x', database: 'rooms', managed: true });
-      expect(data.redis).toMatchObject({ host: '10.0.0.10', port: 6380, password: 'rpw', managed: true });
+      expect(data.postgres).toMatchObject({ host: '10.0.0.10', port: 5433, user: 'rc', password: 'pw/x', database: 'rooms', managed: true, setting: 'ROOMCAST_DATABASE_URL' });
+      expect(data.redis).toMatchObject({ host: '10.0.0.10', port: 6380, password: 'rpw', managed: true, setting: 'ROOMCAST_REDIS_URL' });
+      // Messages about infra's own name the port that moves it.
+      expect([loadConfig({}).postgres.setting, loadConfig({}).redis.setting]).toEqual(['ROOMCAST_PG_PORT', 'ROOMCAST_REDIS_PORT']);
       // Another host's roles: the same URLs only say where they are.
       expect(loadConfig({ ...urls, ROOMCAST_INFRA_ROLES: 'app,proxy' }).postgres.managed).toBe(false);
       expect(() => loadConfig({ ROOMCAST_DATABASE_URL: 'postgres://rc@10.0.0.10:5432/rooms', ROOMCAST_INFRA_ROLES: 'data' })).toThrow(/reachable from other hosts and needs a password/);
