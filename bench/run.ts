@@ -26,12 +26,13 @@ import { runIngest } from './scenarios/ingest';
 import { runRecovery } from './scenarios/recovery';
 import { runSaturation } from './scenarios/saturation';
 import { charts } from './lib/charts';
-import { socketIoTarget, wsTarget } from './targets/baselines';
+import { socketIoRoomcastTarget, socketIoTarget, wsTarget } from './targets/baselines';
+import { haproxyTarget } from './targets/haproxy';
 import { roomcastTarget } from './targets/roomcast';
 import { progress } from './lib/progress';
 
 const SCENARIOS = ['fanout', 'throughput', 'saturation', 'ingest', 'connections', 'recovery', 'proxy'] as const;
-const TARGETS = ['proxy', 'direct', 'socketio', 'ws'] as const;
+const TARGETS = ['proxy', 'haproxy', 'direct', 'socketio', 'socketio-roomcast', 'ws'] as const;
 const USAGE = `
 npm run bench -- [options]
 
@@ -41,6 +42,8 @@ and .md and prints the table.
 
   --scenario S       ${SCENARIOS.join(' | ')} | all (default all; all leaves out proxy)
   --target T,...     any of ${TARGETS.join(', ')}, or all (default all)
+                     haproxy: roomcast through HAProxy (apt-get install -y haproxy) instead
+                     of the proxy; socketio-roomcast: Socket.IO doing roomcast's per-message work
   --quick            shorter runs and smaller loads, for a first look
   --connections N    the connections scenario's size (default 10000, quick 1000)
   --hold-seconds S   how long the connections scenario holds them (default 15, quick 5)
@@ -81,13 +84,21 @@ async function main(): Promise<void> {
     if (s.pid) pids[s.name.startsWith('rabbitmq') ? `rabbitmq ${s.name.split(' ')[1]}` : s.name] = s.pid;
   }
   const sys = { config, proxyUrl: proxy.url, ca, appUrls, pids };
-  const viaProxy = roomcastTarget(services, sys, 'proxy');
-  const direct = roomcastTarget(services, sys, 'direct');
+  const viaProxy = roomcastTarget(services, sys, { label: 'proxy', url: proxy.url, pidName: 'proxy', pid: pids.proxy as number });
+  const direct = roomcastTarget(services, sys, null);
+  const backing = Object.fromEntries(Object.entries(pids).filter(([n]) => n === 'postgres' || n === 'redis'));
   const results: Results = { machine: machineFacts(), startedAt: new Date().toISOString(), quick: q };
   say(`machine: ${JSON.stringify(results.machine)}`);
 
   const allTargets = async (fn: (t: Target) => Promise<void>): Promise<void> => {
-    const makers = { proxy: async () => viaProxy, direct: async () => direct, socketio: () => socketIoTarget(config, Object.fromEntries(Object.entries(pids).filter(([n]) => n === 'postgres' || n === 'redis'))), ws: () => wsTarget() };
+    const makers = {
+      proxy: async () => viaProxy,
+      haproxy: () => haproxyTarget(services, sys),
+      direct: async () => direct,
+      socketio: () => socketIoTarget(config, backing),
+      'socketio-roomcast': () => socketIoRoomcastTarget(services, backing),
+      ws: () => wsTarget(),
+    };
     for (const name of onlyTargets) {
       const t = await makers[name as (typeof TARGETS)[number]]();
       try {

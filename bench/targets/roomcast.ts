@@ -1,10 +1,12 @@
 /**
- * roomcast as a benchmark target: browsers' STOMP over WSS through the proxy (the product), or
- * straight to the Web-STOMP listeners and app servers (baseline (a): the proxy's cost).
+ * roomcast as a benchmark target: browsers' STOMP over WSS through the proxy (the product),
+ * through HAProxy (a stock load balancer on the same traffic: the reference for the proxy's own
+ * cost), or straight to the Web-STOMP listeners and app servers (baseline (a): no front end).
  * The system runs as `npm start` runs it: app server processes, the proxy, the broker cluster.
+ * Each learner subscribes as the web client does: the room's key and its own.
  */
 import type { Config, RabbitNode } from '../../runtime/config';
-import { exchangeDestination, roomAllKey } from '../../shared/protocol/routing';
+import { exchangeDestination, roomAllKey, roomUserKey } from '../../shared/protocol/routing';
 import type { Services } from '../../server/src/services';
 import { dropBenchQueues, makeBenchRooms, type BenchRoom } from '../../testkit/roomcast-fixtures';
 import type { PreparedRooms, Target } from '../lib/target';
@@ -21,17 +23,28 @@ export interface RoomcastSystem {
   pids: Record<string, number>;
 }
 
-export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'proxy' | 'direct'): Target & { memoryPids(): Record<string, number> } {
+/** A TLS front end the clients go through: its public https URL and its process. */
+export interface FrontEnd {
+  /** Short name in the target's name: proxy, HAProxy. */
+  label: string;
+  url: string;
+  /** The front end's process, by the name it has in `pids`. */
+  pidName: string;
+  pid: number;
+}
+
+/** `front` null: straight to Web-STOMP and the app servers. */
+export function roomcastTarget(services: Services, sys: RoomcastSystem, front: FrontEnd | null): Target & { memoryPids(): Record<string, number> } {
   const nodes = sys.config.rabbitmq.nodes;
-  const wsUrl = (i: number): string =>
-    via === 'proxy' ? `${sys.proxyUrl.replace(/^https/, 'wss')}/ws` : (nodes[i % nodes.length] as RabbitNode).webStompUrl;
+  const wsUrl = (i: number): string => (front ? `${front.url.replace(/^https/, 'wss')}/ws` : (nodes[i % nodes.length] as RabbitNode).webStompUrl);
   let made: BenchRoom[] = [];
-  const postBase = (i: number): string => (via === 'proxy' ? sys.proxyUrl : (sys.appUrls[i % sys.appUrls.length] as string));
+  const postBase = (i: number): string => front?.url ?? (sys.appUrls[i % sys.appUrls.length] as string);
+  // The system's own proxy is in sys.pids whether or not this target goes through it.
+  const pids = front ? { ...sys.pids, [front.pidName]: front.pid } : sys.pids;
   return {
-    name: via === 'proxy' ? 'roomcast (wss via proxy)' : 'roomcast (direct, no proxy)',
-    namedPids: () => sys.pids,
-    memoryPids: () =>
-      Object.fromEntries(Object.entries(sys.pids).filter(([name]) => name.startsWith('rabbitmq') || (via === 'proxy' && name === 'proxy'))),
+    name: front ? `roomcast (wss via ${front.label})` : 'roomcast (direct, no proxy)',
+    namedPids: () => pids,
+    memoryPids: () => Object.fromEntries(Object.entries(pids).filter(([name]) => name.startsWith('rabbitmq') || name === front?.pidName)),
     async prepare(rooms, perRoom): Promise<PreparedRooms> {
       const fresh = await makeBenchRooms(services, rooms, perRoom);
       made = [...made, ...fresh];
@@ -42,7 +55,7 @@ export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'pr
           url: wsUrl(n++),
           login: l.id,
           passcode: l.passcode,
-          destinations: [exchangeDestination(roomAllKey(room.id))],
+          destinations: [exchangeDestination(roomAllKey(room.id)), exchangeDestination(roomUserKey(room.id, l.id))],
           room: room.id,
         })),
       );
@@ -50,7 +63,7 @@ export function roomcastTarget(services: Services, sys: RoomcastSystem, via: 'pr
         clients,
         post: {
           baseUrl: postBase(0),
-          ca: via === 'proxy' ? sys.ca : undefined,
+          ca: front ? sys.ca : undefined,
           format: 'roomcast',
           targets: fresh.map((room, i) => ({
             baseUrl: postBase(i),

@@ -106,7 +106,8 @@ function connectOne(spec: ClientSpec, p: SubscribersParams, latencies: number[])
       }, fail);
     } else if (spec.kind === 'socketio') {
       const socket: Socket = io(spec.url, { transports: ['websocket'], reconnection: false, ca: p.ca, rejectUnauthorized: Boolean(p.ca) });
-      socket.on('message', (msg: { id?: unknown; sentAt?: unknown }) => track(t, latencies, msg.id, msg.sentAt));
+      // Baseline (b) emits the posted body with its id; (b') emits roomcast's RoomMessage, whose body holds sentAt.
+      socket.on('message', (msg: { id?: unknown; sentAt?: unknown; body?: { sentAt?: unknown } }) => track(t, latencies, msg.id, msg.sentAt ?? msg.body?.sentAt));
       socket.on('connect', () => socket.emit('join', spec.room, () => ok()));
       socket.on('connect_error', (e: Error) => fail(e));
       socket.on('disconnect', () => fail(new Error('disconnected')));

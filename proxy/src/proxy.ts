@@ -10,6 +10,7 @@ import type net from 'node:net';
 import HttpProxy from 'http-proxy';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../../runtime/config';
+import { logDestination } from '../../runtime/log-destination';
 import { createAdminServer } from './admin-server';
 import { ClientConnections } from './client-connections';
 import { connectionLimit } from './descriptor-budget';
@@ -110,7 +111,7 @@ export function allowedOrigins(config: Config, httpsPort: number): Set<string> {
 export const publicUrl = (config: Config, httpsPort = config.proxy.httpsPort): string => `https://${publicHost(config.proxy.host)}:${httpsPort}`;
 
 export async function createProxy(config: Config, options: ProxyOptions = {}): Promise<Proxy> {
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { component: 'proxy' } });
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { component: 'proxy' } }, logDestination());
   const urls = { ...configuredUpstreams(config), ...options.upstreams };
   if (urls.app.length === 0 || urls.webStomp.length === 0) throw new ProxyError('no_upstreams', 'the proxy needs at least one app server and one Web-STOMP node');
   const tls = await loadTlsMaterial(config);

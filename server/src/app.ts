@@ -46,7 +46,7 @@ import { roomRoutes } from './routes/room-routes';
 import { buildServices, type Services } from './services';
 
 /** Request bodies above this are refused before parsing (the message body limit is 16 KiB). */
-const MAX_REQUEST_BYTES = '64kb';
+export const MAX_REQUEST_BYTES = '64kb';
 
 export interface AppServer {
   url: string;

@@ -9,7 +9,7 @@ import type { Logger } from './logger';
 import { MessageStore } from './messages/message-store';
 import { SendMessage } from './messages/send-message';
 import { createMetrics, type Metrics } from './metrics';
-import { DeliveryLedger } from './delivery/delivery-ledger';
+import { DeliveryLedger, type DeliveryLedgerOptions } from './delivery/delivery-ledger';
 import { PUBLISH_QUEUE, PUBLISH_RETRY } from './delivery/outbox-relay';
 import { jobCounts, JobQueue } from './work/job-queue';
 import { PresenceStore } from './presence/presence-store';
@@ -56,6 +56,33 @@ export interface Services {
 const MAX_PUBLISH_HOLD_MS = 15_000;
 
 /**
+ * The send path: the store (group commit, the publish job in the same transaction), the ledger
+ * that publishes after the commit and marks the job, and the send itself. `publisher` is the
+ * broker; the benchmark's Socket.IO baseline (b') passes one that publishes nowhere.
+ */
+export function buildSendPath(
+  config: Config,
+  pool: Pool,
+  publisher: DeliveryLedgerOptions['broker'],
+  publishJobs: JobQueue,
+  metrics: Metrics,
+  logger: Logger,
+): { messages: MessageStore; ledger: DeliveryLedger; sendMessage: SendMessage } {
+  const messages = new MessageStore(pool, config.outboxRelayAfterMs);
+  const ledger = new DeliveryLedger({
+    broker: publisher,
+    jobs: publishJobs,
+    schedule: PUBLISH_RETRY,
+    timeoutMs: config.publishTimeoutMs,
+    maxHoldMs: MAX_PUBLISH_HOLD_MS,
+    renewEveryMs: Math.max(20, Math.min(config.outboxRelayAfterMs / 3, 500)),
+    metrics,
+    logger,
+  });
+  return { messages, ledger, sendMessage: new SendMessage(messages, ledger, metrics) };
+}
+
+/**
  * AMQP heart-beat, in seconds. A node cut off by a partition sends no close: without heart-beats
  * the connection looked alive for the broker's 60 s default while every publish on it waited;
  * with 5 s, two missed beats end it and the server connects to another node.
@@ -84,18 +111,7 @@ export function buildServices(config: Config, logger: Logger): Services {
   const presence = new PresenceService(new PresenceStore(redis), rooms, broker, logger);
   const revocations = new Revocations(pool, new BrokerAdmin(managementUrls(config), config.rabbitmq), metrics, logger);
   const roomService = new RoomService(rooms, mirror, broker, config.instructorQueueExpiresMs, presence, revocations, logger);
-  const messages = new MessageStore(pool, config.outboxRelayAfterMs);
-  const ledger = new DeliveryLedger({
-    broker,
-    jobs: publishJobs,
-    schedule: PUBLISH_RETRY,
-    timeoutMs: config.publishTimeoutMs,
-    maxHoldMs: MAX_PUBLISH_HOLD_MS,
-    renewEveryMs: Math.max(20, Math.min(config.outboxRelayAfterMs / 3, 500)),
-    metrics,
-    logger,
-  });
-  const sendMessage = new SendMessage(messages, ledger, metrics);
+  const { messages, ledger, sendMessage } = buildSendPath(config, pool, broker, publishJobs, metrics, logger);
   const loginLimiter = AttemptLimiter.login(redis, config.loginLimits);
   const inviteLimiter = AttemptLimiter.invites(redis);
   return {

@@ -7,9 +7,17 @@ export interface Authenticated {
   token: string;
 }
 
-/** Requires `Authorization: Bearer <session token>`; puts the session in `res.locals.auth`. */
+/**
+ * Requires `Authorization: Bearer <session token>`; puts the session in `res.locals.auth`.
+ * Routers guard overlapping prefixes (`/rooms` and `/rooms/:roomId/messages`), so a request can
+ * pass several of these: the first one's answer stands and the session is read from Redis once.
+ */
 export function authenticate(sessions: SessionStore) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (res.locals.auth !== undefined) {
+      next();
+      return;
+    }
     const header = req.get('authorization') ?? '';
     const match = /^Bearer ([\w-]{20,100})$/.exec(header);
     if (!match?.[1]) throw new AuthError('unauthenticated', 'missing or malformed Authorization: Bearer token');

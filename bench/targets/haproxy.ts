@@ -1,0 +1,44 @@
+/**
+ * roomcast through HAProxy instead of the proxy: the same system, clients and posts, with a
+ * stock load balancer in front. Started for the target and stopped with it.
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Services } from '../../server/src/services';
+import { tlsFiles } from '../../proxy/src/tls-certificate';
+import { startHaproxy } from '../lib/haproxy';
+import type { Target } from '../lib/target';
+import { roomcastTarget, type RoomcastSystem } from './roomcast';
+
+/** A loopback port nothing listens on now. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+export async function haproxyTarget(services: Services, sys: RoomcastSystem): Promise<Target> {
+  const files = tlsFiles(sys.config);
+  const haproxy = await startHaproxy({
+    port: await freePort(),
+    certPem: readFileSync(files.certFile, 'utf8'),
+    keyPem: readFileSync(files.keyFile, 'utf8'),
+    webStompUrls: sys.config.rabbitmq.nodes.map((n) => n.webStompUrl),
+    appUrls: sys.appUrls,
+    dir: path.join(sys.config.dataDir, 'bench-haproxy'),
+  });
+  const target = roomcastTarget(services, sys, { label: `HAProxy ${haproxy.version}`, url: haproxy.url, pidName: 'haproxy', pid: haproxy.pid });
+  return {
+    ...target,
+    async stop() {
+      try {
+        await target.stop();
+      } finally {
+        await haproxy.stop();
+      }
+    },
+  };
+}
