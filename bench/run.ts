@@ -47,6 +47,8 @@ and .md and prints the table.
   --quick            shorter runs and smaller loads, for a first look
   --connections N    the connections scenario's size (default 10000, quick 1000)
   --hold-seconds S   how long the connections scenario holds them (default 15, quick 5)
+  --recovery-clients N  clients live when the recovery scenario kills a broker node
+                     (default 9800, quick 200)
 
 npm run bench:<scenario> runs one scenario, e.g. npm run bench:ingest -- --quick.
 `;
@@ -57,6 +59,7 @@ const cli = parseCli(
     quick: { type: 'boolean', default: false },
     connections: { type: 'string' },
     'hold-seconds': { type: 'string' },
+    'recovery-clients': { type: 'string' },
   },
   USAGE,
 );
@@ -68,6 +71,8 @@ const onlyTargets = args.target === 'all' ? [...TARGETS] : (args.target ?? '').s
 if (onlyTargets.some((t) => !(TARGETS as readonly string[]).includes(t))) cli.fail(`--target must be all or a comma-separated list of ${TARGETS.join(', ')}, got ${args.target}`);
 const q = args.quick;
 const connectionCount = args.connections === undefined ? (q ? 1000 : 10_000) : cli.integer('connections', 1, 100_000);
+// One proxy process holds two descriptors per WebSocket; this container's hard limit is 20,000.
+const recoveryClients = args['recovery-clients'] === undefined ? (q ? 200 : 9_800) : cli.integer('recovery-clients', 1, 100_000);
 const holdMs = (args['hold-seconds'] === undefined ? (q ? 5 : 15) : cli.integer('hold-seconds', 1, 600)) * 1000;
 
 const t0 = Date.now();
@@ -165,7 +170,9 @@ async function main(): Promise<void> {
       results.recovery = await runRecovery(services, config, { url: proxy.url, ca, certFile: proxy.certFile }, {
         awayClients: q ? 20 : 100,
         missedMessages: q ? 200 : 1000,
-        liveClients: q ? 40 : 200,
+        liveClients: recoveryClients,
+        clientProcesses: 4,
+        pids,
         progress: say,
       });
     }

@@ -101,8 +101,10 @@ function writeAtomically(file: string, text: string): void {
 
 /**
  * Renders the vhost, the broker user (password hashed with a fresh salt) and its permissions,
- * and the limits on browser queues: the operator policy expiring unused `stomp-subscription-*`
- * queues and the vhost's `max-queues` (docs/decisions/0007-browser-queues.md).
+ * and the operator policy expiring unused `stomp-subscription-*` queues
+ * (docs/decisions/0007-browser-queues.md). The vhost's `max-queues` is -1, no limit, written out
+ * so that a node booting on data from before replaces the old 50,000: with any limit RabbitMQ
+ * 3.10 counts every queue of the vhost on each declare, which made connection storms quadratic.
  */
 export function writeDefinitions(config: Config): void {
   const json = (s: string): string => JSON.stringify(s).slice(1, -1);

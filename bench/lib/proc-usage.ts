@@ -87,3 +87,53 @@ export const cpuPercent = (cpuSeconds: number, elapsedS: number): number => roun
 /** A ProcMeter reading's per-name CPU as percentages of one core. */
 export const cpuPercentByName = (byName: Record<string, number>, elapsedS: number): Record<string, number> =>
   Object.fromEntries(Object.entries(byName).map(([name, cpu]) => [name, cpuPercent(cpu, elapsedS)]));
+
+export interface Peak {
+  /** The highest CPU of the process and its children over one sampling interval, % of one core. */
+  cpuPercent: number;
+  /** The highest RSS of the process and its children, MiB. */
+  rssMiB: number;
+}
+
+/**
+ * Samples named processes (with their children) every `everyMs` until `stop()`: the peaks a
+ * short storm reaches, which an average over the whole run hides.
+ */
+export class PeakMeter {
+  private previous = sampleAll();
+  private previousAt = Date.now();
+  private readonly peaks: Record<string, Peak> = {};
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly pids: Record<string, number>,
+    everyMs = 500,
+  ) {
+    for (const name of Object.keys(pids)) this.peaks[name] = { cpuPercent: 0, rssMiB: 0 };
+    this.timer = setInterval(() => this.sample(), everyMs);
+  }
+
+  stop(): Record<string, Peak> {
+    clearInterval(this.timer);
+    this.sample();
+    return this.peaks;
+  }
+
+  private sample(): void {
+    const now = sampleAll();
+    const seconds = (Date.now() - this.previousAt) / 1000;
+    for (const [name, root] of Object.entries(this.pids)) {
+      let cpu = 0;
+      let rss = 0;
+      for (const pid of processTree(root, now)) {
+        cpu += (now.get(pid)?.cpuSeconds ?? 0) - (this.previous.get(pid)?.cpuSeconds ?? now.get(pid)?.cpuSeconds ?? 0);
+        rss += now.get(pid)?.rssBytes ?? 0;
+      }
+      const peak = this.peaks[name] as Peak;
+      if (seconds > 0) peak.cpuPercent = Math.max(peak.cpuPercent, cpuPercent(cpu, seconds));
+      peak.rssMiB = Math.max(peak.rssMiB, round(rss / 2 ** 20, 0));
+    }
+    this.previous = now;
+    this.previousAt = Date.now();
+  }
+}

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { markdown, type Results } from '../lib/report';
 import type { FanoutResult } from '../scenarios/fanout';
 import type { IngestResult } from '../scenarios/ingest';
+import type { RecoveryResult } from '../scenarios/recovery';
 
 const latency = (p99: number) => ({ count: 1, p50: p99 / 2, p95: p99, p99, max: p99, mean: p99 / 2 });
 
@@ -50,6 +51,23 @@ describe('benchmark report', () => {
     expect(targetRow(md, 'room of 500')).toContain('| p99 10 ms, 1 lost | **no** |');
     expect(targetRow(md, '≥ 10,000')).toContain('| 9997 of 10000 held, 100 KiB | **no** |');
     expect(md).toContain('A --quick run: smaller loads than the targets are stated for.');
+  });
+
+  it('judges recovery by every dropped client back within 5 s at p99 and nothing of the system gone', () => {
+    const loss = (over: Partial<RecoveryResult['nodeLoss']>): Results['recovery'] => ({
+      resync: { clients: 100, messagesEach: 1000, seconds: 1, messagesPerSecond: 100_000 },
+      nodeLoss: {
+        clients: 10_000, node: 1, rampSeconds: 200, dropped: 3300, recovered: 3300, liveAgainSeconds: latency(4.2), allLiveAgainSeconds: 6,
+        peaks: { 'broker-auth': { cpuPercent: 80, rssMiB: 120 } }, postgresConnectionsPeak: 40, died: [], ...over,
+      },
+    });
+    const row = (over: Partial<RecoveryResult['nodeLoss']>): string | undefined => targetRow(markdown(run({ recovery: loss(over) })), '10,000 live clients');
+    expect(row({})).toBe('| 10,000 live clients, kill -9 a broker node: every client live and resynced, p99 ≤ 5 s; broker-auth and Postgres survive | 3300 of 3300 dropped (of 10000) live again, p99 4.2 s; nothing died | yes |');
+    expect(row({ recovered: 3299 })).toContain('| **no** |');
+    expect(row({ liveAgainSeconds: latency(5.1) })).toContain('| **no** |');
+    expect(row({ died: ['broker-auth'] })).toContain('died: broker-auth | **no** |');
+    expect(row({ clients: 9800 })).toContain('| **no** |');
+    expect(markdown(run({ recovery: loss({ died: ['postgres'] }) }))).toContain('**Gone after the storm: postgres.**');
   });
 
   it('leaves the targets out when no scenario with a target ran', () => {
