@@ -12,6 +12,8 @@
 import WebSocket from 'ws';
 import type { IStompSocket } from '@stomp/stompjs';
 import { RoomClient, RoomcastApi } from '../web/src/client/index';
+import { loopbackSource } from './loopback-source';
+import { spreadFetch } from './spread-fetch';
 import { reply, workerMain } from './workers';
 
 export interface ChaosClientSpec {
@@ -26,6 +28,10 @@ export interface ChaosClientsParams {
   ca: string;
   clients: ChaosClientSpec[];
   silenceResyncMs: number;
+  /** Clients started per second; unset: all at once. Thousands at once only measure the storm they make. */
+  startPerSecond?: number;
+  /** Connect from random 127/8 addresses instead of 127.0.0.1: WebSockets each, HTTP over a few agents. */
+  spreadSources?: boolean;
 }
 
 export interface ChaosClientView {
@@ -54,13 +60,16 @@ workerMain<ChaosClientsParams, ChaosClientsResult>(async (p, stopped, ready) => 
   let cuts = 0;
   const live = new Set<WebSocket>();
   const factory = (url: string, protocols: string[]): IStompSocket => {
-    const ws = new WebSocket(url, protocols, { ca: p.ca });
+    // Each socket from its own loopback address, as browsers come from many: the proxy's
+    // per-address share would otherwise refuse thousands of them (p.spreadSources).
+    const ws = new WebSocket(url, protocols, { ca: p.ca, ...(p.spreadSources ? { localAddress: loopbackSource() } : {}) });
     live.add(ws);
     ws.on('close', () => live.delete(ws));
     return ws as unknown as IStompSocket;
   };
+  const fetchFn = p.spreadSources ? spreadFetch(p.ca) : undefined;
   const entries = p.clients.map((spec) => {
-    const api = new RoomcastApi({ baseUrl: p.proxyUrl, token: spec.token });
+    const api = new RoomcastApi({ baseUrl: p.proxyUrl, token: spec.token, ...(fetchFn ? { fetch: fetchFn } : {}) });
     const room = new RoomClient({
       api,
       roomId: spec.roomId,
@@ -92,7 +101,8 @@ workerMain<ChaosClientsParams, ChaosClientsResult>(async (p, stopped, ready) => 
     });
     return view;
   });
-  for (const e of entries) e.room.start();
+  const startEveryMs = p.startPerSecond ? 1000 / p.startPerSecond : 0;
+  entries.forEach((e, i) => (startEveryMs === 0 ? e.room.start() : setTimeout(() => e.room.start(), i * startEveryMs)));
 
   process.on('message', (m: { type: string; count?: number; role?: string; audience?: 'everyone' | 'instructors'; body?: Record<string, unknown>; spreadChoices?: number }) => {
     if (m.type === 'act') {

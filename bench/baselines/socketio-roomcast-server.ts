@@ -33,8 +33,8 @@
  * One thing it does more: the ledger serializes each message for a publish that goes nowhere,
  * and Socket.IO then encodes its own packet.
  *
- * The route handler's few lines repeat message-routes.ts, because `messageRoutes` cannot be
- * mounted without a `RoomService` (see above).
+ * The route reads the request with message-routes.ts's `sendOf`; `messageRoutes` itself cannot
+ * be mounted without a `RoomService` (see above).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -43,22 +43,21 @@ import express from 'express';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
 import { loadConfig } from '../../runtime/config';
-import { INSTRUCTOR_KINDS, sendMessageRequest, type SendMessageResponse } from '../../shared/protocol/messages';
+import type { SendMessageResponse } from '../../shared/protocol/messages';
 import { roomAllKey, routingKeyOf } from '../../shared/protocol/routing';
 import { MAX_REQUEST_BYTES } from '../../server/src/app';
 import { createPool } from '../../server/src/db/pool';
 import { PUBLISH_QUEUE } from '../../server/src/delivery/outbox-relay';
-import { ForbiddenError, ValidationError } from '../../server/src/errors';
-import { authOf, authenticate } from '../../server/src/http/authenticate';
+import { ValidationError } from '../../server/src/errors';
+import { authenticate } from '../../server/src/http/authenticate';
 import { errorHandler, notFound } from '../../server/src/http/error-handler';
 import { jsonGuard, refuseInvalidUtf8 } from '../../server/src/http/json-guard';
 import { requestLog } from '../../server/src/http/request-log';
 import { securityHeaders } from '../../server/src/http/security-headers';
-import { parse } from '../../server/src/http/validate';
 import { createLogger } from '../../server/src/logger';
 import { createMetrics } from '../../server/src/metrics';
 import { createRedis } from '../../server/src/redis';
-import { roomIdOf } from '../../server/src/routes/room-routes';
+import { sendOf } from '../../server/src/routes/message-routes';
 import { buildSendPath } from '../../server/src/services';
 import { SessionStore } from '../../server/src/sessions/session-store';
 import { JobQueue } from '../../server/src/work/job-queue';
@@ -97,14 +96,7 @@ workerMain<SocketIoRoomcastParams, SocketIoRoomcastResult>(async (_params, stopp
   app.use('/api/rooms/:roomId/messages', authenticate(sessions));
   app.post('/api/rooms/:roomId/messages', async (req, res) => {
     const stop = metrics.sendLatency.startTimer();
-    const roomId = roomIdOf(req);
-    const parsed = parse(sendMessageRequest, req.body);
-    // As message-routes.ts: the body JSON.parse made, so a `__proto__` key survives.
-    const body = { ...parsed, body: (req.body as { body: Record<string, unknown> }).body };
-    const { session } = authOf(res);
-    if (session.role !== 'instructor' && INSTRUCTOR_KINDS.includes(body.kind)) {
-      throw new ForbiddenError('instructor_only_kind', `only instructors send "${body.kind}" messages; send a chat or a question`);
-    }
+    const { roomId, body, session } = sendOf(req, res);
     if (body.kind === 'action') throw new ValidationError('this baseline sends no actions (interactions need the room service)');
     const { message, replayed } = await sendMessage.send(roomId, session.userId, body);
     if (replayed) {

@@ -15,6 +15,8 @@ import { PeakMeter, sampleProc, type Peak } from '../lib/proc-usage';
 import type { Services } from '../../server/src/services';
 import type { ChaosClientsParams, ChaosClientsResult } from '../../testkit/room-clients-worker';
 
+const RAMP_PER_SECOND = 30;
+
 export interface RecoveryOptions {
   awayClients: number;
   missedMessages: number;
@@ -89,7 +91,17 @@ export async function runRecovery(services: Services, config: Config, proxy: { u
   const workers: WorkerHandle<ChaosClientsResult>[] = Array.from({ length: o.clientProcesses }, (_, i) =>
     startWorker<ChaosClientsParams, ChaosClientsResult>(
       new URL('../../testkit/room-clients-worker.ts', import.meta.url),
-      { proxyUrl: proxy.url, ca: proxy.ca, clients: specs.filter((_s, j) => j % o.clientProcesses === i), silenceResyncMs: 60_000 },
+      {
+        proxyUrl: proxy.url,
+        ca: proxy.ca,
+        clients: specs.filter((_s, j) => j % o.clientProcesses === i),
+        // No resync for silence during the run (nothing is sent): 'resyncing' then only follows a reconnect.
+        silenceResyncMs: 3_600_000,
+        // The ramp is not what is measured: clients come up at a pace the broker takes (about
+        // 40 connections/s with two subscriptions each), the storm after the kill comes at once.
+        startPerSecond: RAMP_PER_SECOND / o.clientProcesses,
+        spreadSources: true,
+      },
       { env: { NODE_EXTRA_CA_CERTS: proxy.certFile } },
     ),
   );
@@ -139,16 +151,19 @@ export async function runRecovery(services: Services, config: Config, proxy: { u
   const died = Object.entries(watched)
     .filter(([, pid]) => sampleProc(pid) === null)
     .map(([name]) => name);
+  // Stopping a client sets it 'offline': what comes after this is the end of the run, not the kill.
+  const stoppedAt = Date.now();
   const views = (await Promise.all(workers.map((w) => w.stop()))).flatMap((r) => r.views);
   await startNode(config, node);
   await dropBenchQueues(services, [room, ...rooms]);
 
-  // A client the kill dropped left 'live' after it; it is back at its next 'live'.
+  // A client the kill dropped lost its connection after it; it is back at its next 'live'
+  // (connected, subscribed, resynced).
   const back: number[] = [];
   let dropped = 0;
   for (const v of views) {
-    const after = v.timeline.filter(([at]) => at >= killedAt);
-    const left = after.findIndex(([, state]) => state !== 'live');
+    const after = v.timeline.filter(([at]) => at >= killedAt && at < stoppedAt);
+    const left = after.findIndex(([, state]) => state === 'connecting' || state === 'offline');
     if (left < 0) continue;
     dropped++;
     const again = after.slice(left).find(([, state]) => state === 'live');

@@ -3,6 +3,7 @@
  * WebSocket), records POST→receive latency of every message (the poster puts its send time in
  * the body) and the distinct messages each client got, for the loss check.
  */
+import { loopbackSource } from '../../testkit/loopback-source';
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { connectStompLite } from '../lib/stomp-lite';
@@ -63,11 +64,6 @@ function track(t: Tracker, latencies: number[], id: unknown, sentAt: unknown): v
  * clients then look like the many addresses they are in real life, not one address that the
  * proxy's per-address limit would stop at a quarter of its descriptors.
  */
-const loopbackSource = (): string => {
-  const byte = (min: number): number => min + Math.floor(Math.random() * (255 - min));
-  return `127.${byte(1)}.${byte(0)}.${byte(1)}`;
-};
-
 function connectOne(spec: ClientSpec, p: SubscribersParams, latencies: number[]): Promise<Tracker> {
   const t: Tracker = { room: spec.room, seen: new Set(), duplicates: 0, close: () => undefined };
   let connected = false;

@@ -1,6 +1,6 @@
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { INSTRUCTOR_KINDS, resyncPageSchema, sendMessageRequest, sendMessageResponseSchema, type ResyncPage, type SendMessageResponse } from '../../../shared/protocol/messages';
+import { INSTRUCTOR_KINDS, resyncPageSchema, sendMessageRequest, sendMessageResponseSchema, type ResyncPage, type SendMessageRequest, type SendMessageResponse } from '../../../shared/protocol/messages';
 import { ForbiddenError } from '../errors';
 import { describeRoute } from '../http/api-spec';
 import { authOf, authenticate } from '../http/authenticate';
@@ -12,7 +12,7 @@ import type { Logger } from '../logger';
 import type { MailStore } from '../mail/mail-store';
 import type { Metrics } from '../metrics';
 import type { RoomService } from '../rooms/room-service';
-import type { SessionStore } from '../sessions/session-store';
+import type { Session, SessionStore } from '../sessions/session-store';
 import { INTERACTION_ERROR_CODES } from '../../../shared/protocol/errors';
 import { roomStateSchema } from '../../../shared/protocol/interactions';
 import { roomIdOf, roomParams } from './room-routes';
@@ -34,6 +34,21 @@ const resyncQuery = z
     limit: z.coerce.number().int().min(1).max(500).default(100).describe('At most this many messages'),
   })
   .strict();
+
+/** A send request, read and checked: the room, the validated body, the caller (who may send its kind). */
+export function sendOf(req: Request, res: Response): { roomId: string; body: SendMessageRequest; session: Session } {
+  const roomId = roomIdOf(req);
+  const parsed = parse(sendMessageRequest, req.body);
+  // zod's record rebuilds the object by assignment, and assigning `__proto__` sets the
+  // prototype instead of adding the key: the key would vanish. Send the object JSON.parse
+  // made (own properties only, vetted by jsonGuard) so the body round-trips exactly.
+  const body = { ...parsed, body: (req.body as { body: Record<string, unknown> }).body };
+  const { session } = authOf(res);
+  if (session.role !== 'instructor' && INSTRUCTOR_KINDS.includes(body.kind)) {
+    throw new ForbiddenError('instructor_only_kind', `only instructors send "${body.kind}" messages; send a chat or a question`);
+  }
+  return { roomId, body, session };
+}
 
 export function messageRoutes(deps: {
   sessions: SessionStore;
@@ -80,16 +95,7 @@ export function messageRoutes(deps: {
   });
   router.post('/rooms/:roomId/messages', async (req, res) => {
     const stop = deps.metrics.sendLatency.startTimer();
-    const roomId = roomIdOf(req);
-    const parsed = parse(sendMessageRequest, req.body);
-    // zod's record rebuilds the object by assignment, and assigning `__proto__` sets the
-    // prototype instead of adding the key: the key would vanish. Send the object JSON.parse
-    // made (own properties only, vetted by jsonGuard) so the body round-trips exactly.
-    const body = { ...parsed, body: (req.body as { body: Record<string, unknown> }).body };
-    const { session } = authOf(res);
-    if (session.role !== 'instructor' && INSTRUCTOR_KINDS.includes(body.kind)) {
-      throw new ForbiddenError('instructor_only_kind', `only instructors send "${body.kind}" messages; send a chat or a question`);
-    }
+    const { roomId, body, session } = sendOf(req, res);
     // An action is an interaction (a poll, a hand, the view): checked against the room's log and its rules first.
     const { message, replayed } =
       body.kind === 'action'
