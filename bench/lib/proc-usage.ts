@@ -51,6 +51,11 @@ function processTree(root: number, all: Map<number, ProcSample>): number[] {
   return out;
 }
 
+/** CPU seconds `pids` used between two samples; a process born in between counts in full. */
+function treeCpuSeconds(pids: number[], now: Map<number, ProcSample>, before: Map<number, ProcSample>): number {
+  return pids.reduce((sum, pid) => sum + (now.get(pid)?.cpuSeconds ?? 0) - (before.get(pid)?.cpuSeconds ?? 0), 0);
+}
+
 /**
  * CPU seconds used between construction and `read()` by processes and all their descendants
  * (a child born meanwhile counts in full; one that exits meanwhile is missed, which the
@@ -71,8 +76,7 @@ export class ProcMeter {
     let cpuSeconds = 0;
     let rssBytes = 0;
     for (const [name, root] of this.roots) {
-      let cpu = 0;
-      for (const pid of processTree(root, now)) cpu += (now.get(pid)?.cpuSeconds ?? 0) - (this.start.get(pid)?.cpuSeconds ?? 0);
+      const cpu = treeCpuSeconds(processTree(root, now), now, this.start);
       cpuSecondsByName[name] = cpu;
       cpuSeconds += cpu;
       rssBytes += now.get(root)?.rssBytes ?? 0;
@@ -123,12 +127,9 @@ export class PeakMeter {
     const now = sampleAll();
     const seconds = (Date.now() - this.previousAt) / 1000;
     for (const [name, root] of Object.entries(this.pids)) {
-      let cpu = 0;
-      let rss = 0;
-      for (const pid of processTree(root, now)) {
-        cpu += (now.get(pid)?.cpuSeconds ?? 0) - (this.previous.get(pid)?.cpuSeconds ?? now.get(pid)?.cpuSeconds ?? 0);
-        rss += now.get(pid)?.rssBytes ?? 0;
-      }
+      const tree = processTree(root, now);
+      const cpu = treeCpuSeconds(tree, now, this.previous);
+      const rss = tree.reduce((sum, pid) => sum + (now.get(pid)?.rssBytes ?? 0), 0);
       const peak = this.peaks[name] as Peak;
       if (seconds > 0) peak.cpuPercent = Math.max(peak.cpuPercent, cpuPercent(cpu, seconds));
       peak.rssMiB = Math.max(peak.rssMiB, round(rss / 2 ** 20, 0));

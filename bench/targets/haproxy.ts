@@ -3,22 +3,13 @@
  * stock load balancer in front. Started for the target and stopped with it.
  */
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { Services } from '../../server/src/services';
 import { tlsFiles } from '../../proxy/src/tls-certificate';
+import { freePort } from '../../testkit/ports';
 import { startHaproxy } from '../lib/haproxy';
 import type { Target } from '../lib/target';
 import { roomcastTarget, type RoomcastSystem } from './roomcast';
-
-/** A loopback port nothing listens on now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 export async function haproxyTarget(services: Services, sys: RoomcastSystem): Promise<Target> {
   const files = tlsFiles(sys.config);
