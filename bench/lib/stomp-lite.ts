@@ -6,6 +6,7 @@
  * only what the benchmark needs.
  */
 import WebSocket, { type ClientOptions } from 'ws';
+import { newPageQueueName } from '../../shared/protocol/routing';
 
 export interface StompLiteOptions {
   url: string;
@@ -14,6 +15,7 @@ export interface StompLiteOptions {
   passcode: string;
   /** Heart-beat both ways, ms (0: none). */
   heartbeatMs: number;
+  /** Room key destinations, all on one queue of the connection's own, as the web client subscribes. */
   destinations: string[];
   onMessage: (body: string) => void;
   /** The connection ended after it was up, and why; not called for `close()`. */
@@ -85,7 +87,8 @@ export function connectStompLite(o: StompLiteOptions): Promise<StompLite> {
       if (f.command === 'MESSAGE') o.onMessage(f.body);
       else if (f.command === 'CONNECTED') {
         startHeartbeats(f.headers.get('heart-beat'));
-        o.destinations.forEach((destination, i) => send('SUBSCRIBE', { id: `s${i}`, destination, ack: 'auto', receipt: `r${i}` }));
+        const queue = newPageQueueName();
+        o.destinations.forEach((destination, i) => send('SUBSCRIBE', { id: `s${i}`, destination, ack: 'auto', receipt: `r${i}`, 'x-queue-name': queue }));
       } else if (f.command === 'RECEIPT' && --pendingReceipts === 0) {
         up = true;
         resolve({

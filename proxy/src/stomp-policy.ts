@@ -1,16 +1,19 @@
 /**
  * What a browser may say to the broker, frame by frame. RabbitMQ (through broker-auth) still
  * decides who may read which room; this narrows the STOMP surface in front of it to what the
- * roomcast client uses, so no browser can shape a queue (name it, make it durable, keep it
- * after the connection), publish, or multiply its subscriptions. Pure: one instance per
+ * roomcast client uses, so no browser can shape a queue (make it durable, keep it after the
+ * connection, name it other than a page does), publish, or multiply its subscriptions. Pure: one instance per
  * connection, fed the heads the STOMP reader produces.
  */
-import { parseDestination } from '../../shared/protocol/routing';
+import { CONSUMERS_PER_SUBSCRIPTION_QUEUE, PAGE_QUEUE_NAME, parseDestination } from '../../shared/protocol/routing';
 import { GateRefusal } from './gate-refusal';
 import type { StompHead } from './stomp-frames';
 
-/** The only headers a SUBSCRIBE may carry: everything else (x-queue-name, durable, auto-delete, exclusive, x-* …) shapes a queue. */
-const SUBSCRIBE_HEADERS = new Set(['id', 'destination', 'ack', 'prefetch-count', 'receipt']);
+/**
+ * The only headers a SUBSCRIBE may carry: everything else (durable, auto-delete, exclusive,
+ * x-* …) shapes a queue. `x-queue-name` is checked on its own: the page's one queue name.
+ */
+const SUBSCRIBE_HEADERS = new Set(['id', 'destination', 'ack', 'prefetch-count', 'receipt', 'x-queue-name']);
 const ACK_MODES = new Set(['auto', 'client', 'client-individual']);
 /** SUBSCRIBE frames a connection may send over its life, per subscription it may hold at once. */
 const SUBSCRIBES_PER_SLOT = 4;
@@ -38,6 +41,9 @@ export class StompSessionPolicy {
   private readonly subscriptions = new Map<string, string>();
   /** SUBSCRIBE frames passed on this connection, unsubscribed ones included. */
   private subscribes = 0;
+  /** The one queue name this connection's topic subscriptions share, and how many SUBSCRIBEs named it. */
+  private queueName: string | null = null;
+  private queueNamed = 0;
   private readonly handlers: Record<string, Handler>;
 
   constructor(private readonly limits: SessionLimits) {
@@ -99,6 +105,8 @@ export class StompSessionPolicy {
     if (!this.allowedDestination(destination)) {
       throw new GateRefusal('destination', `not a destination of yours: ${destination.slice(0, 200)} (only your rooms' all and user keys, or your own instructor queue)`);
     }
+    const queueName = h.get('x-queue-name');
+    if (queueName !== undefined) this.checkQueueName(queueName, destination);
     if (this.subscriptions.has(id)) throw new GateRefusal('duplicate_subscription', `subscription id ${id.slice(0, 100)} is already in use`);
     for (const d of this.subscriptions.values()) {
       if (d === destination) throw new GateRefusal('duplicate_subscription', `already subscribed to ${destination}`);
@@ -115,6 +123,25 @@ export class StompSessionPolicy {
     }
     this.subscribes++;
     this.subscriptions.set(id, destination);
+    if (queueName !== undefined) {
+      this.queueName = queueName;
+      this.queueNamed++;
+    }
+  }
+
+  /**
+   * A page names one queue for its topic subscriptions (shared/protocol/routing.ts). The
+   * broker still decides who owns a name and how often it may be consumed; here the surface
+   * narrows to that use: the page's format, topics only, one name per connection, as many
+   * SUBSCRIBEs naming it as the queue may have consumers.
+   */
+  private checkQueueName(name: string, destination: string): void {
+    if (!PAGE_QUEUE_NAME.test(name)) throw new GateRefusal('header', 'x-queue-name must be stomp-subscription- and 22 base64url characters');
+    if (parseDestination(destination)?.kind !== 'room-key') throw new GateRefusal('header', 'x-queue-name is for room key subscriptions only');
+    if (this.queueName !== null && this.queueName !== name) throw new GateRefusal('header', 'one x-queue-name per connection');
+    if (this.queueNamed >= CONSUMERS_PER_SUBSCRIPTION_QUEUE) {
+      throw new GateRefusal('too_many_subscriptions', `at most ${CONSUMERS_PER_SUBSCRIPTION_QUEUE} SUBSCRIBE frames may name the queue`);
+    }
   }
 
   /** A room's `all` key, the caller's own user key in a room, or the caller's own instructor queue. */

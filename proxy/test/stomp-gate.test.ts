@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { exchangeDestination, instructorQueueName, queueDestination, roomAllKey, roomInstructorKey, roomUserKey } from '../../shared/protocol/routing';
+import { exchangeDestination, instructorQueueName, newPageQueueName, queueDestination, roomAllKey, roomInstructorKey, roomUserKey } from '../../shared/protocol/routing';
 import { GateRefusal, type GateRefusalReason } from '../src/gate-refusal';
 import { ClientStreamGate } from '../src/stomp-gate';
 import { StompStreamReader, errorFrame } from '../src/stomp-frames';
@@ -129,6 +129,31 @@ describe('the STOMP gate', () => {
       expect(refusal(() => connected().push(subscribe(exchangeDestination(roomAllKey(room)), { [name]: '1' })))).toBe('header');
     },
   );
+
+  it("lets a page put its two room keys on one queue it names, as the web client does", () => {
+    const gate = connected();
+    const queue = { 'x-queue-name': newPageQueueName() };
+    expect(gate.push(subscribe(exchangeDestination(roomAllKey(room)), queue))).toHaveLength(1);
+    expect(gate.push(subscribe(exchangeDestination(roomUserKey(room, user)), queue))).toHaveLength(1);
+  });
+
+  it.each([
+    ['a name not of the page format', () => 'stomp-subscription-chosen', () => exchangeDestination(roomAllKey(room))],
+    ['another name format with the right length', () => `matrix-${newPageQueueName()}`, () => exchangeDestination(roomAllKey(room))],
+    ['a page name on the instructor queue', newPageQueueName, () => queueDestination(instructorQueueName(room, user))],
+  ])('refuses x-queue-name with %s', (_, name, destination) => {
+    expect(refusal(() => connected().push(subscribe(destination(), { 'x-queue-name': name() })))).toBe('header');
+  });
+
+  it('refuses a second queue name on one connection, and a third SUBSCRIBE naming the queue', () => {
+    const gate = connected();
+    const queue = newPageQueueName();
+    gate.push(subscribe(exchangeDestination(roomAllKey(room)), { 'x-queue-name': queue }));
+    expect(refusal(() => gate.push(subscribe(exchangeDestination(roomUserKey(room, user)), { 'x-queue-name': newPageQueueName() })))).toBe('header');
+    gate.push(subscribe(exchangeDestination(roomUserKey(room, user)), { 'x-queue-name': queue }));
+    const other = randomUUID();
+    expect(refusal(() => gate.push(subscribe(exchangeDestination(roomAllKey(other)), { 'x-queue-name': queue })))).toBe('too_many_subscriptions');
+  });
 
   it('refuses a repeated destination header, whichever one a server would pick', () => {
     const frame = `SUBSCRIBE\nid:1\ndestination:${exchangeDestination(roomAllKey(room))}\ndestination:/queue/q\n\n\0`;

@@ -13,7 +13,7 @@ const members: Record<string, Role> = { [`${ROOM}/${LEARNER}`]: 'learner', [`${R
 /** What STOMP declares for a plain SUBSCRIBE: not durable, auto-delete, no arguments. */
 const TEMPORARY: QueueShape = { durable: false, autoDelete: true, exclusive: false, arguments: {} };
 const owners = new Map<string, string>();
-const consumed = new Set<string>();
+const consumes = new Map<string, number>();
 const shapes = new Map<string, QueueShape>();
 const lookups: AuthLookups = {
   checkBrokerToken: async (u, p) => u === LEARNER && p === 'good',
@@ -27,7 +27,10 @@ const lookups: AuthLookups = {
     if (owners.get(q) === u) owners.delete(q);
   },
   queueOwner: async (q) => owners.get(q) ?? null,
-  firstConsume: async (q) => !consumed.has(q) && Boolean(consumed.add(q)),
+  countConsume: async (q) => {
+    consumes.set(q, (consumes.get(q) ?? 0) + 1);
+    return consumes.get(q)!;
+  },
   queueShape: async (q) => shapes.get(q) ?? null,
 };
 const topic = (username: string, routing_key: string, permission = 'read') =>
@@ -76,13 +79,15 @@ describe('broker-auth policy', () => {
     expect((await resource(LEARNER, 'queue', 'some-durable-queue', 'configure')).allow).toBe(false);
   });
 
-  it('lets the user who declared a subscription queue bind it and consume it once', async () => {
+  it('lets the user who declared a subscription queue bind it and consume it twice (a page\'s two keys), no more', async () => {
     const q = await declared(LEARNER);
     expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(true);
     expect((await resource(LEARNER, 'queue', q, 'write')).allow).toBe(true);
     // Deleting it again (STOMP cleans up after a refused bind) is configure too.
     expect((await resource(LEARNER, 'queue', q, 'configure')).allow).toBe(true);
-    // A second consumer, even its owner on another connection, would keep it alive past the first.
+    // The page's second topic subscription on the same queue.
+    expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(true);
+    // A third consumer, even its owner's, would keep it alive past the page.
     expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(false);
   });
 
@@ -91,7 +96,7 @@ describe('broker-auth policy', () => {
     for (const permission of ['configure', 'write', 'read']) {
       expect((await resource(INSTRUCTOR, 'queue', q, permission)).allow).toBe(false);
     }
-    // Refusing the stranger did not use up the owner's one consume.
+    // Refusing the stranger did not use up the owner's consumes.
     expect((await resource(LEARNER, 'queue', q, 'read')).allow).toBe(true);
   });
 

@@ -37,6 +37,24 @@ export const roomWildcardKey = (roomId: string): string => `room.${roomId}.#`;
 /** The durable quorum queue that keeps a room's messages for one instructor. */
 export const instructorQueueName = (roomId: string, userId: string): string => `rc.iq.${roomId}.${userId}`;
 
+/** STOMP's prefix for the temporary queue of a topic subscription; broker-auth gives each such name one owner. */
+export const SUBSCRIPTION_QUEUE_PREFIX = 'stomp-subscription-';
+/**
+ * A page puts its topic subscriptions (the room's key and its own) on one queue it names
+ * (`x-queue-name`): one queue, one claim and one set of checks per page instead of one per
+ * key. The name is STOMP's prefix and 128 random bits, so no one else can guess it.
+ */
+export const PAGE_QUEUE_NAME = /^stomp-subscription-[A-Za-z0-9_-]{22}$/;
+/** Consumers a subscription queue may have over its life: the page's two topic subscriptions. */
+export const CONSUMERS_PER_SUBSCRIPTION_QUEUE = 2;
+
+/** A fresh page queue name (Web Crypto: the same code runs in the page and in Node). */
+export function newPageQueueName(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  const base64 = btoa(String.fromCharCode(...bytes));
+  return `${SUBSCRIPTION_QUEUE_PREFIX}${base64.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}`;
+}
+
 /** STOMP destination of a routing key on the room exchange (a temporary queue per subscription). */
 export const exchangeDestination = (routingKey: string): string => `/exchange/${ROOM_EXCHANGE}/${routingKey}`;
 /** STOMP destination of an existing queue: consumes it without declaring it. */

@@ -7,7 +7,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../../../runtime/config';
 import { createLogger, type Logger } from '../logger';
 import { checkDependencies } from '../dependencies';
@@ -38,6 +38,14 @@ export async function startBrokerAuthServer(config: Config, port = config.broker
     brokerTokenSeconds: config.brokerTokenTtlSeconds,
   });
   const mirror = new MembershipMirror(redis);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const queueLookupSeconds = new Histogram({
+    name: 'roomcast_broker_auth_queue_lookup_seconds',
+    help: "Time to read a subscription queue's properties from the management API.",
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2],
+    registers: [registry],
+  });
   const claims = new QueueClaims(redis);
   const shapes = new QueueShapeLookup(config);
   const lookups: AuthLookups = {
@@ -46,16 +54,30 @@ export async function startBrokerAuthServer(config: Config, port = config.broker
     claimQueue: (q, u) => claims.claim(q, u),
     releaseQueue: (q, u) => claims.release(q, u),
     queueOwner: (q) => claims.owner(q),
-    firstConsume: (q) => claims.firstConsume(q),
-    queueShape: (q) => shapes.get(q),
+    countConsume: (q) => claims.countConsume(q),
+    queueShape: async (q) => {
+      const endTimer = queueLookupSeconds.startTimer();
+      try {
+        return await shapes.get(q);
+      } finally {
+        endTimer();
+      }
+    },
   };
 
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
   const decisions = new Counter({
     name: 'roomcast_broker_auth_decisions_total',
     help: 'Answers given to RabbitMQ, by question and decision.',
     labelNames: ['question', 'decision'],
+    registers: [registry],
+  });
+  // A broker waits for every answer before the client's frame goes on: this is the latency a
+  // subscription pays per question, and what a reconnect storm queues on.
+  const answerSeconds = new Histogram({
+    name: 'roomcast_broker_auth_answer_seconds',
+    help: 'Time from a question received to its answer sent, by question.',
+    labelNames: ['question'],
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
     registers: [registry],
   });
 
@@ -66,6 +88,7 @@ export async function startBrokerAuthServer(config: Config, port = config.broker
   const answer = (question: string, decide: (q: Query) => Promise<Decision> | Decision) =>
     async (req: express.Request, res: express.Response): Promise<void> => {
       const q = (req.body ?? {}) as Query;
+      const endTimer = answerSeconds.startTimer({ question });
       let decision: Decision;
       try {
         decision = await decide(q);
@@ -79,6 +102,7 @@ export async function startBrokerAuthServer(config: Config, port = config.broker
         logger.info({ question, user: q.username, name: q.name, key: q.routing_key, permission: q.permission, reason: decision.reason }, 'denied');
       }
       res.type('text/plain').send(decision.allow ? 'allow' : 'deny');
+      endTimer();
     };
 
   app.post('/auth/user', answer('user', (q) => decideUser(q, lookups)));

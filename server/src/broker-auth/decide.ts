@@ -8,13 +8,20 @@
  *   subscription queues. Only the server's broker user (internal backend) publishes;
  * - a subscription queue (`stomp-subscription-…`, a name the client can also choose) belongs
  *   to the first user who declares it (a name whose queue exists cannot be claimed anew);
- *   only that user may bind it, and it may be consumed once, by the SUBSCRIBE that declared
- *   it, and only if it dies with its consumers: not durable, auto-delete (or exclusive), no
- *   `x-*` arguments. So no queue a browser reads outlives its connection or can be reopened
- *   by anyone (docs/decisions/0007-browser-queues.md).
+ *   only that user may bind it, and it may have two consumers over its life (a page's two
+ *   topic subscriptions share it), and only if it dies with its consumers: not durable,
+ *   auto-delete (or exclusive), no `x-*` arguments. So no queue a browser reads outlives its
+ *   owner's connections or can be reopened by anyone else (docs/decisions/0007-browser-queues.md).
  */
 import type { Role } from '../../../shared/protocol/messages';
-import { ROOM_EXCHANGE, isUuid, parseInstructorQueue, parseRoomKey } from '../../../shared/protocol/routing';
+import {
+  CONSUMERS_PER_SUBSCRIPTION_QUEUE,
+  ROOM_EXCHANGE,
+  SUBSCRIPTION_QUEUE_PREFIX,
+  isUuid,
+  parseInstructorQueue,
+  parseRoomKey,
+} from '../../../shared/protocol/routing';
 import type { QueueShape } from './queue-shape';
 
 export interface AuthLookups {
@@ -25,8 +32,8 @@ export interface AuthLookups {
   /** Undoes a claim this user just made. */
   releaseQueue(queue: string, userId: string): Promise<void>;
   queueOwner(queue: string): Promise<string | null>;
-  /** True the first time it is asked for `queue`, false ever after. */
-  firstConsume(queue: string): Promise<boolean>;
+  /** Counts a consume of `queue`: how many have been asked for, this one included. */
+  countConsume(queue: string): Promise<number>;
   /** The existing queue's properties; null when it does not exist. */
   queueShape(queue: string): Promise<QueueShape | null>;
 }
@@ -40,8 +47,6 @@ export interface Decision {
 const allow = (reason: string): Decision => ({ allow: true, reason });
 const deny = (reason: string): Decision => ({ allow: false, reason });
 
-/** STOMP names the temporary queue of each topic subscription with this prefix. */
-const STOMP_SUBSCRIPTION_QUEUE = 'stomp-subscription-';
 const VHOST = '/';
 
 export async function decideUser(q: { username?: string; password?: string }, l: AuthLookups): Promise<Decision> {
@@ -64,7 +69,7 @@ export async function decideResource(
     return name === ROOM_EXCHANGE && permission === 'read' ? allow('bind to room exchange') : deny(`exchange ${permission}`);
   }
   if (resource === 'queue') {
-    if (name.startsWith(STOMP_SUBSCRIPTION_QUEUE)) return decideSubscriptionQueue(username, name, permission, l);
+    if (name.startsWith(SUBSCRIPTION_QUEUE_PREFIX)) return decideSubscriptionQueue(username, name, permission, l);
     const iq = parseInstructorQueue(name);
     if (iq && permission === 'read' && iq.userId === username) {
       return (await l.roleOf(iq.roomId, username)) === 'instructor' ? allow('own instructor queue') : deny('not instructor');
@@ -102,7 +107,10 @@ async function decideSubscriptionQueue(user: string, queue: string, permission: 
   if (!shape) return deny('no such queue');
   const lingering = lingeringShape(shape);
   if (lingering) return deny(lingering);
-  return (await l.firstConsume(queue)) ? allow('first consume of own subscription queue') : deny('subscription queue consumed before');
+  const consumers = await l.countConsume(queue);
+  return consumers <= CONSUMERS_PER_SUBSCRIPTION_QUEUE
+    ? allow('consume of own subscription queue')
+    : deny(`subscription queue consumed ${CONSUMERS_PER_SUBSCRIPTION_QUEUE} times before`);
 }
 
 export async function decideTopic(

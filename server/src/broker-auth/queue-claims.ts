@@ -3,9 +3,9 @@
  *
  * RabbitMQ tells broker-auth only the user and the queue name, and a STOMP client may choose
  * that name (`x-queue-name`, `/queue/…`). So the first user to configure (declare) a name owns
- * it: nobody else may declare, bind or consume it. And the queue may be consumed once, by the
- * SUBSCRIBE that declared it: a later consumer, even its owner on another connection, is
- * refused, so a queue never outlives the connection that subscribed (see
+ * it: nobody else may declare, bind or consume it. And the queue may have two consumers over
+ * its life, the two topic subscriptions of the page that named it (shared/protocol/routing.ts):
+ * a later consumer is refused, so a queue never outlives its owner's connections (see
  * docs/decisions/0007-browser-queues.md).
  */
 import type { Redis } from '../redis';
@@ -25,6 +25,8 @@ export const claimKeys = (queue: string): string[] => [ownerKey(queue), consumed
 
 /** Deletes the claim only if `userId` still holds it. */
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+/** Counts a consume; the count lives as long as a claim. */
+const COUNT_CONSUME = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n`;
 
 export class QueueClaims {
   constructor(
@@ -49,8 +51,8 @@ export class QueueClaims {
     return this.redis.get(ownerKey(queue));
   }
 
-  /** True only the first time it is asked for `queue` (within the claim's lifetime). */
-  async firstConsume(queue: string): Promise<boolean> {
-    return (await this.redis.set(consumedKey(queue), '1', 'EX', this.ttlSeconds, 'NX')) === 'OK';
+  /** How many consumes of `queue` have been asked for (within the claim's lifetime), this one included. */
+  async countConsume(queue: string): Promise<number> {
+    return Number(await this.redis.eval(COUNT_CONSUME, 1, consumedKey(queue), this.ttlSeconds));
   }
 }

@@ -15,6 +15,7 @@
 import type { IMessage } from '@stomp/stompjs';
 import type { ResyncPage, RoomMessage, RoomSubscriptions } from '../../../shared/protocol/messages';
 import type { RoomPresence } from '../../../shared/protocol/presence';
+import { newPageQueueName } from '../../../shared/protocol/routing';
 import { backoffDelay, Waker } from './backoff';
 import { BrokerLink } from './broker-link';
 import { BrokerTokens } from './broker-tokens';
@@ -221,7 +222,10 @@ export class RoomClient extends Emitter<RoomClientEvents> {
 
   /** Subscribes to everything the member may read and waits until the broker has bound it all. */
   private async subscribe(link: BrokerLink, subs: RoomSubscriptions): Promise<void> {
-    const bound = subs.topics.map((destination) => link.subscribe(destination, {}, (frame) => this.onFrame(frame, false)));
+    // All topics on one queue this page names afresh per connection: the broker declares,
+    // authorizes and keeps one queue instead of one per key (docs/decisions/0007-browser-queues.md).
+    const queue = { 'x-queue-name': newPageQueueName() };
+    const bound = subs.topics.map((destination) => link.subscribe(destination, queue, (frame) => this.onFrame(frame, false)));
     if (subs.instructorQueue) {
       // The durable queue keeps what arrives while the console is closed; each message is acked once it is in the log.
       const headers = { ack: 'client-individual', 'prefetch-count': String(this.s.prefetch) };
