@@ -108,7 +108,7 @@ export function buildServices(config: Config, logger: Logger): Services {
   });
   const rooms = new RoomStore(pool);
   const mirror = new MembershipMirror(redis);
-  const presence = new PresenceService(new PresenceStore(redis), rooms, broker, logger);
+  const presence = new PresenceService(new PresenceStore(redis), rooms, mirror, broker, logger);
   const revocations = new Revocations(pool, new BrokerAdmin(managementUrls(config), config.rabbitmq), metrics, logger);
   const roomService = new RoomService(rooms, mirror, broker, config.instructorQueueExpiresMs, presence, revocations, logger);
   const { messages, ledger, sendMessage } = buildSendPath(config, pool, broker, publishJobs, metrics, logger);

@@ -72,6 +72,19 @@ describe('presence routes', () => {
     expect(seen.body).toEqual({ online: 1, members: [{ userId: room.instructor.id, displayName: room.instructor.username, role: 'instructor' }] });
   });
 
+  it('refuses the beats of a member removed while online, and forgets it at once', async () => {
+    const room = await makeRoom(h, 1);
+    const learner = room.learners[0]!;
+    await room.instructor.api.post(presencePath(room.id));
+    // Online, so its next beats refresh through Redis without asking Postgres...
+    for (let i = 0; i < 2; i++) expect((await learner.api.post(presencePath(room.id))).status).toBe(204);
+    expect((await room.instructor.api.request('DELETE', `/api/rooms/${room.id}/members/${learner.id}`)).status).toBe(204);
+    // ...until the removal, which takes it out of the membership mirror first.
+    const res = await learner.api.post(presencePath(room.id));
+    expect([res.status, res.body.error.code]).toEqual([403, 'not_a_member']);
+    expect((await room.instructor.api.get(presencePath(room.id))).body.online).toBe(1);
+  });
+
   it('refuses non-members and anonymous callers', async () => {
     const room = await makeRoom(h, 0);
     const outsider = await makeUser(h, 'learner');
@@ -99,6 +112,25 @@ describe('presence store', () => {
       return !(await store.online(room.id)).includes('quiet');
     }, '"quiet" to drop out of the window');
     expect(await store.online(room.id)).toEqual(['chatty']);
+  });
+
+  it('refreshes only a member already online, and counts one back from silence as an arrival', async () => {
+    const store = new PresenceStore(h.server.services.redis, { windowMs: 1000 });
+    const room = await makeRoom(h, 0);
+    expect(await store.refresh(room.id, 'newcomer')).toBeNull();
+    expect(await store.online(room.id)).toEqual([]);
+    expect(await store.beat(room.id, 'newcomer')).toBe(true);
+    expect(await store.refresh(room.id, 'newcomer')).toBe(false);
+    expect(await store.beat(room.id, 'newcomer')).toBe(false);
+    // A later beat keeps the set (it expires a window after the last beat of anyone)...
+    await new Promise((r) => setTimeout(r, 700));
+    await store.beat(room.id, 'steady');
+    // ...while "newcomer" goes silent past the window but is not swept out yet (only beats
+    // sweep): offline, so a refresh records nothing and a beat is an arrival, which pages must hear of.
+    await waitFor(async () => !(await store.online(room.id)).includes('newcomer'), '"newcomer" to fall out of the window');
+    expect(await h.server.services.redis.zscore(`rc:presence:${room.id}`, 'newcomer')).not.toBeNull();
+    expect(await store.refresh(room.id, 'newcomer')).toBeNull();
+    expect(await store.beat(room.id, 'newcomer')).toBe(true);
   });
 
   it('lets the whole set expire when nobody beats', async () => {

@@ -13,6 +13,7 @@ import type { OnlineMember, RoomPresence } from '../../../shared/protocol/presen
 import { roomAllKey, roomInstructorKey } from '../../../shared/protocol/routing';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Logger } from '../logger';
+import type { MembershipMirror } from '../rooms/membership-mirror';
 import type { RoomStore } from '../rooms/room-store';
 import type { PresenceStore } from './presence-store';
 
@@ -32,12 +33,30 @@ export class PresenceService {
   constructor(
     private readonly store: PresenceStore,
     private readonly rooms: Pick<RoomStore, 'members'>,
+    private readonly mirror: Pick<MembershipMirror, 'role'>,
     private readonly broker: Pick<BrokerConnection, 'publish'>,
     private readonly logger: Logger,
   ) {}
 
+  /** The caller has checked that the user is a member. */
   async beat(roomId: string, userId: string): Promise<void> {
     if (await this.store.beat(roomId, userId)) this.changed(roomId);
+  }
+
+  /**
+   * A beat from a member already online, with the membership mirror (Redis, what broker-auth
+   * lets members subscribe by) standing in for the database: nearly every beat is one of these,
+   * and it then costs three Redis commands instead of two Postgres queries. Resolves to false,
+   * recording nothing, when the user is not online or not in the mirror: the caller checks
+   * membership in Postgres and calls `beat`. A member removed meanwhile is out of the mirror
+   * before its presence is dropped (RoomService.endMembership), so this never brings it back.
+   */
+  async refresh(roomId: string, userId: string): Promise<boolean> {
+    if ((await this.mirror.role(roomId, userId)) === null) return false;
+    const changed = await this.store.refresh(roomId, userId);
+    if (changed === null) return false;
+    if (changed) this.changed(roomId);
+    return true;
   }
 
   async leave(roomId: string, userId: string): Promise<void> {

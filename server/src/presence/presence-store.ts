@@ -16,15 +16,20 @@ export const DEFAULT_PRESENCE_WINDOW_MS = 30_000;
 
 // Records the heartbeat, drops entries that went stale, and lets the whole set expire when
 // nobody beats for a window (an abandoned room leaves nothing behind). Returns how many members
-// came or went: a new one, plus those dropped as stale.
+// came or went: a new one (absent, or present but stale: not online until now), plus those
+// dropped as stale. With ARGV[3] = 'refresh' it records nothing for a member not online and
+// returns -1: the caller checks membership before letting a newcomer in.
 const BEAT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[2])
-local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
+local last = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local arrived = (not last or tonumber(last) < now - window) and 1 or 0
+if arrived == 1 and ARGV[3] == 'refresh' then return -1 end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
 local dropped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - window))
 redis.call('PEXPIRE', KEYS[1], window)
-return added + dropped
+return arrived + dropped
 `;
 
 // Members whose last heartbeat is inside the window, most recent first.
@@ -47,7 +52,13 @@ export class PresenceStore {
 
   /** The member is here now. Resolves to whether who is online changed (they arrived, or others dropped out). */
   async beat(roomId: string, userId: string): Promise<boolean> {
-    return ((await this.redis.eval(BEAT, 1, presenceKey(roomId), userId, this.windowMs)) as number) > 0;
+    return ((await this.redis.eval(BEAT, 1, presenceKey(roomId), userId, this.windowMs, 'beat')) as number) > 0;
+  }
+
+  /** As `beat`, for a member already online only; null (nothing recorded) when it is not. */
+  async refresh(roomId: string, userId: string): Promise<boolean | null> {
+    const n = (await this.redis.eval(BEAT, 1, presenceKey(roomId), userId, this.windowMs, 'refresh')) as number;
+    return n < 0 ? null : n > 0;
   }
 
   /** The member left on purpose (page closed): gone at once instead of after the window. Resolves to whether they were online. */

@@ -35,8 +35,11 @@ export function presenceRoutes(deps: {
   router.post('/rooms/:roomId/presence', async (req, res) => {
     const roomId = roomIdOf(req);
     const userId = authOf(res).session.userId;
-    await deps.roomService.requireMember(roomId, userId);
-    await deps.presence.beat(roomId, userId);
+    // Only an arrival is checked in Postgres; a member already online refreshes through Redis.
+    if (!(await deps.presence.refresh(roomId, userId))) {
+      await deps.roomService.requireMember(roomId, userId);
+      await deps.presence.beat(roomId, userId);
+    }
     res.status(204).end();
   });
 
