@@ -133,6 +133,17 @@ describe('presence store', () => {
     expect(await store.beat(room.id, 'newcomer')).toBe(true);
   });
 
+  it('runs its scripts by hash, and by text once Redis has forgotten them (a restart)', async () => {
+    const redis = h.server.services.redis;
+    const store = new PresenceStore(redis, { windowMs: 5000 });
+    const room = await makeRoom(h, 0);
+    await store.beat(room.id, 'before');
+    await redis.script('FLUSH');
+    expect(await store.beat(room.id, 'after')).toBe(true);
+    expect((await store.online(room.id)).sort()).toEqual(['after', 'before']);
+    expect(await store.beat(room.id, 'after')).toBe(false);
+  });
+
   it('lets the whole set expire when nobody beats', async () => {
     const store = new PresenceStore(h.server.services.redis, { windowMs: 200 });
     const room = await makeRoom(h, 0);

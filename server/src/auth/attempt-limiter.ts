@@ -23,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import type { Config } from '../../../runtime/config';
-import type { Redis } from '../redis';
+import { LuaScript, type Redis } from '../redis';
 
 export type LoginLimit = 'account_address' | 'account' | 'address';
 
@@ -55,7 +55,7 @@ const KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600;
 
 // KEYS: pair, account, address, known. ARGV: pairMax, pairWin, accountMax, accountWin, addressMax, addressWin.
 // Returns {} when the attempt may go ahead (and was counted), else {limit, seconds to wait}.
-const CHECK_AND_COUNT = `
+const CHECK_AND_COUNT = new LuaScript(`
 local function wait(key, max)
   if tonumber(redis.call('GET', key) or '0') < max then return 0 end
   local ttl = redis.call('TTL', key)
@@ -75,17 +75,17 @@ for i = 1, 3 do
   if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], windows[i]) end
 end
 return {}
-`;
+`, 4);
 
 // KEYS: pair, account, address, known. ARGV: knownSeconds. Undoes the attempt's count.
-const SUCCEEDED = `
+const SUCCEEDED = new LuaScript(`
 redis.call('DEL', KEYS[1])
 for _, key in ipairs({KEYS[2], KEYS[3]}) do
   if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
 end
 redis.call('SET', KEYS[4], '1', 'EX', ARGV[1])
 return 1
-`;
+`, 4);
 
 /**
  * The address as a limit key: IPv4 as is, IPv6 by its /64, since one IPv6 host is typically
@@ -138,9 +138,7 @@ export class AttemptLimiter {
   /** Counts the attempt, or says which limit refuses it and for how many seconds. */
   async attempt(username: string, ip: string): Promise<{ limit: LoginLimit; retryAfterSeconds: number } | null> {
     const { perAccountAddress: pair, perAccount: account, perAddress: address } = this.limits;
-    const result = (await this.redis.eval(
-      CHECK_AND_COUNT,
-      4,
+    const result = (await CHECK_AND_COUNT.run(this.redis, [
       ...this.keys(username, ip),
       pair.maxFailures,
       pair.windowSeconds,
@@ -148,12 +146,12 @@ export class AttemptLimiter {
       account.windowSeconds,
       address.maxFailures,
       address.windowSeconds,
-    )) as [LoginLimit, number] | [];
+    ])) as [LoginLimit, number] | [];
     return result.length === 0 ? null : { limit: result[0], retryAfterSeconds: result[1] };
   }
 
   /** The password was right: this attempt was no failure, and the address is now known. */
   async succeeded(username: string, ip: string): Promise<void> {
-    await this.redis.eval(SUCCEEDED, 4, ...this.keys(username, ip), KNOWN_ADDRESS_SECONDS);
+    await SUCCEEDED.run(this.redis, [...this.keys(username, ip), KNOWN_ADDRESS_SECONDS]);
   }
 }

@@ -8,7 +8,7 @@
  * a later consumer is refused, so a queue never outlives its owner's connections (see
  * docs/decisions/0007-browser-queues.md).
  */
-import type { Redis } from '../redis';
+import { LuaScript, type Redis } from '../redis';
 
 /**
  * How long a claim is remembered. It needs to cover one SUBSCRIBE (declare, consume, bind, and
@@ -24,9 +24,9 @@ const consumedKey = (queue: string): string => `rc:bq:consumed:${queue}`;
 export const claimKeys = (queue: string): string[] => [ownerKey(queue), consumedKey(queue)];
 
 /** Deletes the claim only if `userId` still holds it. */
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const RELEASE = new LuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1);
 /** Counts a consume; the count lives as long as a claim. */
-const COUNT_CONSUME = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n`;
+const COUNT_CONSUME = new LuaScript(`local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n`, 1);
 
 export class QueueClaims {
   constructor(
@@ -44,7 +44,7 @@ export class QueueClaims {
 
   /** Gives up a claim just made (the queue turned out to exist already). */
   async release(queue: string, userId: string): Promise<void> {
-    await this.redis.eval(RELEASE, 1, ownerKey(queue), userId);
+    await RELEASE.run(this.redis, [ownerKey(queue), userId]);
   }
 
   async owner(queue: string): Promise<string | null> {
@@ -53,6 +53,6 @@ export class QueueClaims {
 
   /** How many consumes of `queue` have been asked for (within the claim's lifetime), this one included. */
   async countConsume(queue: string): Promise<number> {
-    return Number(await this.redis.eval(COUNT_CONSUME, 1, consumedKey(queue), this.ttlSeconds));
+    return Number(await COUNT_CONSUME.run(this.redis, [consumedKey(queue), this.ttlSeconds]));
   }
 }

@@ -9,13 +9,13 @@
  * this replaces counted each offer, so one unlucky mail could use up a person's hour.
  * A mail over the limit is not added, so when the MTA offers it again after the hour it counts then.
  */
-import type { Redis } from '../redis';
+import { LuaScript, type Redis } from '../redis';
 
 const WINDOW_SECONDS = 3600;
 
 // KEYS: the person's set for the window. ARGV: mail key, max, window seconds.
 // Returns 0 when the mail may go ahead (now counted, or counted before), else the seconds to wait.
-const COUNT = `
+const COUNT = new LuaScript(`
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
 if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then
   local ttl = redis.call('TTL', KEYS[1])
@@ -26,7 +26,7 @@ if redis.call('SADD', KEYS[1], ARGV[1]) == 1 and redis.call('SCARD', KEYS[1]) ==
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
 return 0
-`;
+`, 1);
 
 export class InboundRate {
   constructor(
@@ -37,7 +37,7 @@ export class InboundRate {
   /** Counts the mail for the user unless it was counted already; resolves to the seconds to wait when over the limit, else null. */
   async count(userId: string, mailKey: string): Promise<number | null> {
     const key = `rc:inbound-rate:${userId}`;
-    const wait = (await this.redis.eval(COUNT, 1, key, mailKey, this.perHour, WINDOW_SECONDS)) as number;
+    const wait = (await COUNT.run(this.redis, [key, mailKey, this.perHour, WINDOW_SECONDS])) as number;
     return wait === 0 ? null : wait;
   }
 }

@@ -7,7 +7,7 @@
  * The time is Redis's own (TIME inside the script), so several app servers with drifting
  * clocks agree on who is stale.
  */
-import type { Redis } from '../redis';
+import { LuaScript, type Redis } from '../redis';
 
 const presenceKey = (roomId: string): string => `rc:presence:${roomId}`;
 
@@ -19,7 +19,7 @@ export const DEFAULT_PRESENCE_WINDOW_MS = 30_000;
 // came or went: a new one (absent, or present but stale: not online until now), plus those
 // dropped as stale. With ARGV[3] = 'refresh' it records nothing for a member not online and
 // returns -1: the caller checks membership before letting a newcomer in.
-const BEAT = `
+const BEAT = new LuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[2])
@@ -30,14 +30,14 @@ redis.call('ZADD', KEYS[1], now, ARGV[1])
 local dropped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - window))
 redis.call('PEXPIRE', KEYS[1], window)
 return arrived + dropped
-`;
+`, 1);
 
 // Members whose last heartbeat is inside the window, most recent first.
-const ONLINE = `
+const ONLINE = new LuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGE', KEYS[1], '+inf', now - tonumber(ARGV[1]), 'BYSCORE', 'REV')
-`;
+`, 1);
 
 export class PresenceStore {
   private readonly windowMs: number;
@@ -52,12 +52,12 @@ export class PresenceStore {
 
   /** The member is here now. Resolves to whether who is online changed (they arrived, or others dropped out). */
   async beat(roomId: string, userId: string): Promise<boolean> {
-    return ((await this.redis.eval(BEAT, 1, presenceKey(roomId), userId, this.windowMs, 'beat')) as number) > 0;
+    return ((await BEAT.run(this.redis, [presenceKey(roomId), userId, this.windowMs, 'beat'])) as number) > 0;
   }
 
   /** As `beat`, for a member already online only; null (nothing recorded) when it is not. */
   async refresh(roomId: string, userId: string): Promise<boolean | null> {
-    const n = (await this.redis.eval(BEAT, 1, presenceKey(roomId), userId, this.windowMs, 'refresh')) as number;
+    const n = (await BEAT.run(this.redis, [presenceKey(roomId), userId, this.windowMs, 'refresh'])) as number;
     return n < 0 ? null : n > 0;
   }
 
@@ -68,6 +68,6 @@ export class PresenceStore {
 
   /** User ids of the members online in the room, most recently seen first. */
   async online(roomId: string): Promise<string[]> {
-    return (await this.redis.eval(ONLINE, 1, presenceKey(roomId), this.windowMs)) as string[];
+    return (await ONLINE.run(this.redis, [presenceKey(roomId), this.windowMs])) as string[];
   }
 }
