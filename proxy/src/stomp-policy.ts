@@ -2,8 +2,8 @@
  * What a browser may say to the broker, frame by frame. RabbitMQ (through broker-auth) still
  * decides who may read which room; this narrows the STOMP surface in front of it to what the
  * roomcast client uses, so no browser can shape a queue (make it durable, keep it after the
- * connection, name it other than a page does), publish, or multiply its subscriptions. Pure: one instance per
- * connection, fed the heads the STOMP reader produces.
+ * connection, name it other than a page does), publish, or multiply its subscriptions. Pure:
+ * one instance per connection, fed the heads the STOMP reader produces.
  */
 import { CONSUMERS_PER_SUBSCRIPTION_QUEUE, PAGE_QUEUE_NAME, parseDestination } from '../../shared/protocol/routing';
 import { GateRefusal } from './gate-refusal';
