@@ -34,6 +34,32 @@ async function joinSeed(config: Config, joiners: RabbitNode[], seed: RabbitNode,
   );
 }
 
+/** Tries at joining node 1 from a host (see joinFromHost). */
+const HOST_JOIN_ATTEMPTS = 4;
+
+/**
+ * A host's node joining `target`. Hosts boot together, so two nodes may join node 1 at the same
+ * moment, and Mnesia can then refuse to start one of them (seen once in the multi-host run:
+ * start_app failing with `{mnesia_app, start}`). The node then goes back to a blank state
+ * (force_reset, and `target` forgets it) and joins again after a random pause, so two nodes
+ * that collided do not collide again.
+ */
+async function joinFromHost(config: Config, node: RabbitNode, target: RabbitNode, log: Logger): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await joinSeed(config, [node], target, log);
+      return;
+    } catch (err) {
+      if (attempt >= HOST_JOIN_ATTEMPTS) throw err;
+      log.warn(`rabbitmq: ${node.name} could not join ${target.name} (${(err as Error).message.split('\n')[0]?.slice(0, 300)}); starting over`);
+      await new Promise((r) => setTimeout(r, 2000 + Math.random() * 3000 * attempt));
+      await rabbitmqctl(config, node, ['stop_app']).catch(() => undefined);
+      await rabbitmqctl(config, node, ['force_reset']).catch(() => undefined);
+      await rabbitmqctl(config, target, ['forget_cluster_node', node.name]).catch(() => undefined);
+    }
+  }
+}
+
 /**
  * Names of the cluster's nodes whose app runs, as seen by the first node that can answer
  * (cluster_status needs the app running on the node asked); [] when no node runs.
@@ -124,7 +150,7 @@ async function ensureHostNode(config: Config, seed: RabbitNode, log: Logger): Pr
       intervalMs: 2000,
       onTimeout: () => new RabbitError(`${target.name} does not answer; start the broker role on ${target.host} first`),
     });
-    await joinSeed(config, [node], target, log);
+    await joinFromHost(config, node, target, log);
   }
   await waitUntil(() => allRunning(config, [node]), {
     timeoutMs: 60_000,
