@@ -59,14 +59,11 @@ function track(t: Tracker, latencies: number[], id: unknown, sentAt: unknown): v
   if (typeof sentAt === 'number') latencies.push(now() - sentAt);
 }
 
-/**
- * A random source address in 127.0.0.0/8 (all of it is loopback on Linux): thousands of
- * clients then look like the many addresses they are in real life, not one address that the
- * proxy's per-address limit would stop at a quarter of its descriptors.
- */
 function connectOne(spec: ClientSpec, p: SubscribersParams, latencies: number[]): Promise<Tracker> {
   const t: Tracker = { room: spec.room, seen: new Set(), duplicates: 0, close: () => undefined };
   let connected = false;
+  // From a random loopback address, as real clients come from many: from 127.0.0.1 alone the
+  // proxy's per-address limit would stop them at a quarter of its descriptors.
   const wsOptions = { ca: p.ca, rejectUnauthorized: Boolean(p.ca), localAddress: loopbackSource() };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`connect timeout ${spec.url}`)), 30_000);

@@ -44,7 +44,7 @@ export const SUBSCRIPTION_QUEUE_PREFIX = 'stomp-subscription-';
  * (`x-queue-name`): one queue, one claim and one set of checks per page instead of one per
  * key. The name is STOMP's prefix and 128 random bits, so no one else can guess it.
  */
-export const PAGE_QUEUE_NAME = /^stomp-subscription-[A-Za-z0-9_-]{22}$/;
+export const PAGE_QUEUE_NAME = new RegExp(`^${SUBSCRIPTION_QUEUE_PREFIX}[A-Za-z0-9_-]{22}$`);
 /** Consumers a subscription queue may have over its life: the page's two topic subscriptions. */
 export const CONSUMERS_PER_SUBSCRIPTION_QUEUE = 2;
 

@@ -46,7 +46,7 @@ export class PresenceService {
   /**
    * A beat from a member already online, with the membership mirror (Redis, what broker-auth
    * lets members subscribe by) standing in for the database: nearly every beat is one of these,
-   * and it then costs three Redis commands instead of two Postgres queries. Resolves to false,
+   * and it then costs two Redis calls (the mirror, then one script) instead of two Postgres queries. Resolves to false,
    * recording nothing, when the user is not online or not in the mirror: the caller checks
    * membership in Postgres and calls `beat`. A member removed meanwhile is out of the mirror
    * before its presence is dropped (RoomService.endMembership), so this never brings it back.
